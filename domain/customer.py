@@ -1,0 +1,90 @@
+"""A customer: the user's payment methods (billing keys, never card numbers)
+and the facts that outlive any one subscription, such as having had a trial."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.ids import customer_id
+
+from domain.errors import NotFound
+
+PROVIDERS = ("TOSS", "KAKAO_PAY", "NAVER_PAY", "SANDBOX")
+
+
+class Customer(Aggregate):
+    @staticmethod
+    def create_id(user_id: str, **_: Any) -> UUID:
+        return customer_id(user_id)
+
+    @event("Registered")
+    def __init__(self, user_id: str, at: datetime) -> None:
+        self.user_id = user_id
+        self.registered_at = at
+        # method id -> {"id", "provider", "billing_key", "customer_key", "card_masked", "active", "created_at"}
+        self.payment_methods: dict[str, dict[str, Any]] = {}
+        self.had_trial = False
+
+    def method(self, method_id: str, *, active_only: bool = True) -> dict[str, Any]:
+        """The payment method, or NotFound (also for a foreign id: the caller only ever sees its own)."""
+        method = self.payment_methods.get(method_id)
+        if method is None or (active_only and not method["active"]):
+            raise NotFound(f"payment method {method_id} not found")
+        return method
+
+    def add_payment_method(
+        self,
+        method_id: str,
+        provider: str,
+        billing_key: str,
+        customer_key: str,
+        card_masked: str | None,
+        at: datetime,
+    ) -> None:
+        self._payment_method_added(
+            method_id=method_id,
+            provider=provider,
+            billing_key=billing_key,
+            customer_key=customer_key,
+            card_masked=card_masked,
+            at=at,
+        )
+
+    def remove_payment_method(self, method_id: str, at: datetime) -> None:
+        self.method(method_id)
+        self._payment_method_removed(method_id=method_id, at=at)
+
+    def start_trial(self, at: datetime) -> None:
+        if not self.had_trial:
+            self._trial_started(at=at)
+
+    @event("PaymentMethodAdded")
+    def _payment_method_added(
+        self,
+        method_id: str,
+        provider: str,
+        billing_key: str,
+        customer_key: str,
+        card_masked: str | None,
+        at: datetime,
+    ) -> None:
+        self.payment_methods[method_id] = {
+            "id": method_id,
+            "provider": provider,
+            "billing_key": billing_key,
+            "customer_key": customer_key,
+            "card_masked": card_masked,
+            "active": True,
+            "created_at": at,
+        }
+
+    @event("PaymentMethodRemoved")
+    def _payment_method_removed(self, method_id: str, at: datetime) -> None:
+        self.payment_methods[method_id]["active"] = False
+
+    @event("TrialStarted")
+    def _trial_started(self, at: datetime) -> None:
+        self.had_trial = True

@@ -1,0 +1,36 @@
+"""Deterministic identifiers. Aggregates that must exist once per thing
+(a user's wallet, the payment of one order) take ids derived from that thing,
+so two racing writers collide on the same version-1 insert instead of creating
+two of them."""
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+NAMESPACE = uuid5(NAMESPACE_URL, "https://subledger.dev/ids")
+
+
+def wallet_id(user_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"wallet:{user_id}")
+
+
+def customer_id(user_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"customer:{user_id}")
+
+
+def payment_id(order_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"payment:{order_id}")
+
+
+def idempotency_record_id(user_id: str, operation: str, key: str) -> UUID:
+    return uuid5(NAMESPACE, f"idempotency:{user_id}:{operation}:{key}")
+
+
+def transaction_id(wallet: UUID, version: int) -> str:
+    """A wallet transaction is the wallet event at `version`; its id is derived
+    from both so the projection and the aggregate agree without storing it."""
+    return str(uuid5(wallet, str(version)))
+
+
+def purchase_order_id(purchase: UUID) -> str:
+    # Toss order ids: 6-64 characters of [A-Za-z0-9_-].
+    return f"pts-{purchase.hex}"

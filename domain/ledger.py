@@ -1,0 +1,182 @@
+"""The ledger: one eventsourcing Application holding every aggregate.
+
+Commands live in mixins, one per area (`wallet_commands`, `payment_commands`);
+this module holds what they share: loading, the conflict-retry loop, the
+per-aggregate locks and idempotency keys. Every command takes `now` from the
+caller (the clock is a port), and saves all aggregates it changed in one
+`save(...)`, i.e. one transaction.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
+
+from domain.catalog import Catalog
+from domain.clock import TEST_CLOCK_ID, TestClockState
+from domain.customer import Customer
+from domain.errors import Conflict
+from domain.idempotency import Idempotency, IdempotencyRecord, fingerprint
+from domain.ids import customer_id, idempotency_record_id, wallet_id
+from domain.locks import KeyedLocks
+from domain.payment import Payment
+from domain.payment_commands import PaymentCommands
+from domain.transactions import transaction_from_event
+from domain.wallet import Wallet
+from domain.wallet_commands import WalletCommands
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+#: Attempts of one command against concurrent writers in other processes.
+MAX_CONFLICT_RETRIES = 30
+
+
+class Ledger(WalletCommands, PaymentCommands, Application):
+    name = "ledger"
+    # Wallets and customers grow without bound; snapshots keep loading them cheap.
+    snapshotting_intervals = {Wallet: 100, Customer: 50}
+
+    def __init__(self, env: dict[str, str], catalog: Catalog, tz: ZoneInfo) -> None:
+        super().__init__(env=env)
+        self.catalog = catalog
+        self.tz = tz
+        self.locks = KeyedLocks()
+        #: Called with the recordings of every save: in-process read models follow without polling.
+        self.listeners: list[Callable[[list[Any]], None]] = []
+
+    def _notify(self, recordings: list[Any]) -> None:
+        super()._notify(recordings)
+        for listener in self.listeners:
+            listener(recordings)
+
+    # ------------------------------------------------------------ loading
+    def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(aggregate, cls):
+            return None
+        return aggregate
+
+    def wallet(self, user_id: str) -> Wallet | None:
+        return self.load(Wallet, wallet_id(user_id))
+
+    def customer(self, user_id: str) -> Customer | None:
+        return self.load(Customer, customer_id(user_id))
+
+    def payment(self, payment_id: UUID | str) -> Payment | None:
+        try:
+            key = payment_id if isinstance(payment_id, UUID) else UUID(str(payment_id))
+        except ValueError:
+            return None
+        return self.load(Payment, key)
+
+    def as_of(self, cls: type[A], aggregate_id: UUID, when: datetime) -> A | None:
+        """The aggregate as it stood at business time `when` (its events with `at` ≤ when)."""
+        version = None
+        for stored in self.repository.event_store.get(aggregate_id):
+            if getattr(stored, "at", stored.timestamp) > when:
+                break
+            version = stored.originator_version
+        if version is None:
+            return None
+        aggregate = self.repository.get(aggregate_id, version=version)
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def wallet_or_new(self, user_id: str, now: datetime) -> Wallet:
+        return self.wallet(user_id) or Wallet(user_id=user_id, at=now)
+
+    def customer_or_new(self, user_id: str, now: datetime) -> Customer:
+        return self.customer(user_id) or Customer(user_id=user_id, at=now)
+
+    def wallet_transaction(self, user_id: str, version: int) -> dict[str, Any]:
+        """The transaction recorded by the wallet's event at `version`."""
+        events = list(self.repository.event_store.get(wallet_id(user_id), gt=version - 1, lte=version))
+        transaction = transaction_from_event(events[0], user_id) if events else None
+        if transaction is None:
+            raise LookupError(f"wallet of {user_id} has no transaction at version {version}")
+        return transaction
+
+    # ------------------------------------------------------------ running commands
+    def run(
+        self,
+        body: Callable[[], tuple[R, Iterable[Aggregate]]],
+        *,
+        lock: Iterable[Any] = (),
+        idempotency: Idempotency | None = None,
+        replay: Callable[[dict[str, Any]], R] | None = None,
+        encode: Callable[[R], dict[str, Any]] | None = None,
+    ) -> R:
+        """Run `body` (load, decide, return (result, aggregates to save)) and save,
+        retrying on a concurrent writer's conflict.
+
+        With an idempotency key, a repeat of the same request answers
+        `replay(stored)` and changes nothing; the record is saved in the same
+        transaction as the command's effects.
+        """
+        record_id = None
+        if idempotency is not None and idempotency.key is not None:
+            record_id = idempotency_record_id(idempotency.actor, idempotency.operation, idempotency.key)
+            print_ = fingerprint(idempotency.operation, idempotency.request)
+        with self.locks.hold(*lock, *([record_id] if record_id else [])):
+            for attempt in range(MAX_CONFLICT_RETRIES):
+                if record_id is not None:
+                    existing = self.load(IdempotencyRecord, record_id)
+                    if existing is not None:
+                        assert replay is not None
+                        return replay(existing.replay(print_))
+                result, aggregates = body()
+                pending = [a for a in aggregates if a.pending_events]
+                if record_id is not None:
+                    assert idempotency is not None and idempotency.key is not None and encode is not None
+                    pending.append(
+                        IdempotencyRecord(
+                            user_id=idempotency.actor,
+                            operation=idempotency.operation,
+                            key=idempotency.key,
+                            fingerprint=print_,
+                            result=encode(result),
+                            at=idempotency.now,
+                        )
+                    )
+                if not pending:
+                    return result
+                try:
+                    self.save(*pending)
+                except RecordConflictError:
+                    # Another process wrote first: back off a little and decide again on fresh state.
+                    time.sleep(min(0.2, 0.002 * (2 ** min(attempt, 7))) * random.random())
+                    continue
+                return result
+        raise Conflict("too many concurrent changes to the same object; try again")
+
+    # ------------------------------------------------------------ test clock
+    def test_clock_now(self, default: datetime) -> datetime:
+        state = self.load(TestClockState, TEST_CLOCK_ID)
+        if state is None:
+            state = TestClockState(now=default)
+            try:
+                self.save(state)
+            except RecordConflictError:
+                state = self.load(TestClockState, TEST_CLOCK_ID)
+                assert state is not None
+        return state.now
+
+    def advance_test_clock(self, to: datetime) -> datetime:
+        def body() -> tuple[datetime, list[Aggregate]]:
+            state = self.load(TestClockState, TEST_CLOCK_ID) or TestClockState(now=to)
+            state.advance(to)
+            return state.now, [state]
+
+        return self.run(body, lock=[TEST_CLOCK_ID])
+

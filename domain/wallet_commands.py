@@ -1,0 +1,131 @@
+"""Wallet commands of the ledger (SPEC §4): spend, reward, adjust, expire."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import InvalidInput
+from domain.idempotency import Idempotency
+from domain.ids import wallet_id
+from domain.periods import local_date
+from domain.wallet import check_positive
+
+if TYPE_CHECKING:
+    from domain.ledger import Ledger
+
+
+class WalletCommands:
+    def spend_points(
+        self: Ledger,
+        user_id: str,
+        *,
+        service: str | None,
+        amount: int | None,
+        service_id: str,
+        now: datetime,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Spend for one bought service; returns {"transaction", "remaining_balance"}.
+        The same `service_id` twice answers the first spend and spends once."""
+        if (service is None) == (amount is None):
+            raise InvalidInput("give exactly one of service or amount")
+        cost = self.catalog.service_cost(service) if service is not None else amount
+        check_positive(cost)
+        if not service_id or not service_id.strip():
+            raise InvalidInput("serviceId must not be empty")
+
+        def body() -> tuple[int, list[Any]]:
+            wallet = self.wallet_or_new(user_id, now)
+            if service_id in wallet.spent_services:
+                return wallet.spent_services[service_id], []
+            wallet.debit(
+                type="USAGE",
+                amount=cost,
+                at=now,
+                description=f"spent on {service}" if service else "spent",
+                reference_type=service or "amount",
+                reference_id=service_id,
+                service_id=service_id,
+            )
+            return wallet.version, [wallet]
+
+        request = {"service": service, "amount": amount, "serviceId": service_id}
+        version = self.run(
+            body,
+            lock=[wallet_id(user_id)],
+            idempotency=Idempotency(user_id, "spendPoints", idempotency_key, request, now),
+            replay=lambda stored: stored["wallet_version"],
+            encode=lambda v: {"wallet_version": v},
+        )
+        return self.spend_result(user_id, version)
+
+    def spend_result(self: Ledger, user_id: str, version: int) -> dict[str, Any]:
+        events = list(self.repository.event_store.get(wallet_id(user_id), gt=version - 1, lte=version))
+        return {
+            "transaction": self.wallet_transaction(user_id, version),
+            "remaining_balance": events[0].usable_after,
+        }
+
+    def reward_points(
+        self: Ledger, user_id: str, activity: str, *, now: datetime, actor: str, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        reward = self.catalog.reward(activity)
+
+        def body() -> tuple[int, list[Any]]:
+            wallet = self.wallet_or_new(user_id, now)
+            wallet.reward(
+                activity, reward.points, reward.once_per_day, reward.once_per_user, local_date(now, self.tz), now
+            )
+            return wallet.version, [wallet]
+
+        return self._wallet_command(user_id, "rewardPoints", actor, idempotency_key, {"userId": user_id, "activity": activity}, now, body)
+
+    def adjust_points(
+        self: Ledger,
+        user_id: str,
+        amount: int,
+        reason: str,
+        *,
+        now: datetime,
+        actor: str,
+        idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Credit (no expiry unless given) or debit points by hand; a debit cannot exceed the usable balance."""
+        if amount == 0:
+            raise InvalidInput("amount must not be zero")
+        if not reason or not reason.strip():
+            raise InvalidInput("reason must not be empty")
+
+        def body() -> tuple[int, list[Any]]:
+            wallet = self.wallet_or_new(user_id, now)
+            common = {"type": "ADJUSTMENT", "at": now, "description": reason, "reference_type": "adjustment"}
+            if amount > 0:
+                wallet.credit(amount=amount, expires_at=expires_at, reference_id=actor, **common)
+            else:
+                wallet.debit(amount=-amount, reference_id=actor, **common)
+            return wallet.version, [wallet]
+
+        request = {"userId": user_id, "amount": amount, "reason": reason}
+        return self._wallet_command(user_id, "adjustPoints", actor, idempotency_key, request, now, body)
+
+    def expire_wallet_points(self: Ledger, user_id: str, now: datetime) -> int:
+        """Sweep the user's expired lots; returns the points expired (0 when nothing was due)."""
+
+        def body() -> tuple[int, list[Any]]:
+            wallet = self.wallet(user_id)
+            if wallet is None:
+                return 0, []
+            return wallet.expire_due_lots(now), [wallet]
+
+        return self.run(body, lock=[wallet_id(user_id)])
+
+    def _wallet_command(self: Ledger, user_id, operation, actor, key, request, now, body) -> dict[str, Any]:
+        version = self.run(
+            body,
+            lock=[wallet_id(user_id)],
+            idempotency=Idempotency(actor, operation, key, request, now),
+            replay=lambda stored: stored["wallet_version"],
+            encode=lambda v: {"wallet_version": v},
+        )
+        return self.wallet_transaction(user_id, version)

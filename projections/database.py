@@ -1,0 +1,150 @@
+"""The database the read models live in: the ledger's own database.
+
+SQLite: one connection to the ledger's file, shared by every thread behind a
+lock (a sqlite3 connection has one transaction state, so two threads must not
+interleave statements on it). PostgreSQL: a connection pool on the same
+database with `search_path` set to the ledger's schema, so view tables sit
+beside `ledger_events`.
+
+SQL is written once with `?` placeholders and rows come back as dicts on both
+databases, so projections and queries never branch on the database kind.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from subledger.storage import Database
+
+#: Seconds a writer waits for the SQLite write lock before giving up; the ledger uses the same bound.
+SQLITE_BUSY_TIMEOUT = 30
+
+
+class ViewCursor:
+    """The one cursor interface projections see: `?` placeholders, dict rows."""
+
+    def __init__(self, raw: Any, convert_placeholders: bool) -> None:
+        self._raw = raw
+        self._convert = convert_placeholders
+
+    def _sql(self, sql: str) -> str:
+        # psycopg uses %s and treats a bare % as the start of a placeholder.
+        return sql.replace("%", "%%").replace("?", "%s") if self._convert else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> ViewCursor:
+        self._raw.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._raw.executemany(self._sql(sql), [tuple(row) for row in rows])
+
+    def fetchone(self) -> dict[str, Any] | None:
+        return self._raw.fetchone()
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return list(self._raw.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return self._raw.rowcount
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row)}
+
+
+class ViewDatabase(ABC):
+    """Opens with `ViewDatabase.open(db)`; use `transaction()` for every read and write."""
+
+    kind: str
+
+    @staticmethod
+    def open(db: Database, pool_size: int = 4) -> ViewDatabase:
+        if db.kind == "sqlite":
+            return _SQLiteViewDatabase(db.path)
+        return _PostgresViewDatabase(db, pool_size)
+
+    @abstractmethod
+    def transaction(self, readonly: bool = False) -> AbstractContextManager[ViewCursor]:
+        """Commit when the block ends, roll back if it raises. `readonly` lets
+        SQLite read without taking the write lock the ledger's writers need."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class _SQLiteViewDatabase(ViewDatabase):
+    kind = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        # Autocommit mode: transactions are begun explicitly, so a write takes
+        # the lock up front (BEGIN IMMEDIATE) instead of failing to upgrade a
+        # read lock when the ledger wrote in between.
+        self._connection = sqlite3.connect(
+            path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        self._connection.row_factory = _dict_row
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def transaction(self, readonly: bool = False) -> Iterator[ViewCursor]:
+        with self._lock:
+            raw = self._connection.cursor()
+            # A read takes no lock until it reads, so it never holds up the ledger's writers.
+            raw.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            try:
+                yield ViewCursor(raw, convert_placeholders=False)
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            else:
+                raw.execute("COMMIT")
+            finally:
+                raw.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class _PostgresViewDatabase(ViewDatabase):
+    kind = "postgres"
+
+    def __init__(self, db: Database, pool_size: int) -> None:
+        from psycopg import sql
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        db.ensure_schema()
+        set_path = sql.SQL("SET search_path TO {}").format(sql.Identifier(db.schema))
+
+        def configure(connection: Any) -> None:
+            connection.execute(set_path)
+            # The pool wants connections back idle, not inside the SET's transaction.
+            connection.commit()
+
+        self._pool = ConnectionPool(
+            db.psycopg_conninfo(),
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"row_factory": dict_row},
+            configure=configure,
+            open=True,
+        )
+
+    @contextmanager
+    def transaction(self, readonly: bool = False) -> Iterator[ViewCursor]:
+        # MVCC readers take no locks that matter here, so `readonly` changes nothing;
+        # the pool's connection context commits on success and rolls back on error.
+        with self._pool.connection() as connection, connection.cursor() as raw:
+            yield ViewCursor(raw, convert_placeholders=True)
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,82 @@
+"""The payments read model: who paid what, newest first (the `payments` list query).
+
+Single payments are read from the ledger (read-your-writes); this table only
+answers "which payments does this user have", and keeps each one's status so
+later read models (analytics) can count without loading aggregates.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from domain.errors import InvalidInput
+from domain.payment import Payment
+from projections.database import ViewCursor, ViewDatabase
+from projections.runner import Tracked
+
+MAX_PAGE = 500
+
+
+class PaymentsProjection:
+    name = "payments"
+
+    def __init__(self, prefix: str = "") -> None:
+        self.table = f"{prefix}payments"
+        self.tracking_name = f"{prefix}{self.name}"
+
+    def create_tables(self, cursor: ViewCursor) -> None:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
+            " payment_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, order_id TEXT NOT NULL,"
+            " kind TEXT NOT NULL, status TEXT NOT NULL, amount BIGINT NOT NULL, refunded_amount BIGINT NOT NULL,"
+            " subscription_id TEXT, created_at TEXT NOT NULL, seq BIGINT NOT NULL)"
+        )
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_user_seq ON {self.table} (user_id, seq)")
+
+    def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        for position, event in events:
+            payment_id = str(event.originator_id)
+            if isinstance(event, Payment.Requested):
+                cursor.execute(
+                    f"INSERT INTO {self.table} (payment_id, user_id, order_id, kind, status, amount, refunded_amount,"
+                    " subscription_id, created_at, seq) VALUES (?, ?, ?, ?, 'PENDING', ?, 0, ?, ?, ?)",
+                    (
+                        payment_id,
+                        event.user_id,
+                        event.order_id,
+                        event.kind,
+                        event.amount,
+                        event.subscription_id,
+                        event.at.isoformat(),
+                        position,
+                    ),
+                )
+            elif isinstance(event, Payment.Succeeded):
+                self._status(cursor, payment_id, "SUCCEEDED")
+            elif isinstance(event, Payment.Failed):
+                self._status(cursor, payment_id, "FAILED")
+            elif isinstance(event, Payment.Refunded):
+                cursor.execute(
+                    f"UPDATE {self.table} SET refunded_amount = refunded_amount + ?,"
+                    " status = CASE WHEN refunded_amount + ? >= amount THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END"
+                    " WHERE payment_id = ?",
+                    (event.amount, event.amount, payment_id),
+                )
+
+    def _status(self, cursor: ViewCursor, payment_id: str, status: str) -> None:
+        cursor.execute(f"UPDATE {self.table} SET status = ? WHERE payment_id = ?", (status, payment_id))
+
+
+class PaymentsQueries:
+    def __init__(self, view_db: ViewDatabase, table: str = "payments") -> None:
+        self.view_db = view_db
+        self.table = table
+
+    def recent_payment_ids(self, user_id: str, first: int = 50) -> list[UUID]:
+        if first < 1 or first > MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}")
+        with self.view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT payment_id FROM {self.table} WHERE user_id = ? ORDER BY seq DESC LIMIT ?", (user_id, first)
+            ).fetchall()
+        return [UUID(row["payment_id"]) for row in rows]

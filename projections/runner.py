@@ -1,0 +1,171 @@
+"""Following the ledger's notification log into a read model.
+
+A runner reads notifications in batches after the position its projection has
+recorded, hands the decoded events to the projection and records the new
+position in the same view transaction: a batch is applied whole or not at
+all, so a restart resumes exactly where the last commit left off.
+
+Notification ids can have gaps (a failed insert consumes a sequence value), so
+the position is always the last id seen, never a count.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from projections.database import ViewCursor, ViewDatabase
+
+log = logging.getLogger(__name__)
+
+#: (notification id, decoded domain event)
+Tracked = tuple[int, Any]
+
+TRACKING_DDL = "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+
+
+class Projection(Protocol):
+    #: Public name (status, rebuild).
+    name: str
+    #: Key of its row in projection_tracking; differs from `name` for a copy
+    #: built beside the live one (its own table prefix).
+    tracking_name: str
+
+    def create_tables(self, cursor: ViewCursor) -> None:
+        """Create this projection's tables if missing (idempotent)."""
+
+    def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        """Apply one batch, in log order, inside the runner's transaction."""
+
+
+class PositionMoved(Exception):
+    """Another runner recorded a batch for the same projection first."""
+
+
+class ProjectionRunner:
+    def __init__(self, ledger: Any, projection: Projection, view_db: ViewDatabase, *, batch_size: int = 500) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.ledger = ledger
+        self.projection = projection
+        self.view_db = view_db
+        self.batch_size = batch_size
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._advanced = threading.Condition()
+        self._thread: threading.Thread | None = None
+        with view_db.transaction() as cursor:
+            cursor.execute(TRACKING_DDL)
+            projection.create_tables(cursor)
+            cursor.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+                (projection.tracking_name,),
+            )
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    # ------------------------------------------------------------ positions
+    def position(self) -> int:
+        with self.view_db.transaction(readonly=True) as cursor:
+            row = cursor.execute(
+                "SELECT position FROM projection_tracking WHERE name = ?", (self.projection.tracking_name,)
+            ).fetchone()
+        return int(row["position"]) if row else 0
+
+    def head(self) -> int:
+        return self.ledger.recorder.max_notification_id() or 0
+
+    # ------------------------------------------------------------ applying
+    def catch_up(self, until: int | None = None) -> int:
+        """Apply batches until the position reaches `until` (default: the head
+        now); returns the number of events applied."""
+        target = self.head() if until is None else until
+        applied = 0
+        while True:
+            try:
+                count = self._apply_next_batch(target)
+            except PositionMoved:
+                # Another runner got there first; carry on from where it stopped.
+                continue
+            if count == 0:
+                return applied
+            applied += count
+
+    def _apply_next_batch(self, stop: int) -> int:
+        start = self.position()
+        if start >= stop:
+            return 0
+        notifications = self.ledger.recorder.select_notifications(
+            start=start, limit=self.batch_size, stop=stop, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        events = [(n.id, self.ledger.mapper.to_domain_event(n)) for n in notifications]
+        end = notifications[-1].id
+        with self.view_db.transaction() as cursor:
+            # Compare-and-set first: it locks the tracking row (Postgres) so a
+            # concurrent runner waits, then finds the position moved and writes nothing.
+            cursor.execute(
+                "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
+                (end, self.projection.tracking_name, start),
+            )
+            if cursor.rowcount != 1:
+                raise PositionMoved(self.projection.tracking_name)
+            self.projection.apply(cursor, events)
+        with self._advanced:
+            self._advanced.notify_all()
+        return len(events)
+
+    # ------------------------------------------------------------ following
+    def run_in_thread(self, poll_interval: float = 0.05) -> None:
+        """Follow the log in a daemon thread until `stop()`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self._follow, args=(poll_interval,), name=f"projection-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Wake the follower now (call after a command saved events in this process)."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = 10) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _follow(self, poll_interval: float) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            # Cleared before reading the head, so a nudge that arrives during
+            # catch_up makes the wait below return at once.
+            self._wake.clear()
+            try:
+                self.catch_up()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("projection=%s failures=%d catch_up failed; retrying", self.name, failures)
+                self._stopping.wait(min(5.0, poll_interval * 2**failures))
+                continue
+            self._wake.wait(poll_interval)
+
+    def wait_until(self, position: int, timeout: float) -> bool:
+        """Block until this projection has applied `position` (by any runner); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.position() < position:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._advanced:
+                # Re-check at least every 50 ms: another process may be the one applying.
+                self._advanced.wait(min(left, 0.05))
+        return True

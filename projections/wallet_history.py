@@ -1,0 +1,216 @@
+"""Wallet history (SPEC §4 "History") and the lots the expiry job sweeps.
+
+Tables (names take the projection's prefix, so a rebuild can fill a second
+set beside the live one):
+- `wallet_owners`: wallet id -> user id. Only `Wallet.Opened` names the user;
+  later events carry just the wallet id.
+- `wallet_transactions`: one row per point-moving wallet event, described by
+  `domain.transactions.transaction_from_event` exactly as the ledger answers it;
+  `seq` is the notification id (global log order, newest first = seq DESC).
+- `wallet_lots`: what is left of each lot, so the expiry job finds wallets with
+  lots to sweep without loading every wallet.
+
+Times are stored as fixed-width UTC ISO text (microseconds always present) on
+both databases, so text order is time order and the same SQL filters them.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from domain.errors import InvalidInput
+from domain.transactions import transaction_from_event
+from domain.wallet import Wallet
+from projections.database import ViewCursor, ViewDatabase
+from projections.runner import Tracked
+
+TRANSACTION_TYPES = frozenset({"PURCHASE", "USAGE", "REWARD", "REFUND", "ADJUSTMENT", "EXPIRATION"})
+MAX_PAGE = 500
+_COLUMNS = (
+    "id, user_id, wallet_version, type, amount, balance_before, balance_after,"
+    " description, reference_type, reference_id, created_at, expires_at"
+)
+_CURSOR_PREFIX = "wt:"
+
+
+def to_utc_text(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        # A naive time has no single meaning across servers; refuse rather than guess.
+        raise InvalidInput(f"time {moment.isoformat()} has no time zone")
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _from_utc_text(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
+
+
+class WalletHistory:
+    name = "wallet_history"
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.tracking_name = prefix + self.name
+        self.owners = prefix + "wallet_owners"
+        self.transactions = prefix + "wallet_transactions"
+        self.lots = prefix + "wallet_lots"
+
+    # ------------------------------------------------------------ writing
+    def create_tables(self, cursor: ViewCursor) -> None:
+        t = self.transactions
+        for statement in (
+            f"CREATE TABLE IF NOT EXISTS {self.owners} (wallet_id TEXT PRIMARY KEY, user_id TEXT NOT NULL)",
+            f"""CREATE TABLE IF NOT EXISTS {t} (
+                id TEXT PRIMARY KEY, user_id TEXT NOT NULL, wallet_version BIGINT NOT NULL,
+                seq BIGINT NOT NULL, type TEXT NOT NULL, amount BIGINT NOT NULL,
+                balance_before BIGINT NOT NULL, balance_after BIGINT NOT NULL, description TEXT NOT NULL,
+                reference_type TEXT, reference_id TEXT, created_at TEXT NOT NULL, expires_at TEXT)""",
+            f"CREATE INDEX IF NOT EXISTS {t}_user_seq ON {t} (user_id, seq DESC)",
+            f"CREATE INDEX IF NOT EXISTS {t}_user_type ON {t} (user_id, type, seq DESC)",
+            f"""CREATE TABLE IF NOT EXISTS {self.lots} (
+                user_id TEXT NOT NULL, lot_id TEXT NOT NULL, expires_at TEXT, remaining BIGINT NOT NULL,
+                PRIMARY KEY (user_id, lot_id))""",
+            # Only lots with points left matter to the expiry job; the rest stay out of the index.
+            f"CREATE INDEX IF NOT EXISTS {self.lots}_live ON {self.lots} (expires_at) WHERE remaining > 0",
+        ):
+            cursor.execute(statement)
+
+    def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        owners: dict[str, str] = {}
+        new_owners, transactions, new_lots, draws = [], [], [], []
+        for seq, event in events:
+            if not isinstance(event, Wallet.Event):
+                continue
+            wallet = str(event.originator_id)
+            if isinstance(event, Wallet.Opened):
+                owners[wallet] = event.user_id
+                new_owners.append((wallet, event.user_id))
+                continue
+            user_id = owners.get(wallet) or self._owner(cursor, wallet)
+            owners[wallet] = user_id
+            transaction = transaction_from_event(event, user_id)
+            if transaction is None:
+                continue
+            transactions.append(_transaction_row(transaction, seq))
+            if isinstance(event, Wallet.Credited):
+                expires = to_utc_text(event.expires_at) if event.expires_at else None
+                new_lots.append((user_id, event.lot_id, expires, event.amount))
+            elif isinstance(event, Wallet.Debited):
+                draws.extend((taken, user_id, lot_id) for lot_id, taken in event.draws)
+            elif isinstance(event, Wallet.Expired):
+                draws.append((event.amount, user_id, event.lot_id))
+        cursor.executemany(f"INSERT INTO {self.owners} (wallet_id, user_id) VALUES (?, ?)", new_owners)
+        cursor.executemany(
+            f"INSERT INTO {self.transactions} ({_COLUMNS}, seq) VALUES ({', '.join('?' * 13)})", transactions
+        )
+        cursor.executemany(
+            f"INSERT INTO {self.lots} (user_id, lot_id, expires_at, remaining) VALUES (?, ?, ?, ?)", new_lots
+        )
+        # After the inserts: a lot is always credited before anything draws on it,
+        # and subtractions commute, so the batch's order among them does not matter.
+        cursor.executemany(
+            f"UPDATE {self.lots} SET remaining = remaining - ? WHERE user_id = ? AND lot_id = ?", draws
+        )
+
+    def _owner(self, cursor: ViewCursor, wallet: str) -> str:
+        row = cursor.execute(f"SELECT user_id FROM {self.owners} WHERE wallet_id = ?", (wallet,)).fetchone()
+        if row is None:
+            raise LookupError(f"wallet {wallet} has events but no Opened event before them")
+        return row["user_id"]
+
+    # ------------------------------------------------------------ reading
+    def history(
+        self,
+        view_db: ViewDatabase,
+        user_id: str,
+        *,
+        type: str | None = None,
+        from_: datetime | None = None,
+        to: datetime | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int, str | None]:
+        """A page of the user's transactions, newest first: (items, total_count, next_cursor).
+
+        `from_` is inclusive and `to` exclusive, so consecutive ranges never
+        share a transaction. `total_count` counts every match, not just the page.
+        """
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
+        if type is not None and type not in TRANSACTION_TYPES:
+            raise InvalidInput(f"unknown transaction type {type!r}")
+        where, params = ["user_id = ?"], [user_id]
+        for clause, value in (("type = ?", type), ("created_at >= ?", from_), ("created_at < ?", to)):
+            if value is not None:
+                where.append(clause)
+                params.append(to_utc_text(value) if isinstance(value, datetime) else value)
+        page_where, page_params = list(where), list(params)
+        if after is not None:
+            page_where.append("seq < ?")
+            page_params.append(decode_cursor(after))
+        with view_db.transaction(readonly=True) as cursor:
+            total = cursor.execute(
+                f"SELECT COUNT(*) AS n FROM {self.transactions} WHERE {' AND '.join(where)}", params
+            ).fetchone()["n"]
+            rows = cursor.execute(
+                f"SELECT {_COLUMNS}, seq FROM {self.transactions} WHERE {' AND '.join(page_where)}"
+                " ORDER BY seq DESC LIMIT ?",
+                [*page_params, first + 1],
+            ).fetchall()
+        next_cursor = encode_cursor(rows[first - 1]["seq"]) if len(rows) > first else None
+        return [_transaction_from_row(row) for row in rows[:first]], int(total), next_cursor
+
+    def users_with_expired_lots(self, view_db: ViewDatabase, now: datetime) -> list[str]:
+        """Users holding a lot with points left whose expiry is at or before `now` (the wallet's own rule)."""
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT DISTINCT user_id FROM {self.lots}"
+                " WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY user_id",
+                (to_utc_text(now),),
+            ).fetchall()
+        return [row["user_id"] for row in rows]
+
+    def lots_expiring_between(
+        self, view_db: ViewDatabase, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, datetime]]:
+        """(user_id, lot_id, remaining, expires_at) of lots with points left expiring in [start, end), soonest first."""
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT user_id, lot_id, remaining, expires_at FROM {self.lots}"
+                " WHERE remaining > 0 AND expires_at >= ? AND expires_at < ?"
+                " ORDER BY expires_at, user_id, lot_id",
+                (to_utc_text(start), to_utc_text(end)),
+            ).fetchall()
+        return [(r["user_id"], r["lot_id"], int(r["remaining"]), _from_utc_text(r["expires_at"])) for r in rows]
+
+
+def _transaction_row(transaction: dict[str, Any], seq: int) -> tuple[Any, ...]:
+    t = transaction
+    return (
+        t["id"], t["user_id"], t["wallet_version"], t["type"], t["amount"], t["balance_before"],
+        t["balance_after"], t["description"], t["reference_type"], t["reference_id"],
+        to_utc_text(t["created_at"]), to_utc_text(t["expires_at"]) if t["expires_at"] else None, seq,
+    )
+
+
+def _transaction_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    transaction = {key: row[key] for key in _COLUMNS.replace(" ", "").split(",")}
+    transaction["created_at"] = _from_utc_text(row["created_at"])
+    transaction["expires_at"] = _from_utc_text(row["expires_at"])
+    return transaction
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError) as error:
+        raise InvalidInput("malformed cursor") from error
+    if not text.startswith(_CURSOR_PREFIX) or not text[len(_CURSOR_PREFIX) :].isdigit():
+        raise InvalidInput("malformed cursor")
+    return int(text[len(_CURSOR_PREFIX) :])

@@ -1,0 +1,43 @@
+"""The served schema: every area's queries and mutations merged, with the
+request limits and caches of DESIGN.md."""
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.tools import merge_types
+
+from schema.errors import log_unexpected
+from schema.operations import OperationsMutation, OperationsQuery
+from schema.payments import PaymentsMutation, PaymentsQuery
+from schema.wallet import WalletMutation, WalletQuery
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 4000
+
+Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery))
+Mutation = merge_types("Mutation", (PaymentsMutation, WalletMutation, OperationsMutation))
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
+        # Refusals are answers, not incidents: log only what will be answered INTERNAL.
+        log_unexpected(errors)
+
+
+def build_schema() -> Schema:
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            ParserCache,
+            ValidationCache,
+        ],
+    )
+
+
+schema = build_schema()

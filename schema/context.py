@@ -1,0 +1,50 @@
+"""What a resolver can reach: the caller and the application's services.
+
+`Services` is the schema's declaration of what it needs; the composition root
+(`subledger/app.py`) builds one from settings.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from strawberry.types import Info as StrawberryInfo
+
+from domain.billing import Billing
+from domain.ledger import Ledger
+from domain.ports import Clock
+from schema.auth import Caller, decode_token
+
+
+@dataclass
+class Services:
+    ledger: Ledger
+    billing: Billing
+    clock: Clock
+    run_sync: Callable[..., Awaitable[Any]]
+    jwt_secret: str
+    history: Any  # projections.wallet_history.WalletHistoryQueries
+    payments: Any  # projections.payments.PaymentsQueries
+    projections: Any  # callable returning the projections' status rows
+    jobs: Any  # workers.jobs.Jobs
+    service_token_secret: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Context(dict):
+    """Strawberry's context: a dict (so strawberry's own keys still work) with the
+    caller decoded lazily, because `catalog` and `clock` need no token."""
+
+    def __init__(self, services: Services, authorization: str | None, **rest: Any) -> None:
+        super().__init__(rest)
+        self.services = services
+        self.authorization = authorization
+
+    @cached_property
+    def caller(self) -> Caller:
+        return decode_token(self.authorization, self.services.jwt_secret)
+
+
+Info = StrawberryInfo[Context, None]

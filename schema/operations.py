@@ -1,0 +1,61 @@
+"""Catalog, identity, clock, scheduled jobs and projection status."""
+from __future__ import annotations
+
+import strawberry
+
+from domain.errors import InvalidInput
+from schema.context import Info
+from schema.scalars import DateTime
+from schema.types.catalog import Catalog
+from schema.types.operations import ClockInfo, JobRun, ProjectionStatus
+
+
+def job_runs(runs: list[dict]) -> list[JobRun]:
+    return [JobRun(**run) for run in runs]
+
+
+@strawberry.type
+class OperationsQuery:
+    @strawberry.field
+    def catalog(self, info: Info) -> Catalog:
+        return Catalog.of(info.context.services.ledger.catalog)
+
+    @strawberry.field
+    def me(self, info: Info) -> strawberry.ID:
+        return strawberry.ID(info.context.caller.user_id)
+
+    @strawberry.field
+    def clock(self, info: Info) -> ClockInfo:
+        clock = info.context.services.clock
+        return ClockInfo(now=clock.now(), controllable=clock.controllable)
+
+    @strawberry.field(description="ANALYST, AUDITOR or ADMIN.")
+    async def projections(self, info: Info) -> list[ProjectionStatus]:
+        info.context.caller.require("analyst", "auditor", "admin")
+        services = info.context.services
+        rows = await services.run_sync(services.projections)
+        return [
+            ProjectionStatus(name=r["name"], position=r["position"], head_position=r["headPosition"], lag=r["lag"])
+            for r in rows
+        ]
+
+
+@strawberry.type
+class OperationsMutation:
+    @strawberry.mutation(description="CRON scope (or the CRON secret): run every scheduled job that is due now.")
+    async def run_scheduled_jobs(self, info: Info) -> list[JobRun]:
+        info.context.caller.require("cron", "admin")
+        services = info.context.services
+        return job_runs(await services.jobs.run_due(services.clock.now()))
+
+    @strawberry.mutation(
+        description="Test clock only (SUBLEDGER_CLOCK=test): move the clock forward, firing every scheduled run in between, in order. ADMIN or CRON scope."
+    )
+    async def advance_test_clock(self, info: Info, to: DateTime) -> list[JobRun]:
+        info.context.caller.require("admin", "cron")
+        services = info.context.services
+        if not services.clock.controllable:
+            raise InvalidInput("the clock is not a test clock (set SUBLEDGER_CLOCK=test)")
+        if to < services.clock.now():
+            raise InvalidInput("the test clock cannot move backwards")
+        return job_runs(await services.jobs.advance_test_clock(to))

@@ -1,0 +1,74 @@
+"""Payment method and payment types."""
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from domain.payment import Payment as PaymentAggregate
+from schema.scalars import DateTime
+from schema.types.enums import DeclineCode, PaymentKind, PaymentProvider, PaymentStatus
+
+
+@strawberry.type
+class PaymentMethod:
+    id: strawberry.ID
+    user_id: strawberry.ID
+    provider: PaymentProvider
+    card_masked: str | None = strawberry.field(
+        description="Masked card number as the provider reports it, e.g. 4300********0001. Never the full number."
+    )
+    active: bool
+    created_at: DateTime
+
+    @classmethod
+    def of(cls, user_id: str, method: dict[str, Any]) -> PaymentMethod:
+        return cls(
+            id=strawberry.ID(method["id"]),
+            user_id=strawberry.ID(user_id),
+            provider=PaymentProvider(method["provider"]),
+            card_masked=method["card_masked"],
+            active=method["active"],
+            created_at=method["created_at"],
+        )
+
+
+@strawberry.type
+class Payment:
+    id: strawberry.ID
+    user_id: strawberry.ID
+    order_id: str = strawberry.field(description="The order id sent to the provider; unique per charge attempt.")
+    provider: PaymentProvider
+    kind: PaymentKind
+    amount: int
+    refunded_amount: int
+    status: PaymentStatus
+    subscription_id: strawberry.ID | None
+    failure_code: DeclineCode | None
+    provider_failure_code: str | None = strawberry.field(
+        description="The provider's own error code, e.g. REJECT_CARD_PAYMENT."
+    )
+    failure_message: str | None
+    attempt: int = strawberry.field(description="Attempt number within the current dunning cycle (1 for a first attempt).")
+    created_at: DateTime
+    paid_at: DateTime | None
+
+    @classmethod
+    def of(cls, payment: PaymentAggregate) -> Payment:
+        return cls(
+            id=strawberry.ID(str(payment.id)),
+            user_id=strawberry.ID(payment.user_id),
+            order_id=payment.order_id,
+            provider=PaymentProvider(payment.provider),
+            kind=PaymentKind(payment.kind),
+            amount=payment.amount,
+            refunded_amount=payment.refunded_amount,
+            status=PaymentStatus(payment.status),
+            subscription_id=strawberry.ID(payment.subscription_id) if payment.subscription_id else None,
+            failure_code=DeclineCode(payment.failure_code) if payment.failure_code else None,
+            provider_failure_code=payment.provider_failure_code,
+            failure_message=payment.failure_message,
+            attempt=payment.attempt,
+            created_at=payment.created_at,
+            paid_at=payment.paid_at,
+        )

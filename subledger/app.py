@@ -1,0 +1,187 @@
+"""The composition root: the only module that knows every piece.
+
+`build(settings)` wires the ledger, gateways, clock, read models, jobs and the
+HTTP app from settings; tests call it with their own settings (and may hand
+in a sandbox engine to inject faults), the CLI calls it for `serve`.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from domain.billing import Billing
+from domain.catalog import load_catalog
+from domain.ledger import Ledger
+from domain.ports import PaymentGateway
+from gateways.sandbox_engine import SandboxEngine
+from gateways.toss import TossGateway, in_process_sandbox
+from projections.bound import BoundQueries
+from projections.database import ViewDatabase
+from projections.payments import PaymentsProjection, PaymentsQueries
+from projections.runner import ProjectionRunner
+from projections.status import status
+from projections.wallet_history import WalletHistory
+from schema.app import build_http_app
+from schema.build import schema
+from schema.context import Services
+from subledger.clocks import SystemClock, TestClock
+from subledger.settings import Settings
+from subledger.storage import Database
+from workers.jobs import JobContext, Jobs
+from workers.scheduler import InProcessScheduler
+
+log = structlog.get_logger("subledger")
+
+
+@dataclass
+class Built:
+    settings: Settings
+    ledger: Ledger
+    billing: Billing
+    clock: Any
+    view_db: ViewDatabase
+    runners: list[ProjectionRunner]
+    jobs: Jobs
+    services: Services
+    gateways: dict[str, PaymentGateway]
+    executor: ThreadPoolExecutor
+    sandbox: SandboxEngine | None
+    http: Any = None
+    background: list[Any] = field(default_factory=list)
+
+    def catch_up(self) -> None:
+        for runner in self.runners:
+            runner.catch_up()
+
+    def start_projections(self) -> None:
+        for runner in self.runners:
+            runner.run_in_thread()
+
+    def stop_projections(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+
+    async def aclose(self) -> None:
+        self.stop_projections()
+        for gateway in self.gateways.values():
+            await gateway.aclose()
+        self.executor.shutdown(wait=False)
+        self.view_db.close()
+        self.ledger.close()
+
+
+def ledger_env(settings: Settings, db: Database) -> dict[str, str]:
+    env = db.ledger_env(pool_size=settings.threads)
+    # Cached aggregates are fast-forwarded from the database on every load, so several
+    # processes stay correct; the cache only saves re-reading history.
+    env["AGGREGATE_CACHE_MAXSIZE"] = "20000"
+    if settings.cipher_key:
+        env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
+        env["CIPHER_KEY"] = settings.cipher_key
+    return env
+
+
+def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[dict[str, PaymentGateway], SandboxEngine | None]:
+    gateways: dict[str, PaymentGateway] = {}
+    retry = settings.gateway_retry_base_seconds
+    if "sandbox" in settings.providers_named:
+        if settings.sandbox_url:
+            gateways["SANDBOX"] = TossGateway(
+                settings.sandbox_url, "test_sk_sandbox", provider="SANDBOX", retry_base_seconds=retry, sandbox=True
+            )
+        else:
+            sandbox = sandbox or SandboxEngine()
+            gateways["SANDBOX"] = in_process_sandbox(sandbox, retry_base_seconds=retry)
+    if "toss" in settings.providers_named:
+        assert settings.toss_secret_key
+        gateways["TOSS"] = TossGateway(
+            settings.toss_base_url,
+            settings.toss_secret_key,
+            provider="TOSS",
+            retry_base_seconds=retry,
+            # A Toss-compatible sandbox server (tests) also answers the sandbox-only extension.
+            sandbox=settings.toss_secret_key.startswith("test_sk_") and settings.env != "production",
+        )
+    return gateways, sandbox
+
+
+def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
+    settings = settings.with_secrets()
+    db = Database.from_url(settings.database_url)
+    ledger = Ledger(env=ledger_env(settings, db), catalog=load_catalog(settings.catalog), tz=settings.tz)
+    executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="ledger")
+
+    async def run_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+
+    gateways, sandbox = build_gateways(settings, sandbox)
+    billing = Billing(ledger, gateways, run_sync)
+    clock = TestClock(ledger, settings.clock_start) if settings.clock == "test" else SystemClock()
+    view_db = ViewDatabase.open(db, pool_size=max(4, settings.threads // 2))
+    wallet_history = WalletHistory()
+    history = BoundQueries(wallet_history, view_db, ("history", "users_with_expired_lots", "lots_expiring_between"))
+    payments = PaymentsQueries(view_db)
+    runners = [
+        ProjectionRunner(ledger, wallet_history, view_db),
+        ProjectionRunner(ledger, PaymentsProjection(), view_db),
+    ]
+    for runner in runners:
+        ledger.listeners.append(lambda _recordings, runner=runner: runner.notify())
+
+    def catch_up() -> None:
+        for runner in runners:
+            runner.catch_up()
+
+    jobs = Jobs(JobContext(ledger=ledger, run_sync=run_sync, history=history, catch_up=catch_up), settings.tz, clock)
+    services = Services(
+        ledger=ledger,
+        billing=billing,
+        clock=clock,
+        run_sync=run_sync,
+        jwt_secret=settings.jwt_secret or "",
+        history=history,
+        payments=payments,
+        projections=lambda: status(runners),
+        jobs=jobs,
+    )
+    built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
+
+    def ready() -> list[str]:
+        return [
+            f"projection {row['name']} lags {row['lag']} events"
+            for row in status(runners)
+            if row["lag"] > settings.ready_max_lag
+        ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        built.start_projections()
+        scheduler = None
+        if not settings.redis_url and settings.clock == "system":
+            scheduler = InProcessScheduler(jobs, clock, settings.tz)
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                await scheduler.stop()
+            await built.aclose()
+
+    built.http = build_http_app(
+        services,
+        schema,
+        cron_secret=settings.cron_secret,
+        ready=ready,
+        graphiql=settings.env != "production",
+        max_body_bytes=settings.max_body_bytes,
+        lifespan=lifespan,
+    )
+    return built

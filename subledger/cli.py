@@ -1,0 +1,89 @@
+"""The `subledger` command (SPEC §1, Commands)."""
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from subledger.settings import Settings
+
+app = typer.Typer(help="subledger: the billing ledger for subscriptions and point wallets.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            console.print(f"[red]configuration error:[/red] {problem['msg']}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
+    """Run the GraphQL API (embedded default: SQLite, sandbox gateway, in-process scheduler)."""
+    import uvicorn
+
+    from schema.auth import mint_token
+    from subledger.app import build
+    from subledger.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.env)
+    built = build(settings)
+    secret = built.services.jwt_secret
+    shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
+    console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({settings.database_url})")
+    if settings.env != "production":
+        if not settings.jwt_secret:
+            console.print(f"generated SUBLEDGER_JWT_SECRET={secret}")
+        token = mint_token(secret, "dev-user", "user admin analyst auditor cron", ttl_seconds=7 * 86400)
+        console.print(f"development token (user dev-user, every scope, 7 days):\n{token}")
+    uvicorn.run(built.http, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def token(
+    user: str = typer.Option(..., "--user", help="The token's subject (user id)."),
+    scope: str = typer.Option("user", "--scope", help='Space-separated scopes, e.g. "user admin".'),
+    ttl: int = typer.Option(86400, "--ttl", help="Seconds until it expires."),
+    email: str | None = typer.Option(None),
+    name: str | None = typer.Option(None),
+) -> None:
+    """Mint a development JWT with the configured secret."""
+    from schema.auth import SCOPES, mint_token
+
+    settings = load_settings()
+    if not settings.jwt_secret:
+        console.print("[red]set SUBLEDGER_JWT_SECRET (the server's secret) to mint a token it accepts[/red]")
+        raise typer.Exit(2)
+    unknown = set(scope.split()) - set(SCOPES)
+    if unknown:
+        console.print(f"[red]unknown scope(s): {' '.join(sorted(unknown))}[/red] (known: {' '.join(SCOPES)})")
+        raise typer.Exit(2)
+    extra = {k: v for k, v in {"email": email, "name": name}.items() if v}
+    print(mint_token(settings.jwt_secret, user, scope, ttl_seconds=ttl, **extra))
+
+
+@app.command("export-schema")
+def export_schema() -> None:
+    """Print the served GraphQL schema as SDL."""
+    from schema.build import schema
+
+    sys.stdout.write(str(schema) + "\n")
+
+
+@app.command("sandbox-gateway")
+def sandbox_gateway(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8090)) -> None:
+    """Run the sandbox gateway (Toss-compatible HTTP API) as its own server."""
+    from gateways.sandbox_app import run_sandbox_server
+
+    console.print(f"sandbox gateway on http://{host}:{port} (any test_sk_ key)")
+    run_sandbox_server(host, port)
+
+
+if __name__ == "__main__":
+    app()

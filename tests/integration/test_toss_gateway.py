@@ -1,0 +1,294 @@
+"""TossGateway against the sandbox gateway served over real HTTP by uvicorn."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from domain.errors import SandboxOnly
+from domain.ports import ChargeStatus, DeclineCode, GatewayError
+from gateways.sandbox_engine import Faults, SandboxEngine
+from gateways.toss import TossGateway, in_process_sandbox
+from gateway_server import closed_port_url, serve_sandbox
+
+GOOD_CARD = "4300000000000001"
+
+
+@pytest.fixture(scope="module")
+def sandbox_url() -> Iterator[str]:
+    with serve_sandbox() as url:
+        yield url
+
+
+@pytest.fixture
+def control(sandbox_url: str) -> Iterator[httpx.Client]:
+    """The sandbox's own controls (faults, outcomes, the charge list), over HTTP."""
+    with httpx.Client(base_url=sandbox_url) as client:
+        client.post("/sandbox/reset").raise_for_status()
+        yield client
+
+
+@pytest.fixture
+async def gateway(sandbox_url: str, control: httpx.Client) -> AsyncIterator[TossGateway]:
+    gateway = TossGateway(sandbox_url, "test_sk_gateway_tests", retry_base_seconds=0.01, sandbox=True)
+    yield gateway
+    await gateway.aclose()
+
+
+def set_faults(control: httpx.Client, **faults: object) -> None:
+    control.post("/sandbox/faults", json=faults).raise_for_status()
+
+
+def charges_for(control: httpx.Client, order_id: str) -> list[dict]:
+    return [c for c in control.get("/sandbox/charges").json()["charges"] if c["orderId"] == order_id]
+
+
+async def billing_key(gateway: TossGateway, card: str = GOOD_CARD, customer: str = "cust-1") -> str:
+    return (await gateway.issue_billing_key(f"test_card_{card}", customer)).billing_key
+
+
+def new_order() -> str:
+    return f"order-{uuid.uuid4()}"
+
+
+async def test_issue_billing_key_returns_masked_card(gateway: TossGateway) -> None:
+    issued = await gateway.issue_billing_key(f"test_card_{GOOD_CARD}", "cust-1")
+    assert issued.billing_key.startswith("bk_sbx_")
+    assert issued.card_masked == "4300********0001"
+
+
+async def test_issue_with_a_bad_auth_key_raises(gateway: TossGateway) -> None:
+    with pytest.raises(GatewayError) as raised:
+        await gateway.issue_billing_key("not-a-test-card", "cust-1")
+    assert raised.value.provider_code == "INVALID_AUTH_KEY"
+    assert raised.value.decline_code is DeclineCode.OTHER
+
+
+async def test_charge_success(gateway: TossGateway, control: httpx.Client) -> None:
+    order_id = new_order()
+    result = await gateway.charge(await billing_key(gateway), "cust-1", 9900, order_id, "Premium monthly")
+    assert result.status is ChargeStatus.APPROVED
+    assert result.amount == 9900 and result.order_id == order_id and result.payment_key
+    assert result.approved_at is not None and result.approved_at.tzinfo is not None
+    assert charges_for(control, order_id) == [{"orderId": order_id, "amount": 9900, "paymentKey": result.payment_key}]
+
+
+@pytest.mark.parametrize(
+    ("card", "decline", "provider_code"),
+    [
+        ("4300000000000002", DeclineCode.INSUFFICIENT_FUNDS, "REJECT_CARD_PAYMENT"),
+        ("4300000000000003", DeclineCode.LIMIT_EXCEEDED, "EXCEED_MAX_AMOUNT"),
+        ("4300000000000004", DeclineCode.CARD_SUSPENDED, "INVALID_STOPPED_CARD"),
+    ],
+)
+async def test_test_card_declines_map_to_decline_codes(
+    gateway: TossGateway, control: httpx.Client, card: str, decline: DeclineCode, provider_code: str
+) -> None:
+    order_id = new_order()
+    result = await gateway.charge(await billing_key(gateway, card), "cust-1", 1000, order_id, "Plan")
+    assert (result.status, result.decline_code, result.provider_code) == (ChargeStatus.DECLINED, decline, provider_code)
+    assert result.message
+    assert charges_for(control, order_id) == []
+    looked_up = await gateway.lookup_order(order_id)
+    assert looked_up is not None
+    assert (looked_up.status, looked_up.decline_code, looked_up.provider_code) == (
+        ChargeStatus.DECLINED,
+        decline,
+        provider_code,
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "decline"),
+    [
+        ("INSUFFICIENT_FUNDS", DeclineCode.INSUFFICIENT_FUNDS),
+        ("LIMIT_EXCEEDED", DeclineCode.LIMIT_EXCEEDED),
+        ("CARD_SUSPENDED", DeclineCode.CARD_SUSPENDED),
+        ("INVALID_BILLING_KEY", DeclineCode.INVALID_BILLING_KEY),
+    ],
+)
+async def test_sandbox_outcome_declines_later_charges(
+    gateway: TossGateway, outcome: str, decline: DeclineCode
+) -> None:
+    key = await billing_key(gateway)
+    await gateway.set_sandbox_outcome(key, outcome)
+    result = await gateway.charge(key, "cust-1", 1000, new_order(), "Plan")
+    assert (result.status, result.decline_code) == (ChargeStatus.DECLINED, decline)
+
+
+async def test_succeed_outcome_overrides_a_declining_test_card(gateway: TossGateway) -> None:
+    key = await billing_key(gateway, "4300000000000002")
+    await gateway.set_sandbox_outcome(key, "SUCCEED")
+    assert (await gateway.charge(key, "cust-1", 1000, new_order(), "Plan")).status is ChargeStatus.APPROVED
+
+
+async def test_unknown_billing_key_is_invalid_billing_key(gateway: TossGateway) -> None:
+    result = await gateway.charge("bk_not_issued_here", "cust-1", 1000, new_order(), "Plan")
+    assert (result.decline_code, result.provider_code) == (DeclineCode.INVALID_BILLING_KEY, "NOT_FOUND_BILLING_KEY")
+
+
+@pytest.mark.parametrize("outcome", ["SERVER_ERROR_ONCE", "RATE_LIMITED_ONCE"])
+async def test_transient_failure_is_retried_under_the_same_key_and_charges_once(
+    gateway: TossGateway, control: httpx.Client, outcome: str
+) -> None:
+    key = await billing_key(gateway)
+    await gateway.set_sandbox_outcome(key, outcome)
+    order_id = new_order()
+    result = await gateway.charge(key, "cust-1", 1000, order_id, "Plan")
+    assert result.status is ChargeStatus.APPROVED
+    assert len(charges_for(control, order_id)) == 1
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_errors_for_every_retry_decline_as_provider_error(
+    gateway: TossGateway, control: httpx.Client, status: int
+) -> None:
+    key = await billing_key(gateway)
+    order_id = new_order()
+    set_faults(control, errorBurst={"status": status, "count": 4})  # the first try and 3 retries
+    result = await gateway.charge(key, "cust-1", 1000, order_id, "Plan")
+    assert (result.status, result.decline_code) == (ChargeStatus.DECLINED, DeclineCode.PROVIDER_ERROR)
+    assert charges_for(control, order_id) == []
+    assert await gateway.lookup_order(order_id) is None
+
+
+async def test_three_retries_outlast_a_burst_of_three_errors(gateway: TossGateway, control: httpx.Client) -> None:
+    key = await billing_key(gateway)
+    set_faults(control, errorBurst={"status": 502, "count": 3})
+    order_id = new_order()
+    assert (await gateway.charge(key, "cust-1", 1000, order_id, "Plan")).status is ChargeStatus.APPROVED
+    assert len(charges_for(control, order_id)) == 1
+
+
+async def test_dropped_responses_give_unknown_then_lookup_finds_the_one_charge(
+    gateway: TossGateway, control: httpx.Client
+) -> None:
+    key = await billing_key(gateway)
+    order_id = new_order()
+    set_faults(control, dropResponses=4)  # the first try and every retry lose their answer
+    result = await gateway.charge(key, "cust-1", 1000, order_id, "Plan")
+    assert (result.status, result.decline_code) == (ChargeStatus.UNKNOWN, DeclineCode.NETWORK_ERROR)
+    looked_up = await gateway.lookup_order(order_id)
+    assert looked_up is not None and looked_up.status is ChargeStatus.APPROVED
+    assert looked_up.amount == 1000 and looked_up.approved_at is not None and looked_up.approved_at.tzinfo
+    [charge] = charges_for(control, order_id)
+    assert looked_up.payment_key == charge["paymentKey"]
+    # Asking again for the same order replays the first answer: still one charge.
+    assert (await gateway.charge(key, "cust-1", 1000, order_id, "Plan")).payment_key == charge["paymentKey"]
+    assert len(charges_for(control, order_id)) == 1
+
+
+async def test_a_dropped_response_is_recovered_by_the_retry_replay(gateway: TossGateway, control: httpx.Client) -> None:
+    key = await billing_key(gateway)
+    order_id = new_order()
+    set_faults(control, dropResponses=1)
+    result = await gateway.charge(key, "cust-1", 1000, order_id, "Plan")
+    assert result.status is ChargeStatus.APPROVED
+    assert [c["paymentKey"] for c in charges_for(control, order_id)] == [result.payment_key]
+
+
+async def test_gateway_refusing_connections_is_network_error() -> None:
+    gateway = TossGateway(closed_port_url(), "test_sk_gateway_tests", retry_base_seconds=0.01)
+    try:
+        result = await gateway.charge("bk_sbx_any", "cust-1", 1000, new_order(), "Plan")
+        assert (result.status, result.decline_code) == (ChargeStatus.DECLINED, DeclineCode.NETWORK_ERROR)
+        with pytest.raises(GatewayError) as raised:
+            await gateway.lookup_order("order-1")
+        assert raised.value.decline_code is DeclineCode.NETWORK_ERROR
+    finally:
+        await gateway.aclose()
+
+
+async def test_refund_partial_then_the_rest(gateway: TossGateway) -> None:
+    order_id = new_order()
+    charged = await gateway.charge(await billing_key(gateway), "cust-1", 10000, order_id, "Plan")
+    assert charged.payment_key
+    partial = await gateway.refund(charged.payment_key, 3000, "downgrade", f"{order_id}-refund-1")
+    assert (partial.ok, partial.refunded_amount) == (True, 3000)
+    # The same idempotency key again replays the first refund instead of refunding twice.
+    again = await gateway.refund(charged.payment_key, 3000, "downgrade", f"{order_id}-refund-1")
+    assert (again.ok, again.refunded_amount) == (True, 3000)
+    too_much = await gateway.refund(charged.payment_key, 7001, "cancel", f"{order_id}-refund-2")
+    assert (too_much.ok, too_much.provider_code) == (False, "NOT_CANCELABLE_AMOUNT")
+    rest = await gateway.refund(charged.payment_key, 7000, "cancel", f"{order_id}-refund-3")
+    assert (rest.ok, rest.refunded_amount) == (True, 7000)
+    looked_up = await gateway.lookup_order(order_id)
+    assert looked_up is not None and looked_up.status is ChargeStatus.APPROVED  # CANCELED: it was charged
+
+
+async def test_refund_in_full(gateway: TossGateway) -> None:
+    order_id = new_order()
+    charged = await gateway.charge(await billing_key(gateway), "cust-1", 5000, order_id, "Plan")
+    assert charged.payment_key
+    refunded = await gateway.refund(charged.payment_key, 5000, "cancel now", f"{order_id}-refund-1")
+    assert (refunded.ok, refunded.refunded_amount) == (True, 5000)
+    after = await gateway.refund(charged.payment_key, 1, "again", f"{order_id}-refund-2")
+    assert (after.ok, after.provider_code) == (False, "ALREADY_CANCELED_PAYMENT")
+
+
+async def test_lookup_of_an_unknown_order_is_none(gateway: TossGateway) -> None:
+    assert await gateway.lookup_order(new_order()) is None
+
+
+async def test_a_wrong_secret_key_is_refused(sandbox_url: str) -> None:
+    gateway = TossGateway(sandbox_url, "live_sk_not_for_the_sandbox", retry_base_seconds=0.01)
+    try:
+        result = await gateway.charge("bk_sbx_any", "cust-1", 1000, new_order(), "Plan")
+        assert (result.status, result.decline_code, result.provider_code) == (
+            ChargeStatus.DECLINED,
+            DeclineCode.OTHER,
+            "UNAUTHORIZED_KEY",
+        )
+    finally:
+        await gateway.aclose()
+
+
+async def test_set_sandbox_outcome_outside_the_sandbox_is_refused(sandbox_url: str) -> None:
+    gateway = TossGateway(sandbox_url, "test_sk_gateway_tests")
+    try:
+        with pytest.raises(SandboxOnly):
+            await gateway.set_sandbox_outcome("bk_sbx_any", "SUCCEED")
+    finally:
+        await gateway.aclose()
+
+
+# -- the in-process sandbox (httpx.ASGITransport) shows faults like the network does --
+
+
+async def test_in_process_sandbox_drop_is_unknown_and_refuse_is_network_error() -> None:
+    engine = SandboxEngine()
+    gateway = in_process_sandbox(engine, retry_base_seconds=0.01)
+    try:
+        assert gateway.provider == "SANDBOX"
+        key = await billing_key(gateway)
+        engine.set_faults(Faults(drop_responses=4))
+        dropped = await gateway.charge(key, "cust-1", 1000, "order-drop", "Plan")
+        assert dropped.status is ChargeStatus.UNKNOWN
+        assert [c["orderId"] for c in engine.charges()] == ["order-drop"]
+        engine.set_faults(Faults(refuse=True))
+        refused = await gateway.charge(key, "cust-1", 1000, "order-refused", "Plan")
+        assert (refused.status, refused.decline_code) == (ChargeStatus.DECLINED, DeclineCode.NETWORK_ERROR)
+    finally:
+        await gateway.aclose()
+
+
+async def test_same_order_charged_concurrently_charges_once_and_the_other_is_unknown() -> None:
+    """A second caller with the same order id while the first is in flight gets Toss'
+    409 on every try: it must not read that as a decline, the card is being charged."""
+    engine = SandboxEngine()
+    gateway = in_process_sandbox(engine, retry_base_seconds=0.01)
+    try:
+        key = await billing_key(gateway)
+        engine.set_faults(Faults(latency_ms=500))  # far longer than the retries (≈ 0.07 s)
+        first, second = await asyncio.gather(
+            gateway.charge(key, "cust-1", 1000, "order-raced", "Plan"),
+            gateway.charge(key, "cust-1", 1000, "order-raced", "Plan"),
+        )
+        assert first.status is ChargeStatus.APPROVED
+        assert (second.status, second.provider_code) == (ChargeStatus.UNKNOWN, "IDEMPOTENT_REQUEST_PROCESSING")
+        assert len(engine.charges()) == 1
+    finally:
+        await gateway.aclose()

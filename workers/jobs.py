@@ -1,0 +1,90 @@
+"""Scheduled jobs (SPEC §6) as plain async functions of `now` that issue ledger commands.
+
+Each is idempotent for a given `now`: running it twice does nothing the second
+time, because it only acts on what the ledger still shows as due. The same
+functions serve the in-process scheduler, arq cron, `POST /cron/run`,
+`runScheduledJobs` and the test-clock driver.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from domain.ledger import Ledger
+from domain.periods import daily_run_times
+
+log = structlog.get_logger("subledger.jobs")
+
+MIDNIGHT_HOUR = 0
+MORNING_HOUR = 9
+
+
+@dataclass
+class JobContext:
+    ledger: Ledger
+    run_sync: Callable[..., Awaitable[Any]]
+    history: Any  # projections.wallet_history queries
+    catch_up: Callable[[], None]  # brings the in-process read models up to the ledger's head
+
+
+async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
+    """Sweep every lot past its expiry into an EXPIRATION transaction (00:00 run)."""
+    await ctx.run_sync(ctx.catch_up)
+    users = await ctx.run_sync(ctx.history.users_with_expired_lots, now)
+    succeeded = failed = 0
+    for user_id in users:
+        try:
+            swept = await ctx.run_sync(ctx.ledger.expire_wallet_points, user_id, now)
+        except Exception:
+            failed += 1
+            log.exception("expire_points_failed", user_id=user_id)
+            continue
+        succeeded += 1 if swept else 0
+    return {"processed": len(users), "succeeded": succeeded, "failed": failed}
+
+
+Job = Callable[[JobContext, datetime], Awaitable[dict[str, int]]]
+
+#: Jobs of the 00:00 run and of the 09:00 run, in the order they run.
+MIDNIGHT_JOBS: list[tuple[str, Job]] = [("expire_points", expire_points)]
+MORNING_JOBS: list[tuple[str, Job]] = []
+
+
+class Jobs:
+    def __init__(self, ctx: JobContext, tz: ZoneInfo, clock: Any) -> None:
+        self.ctx = ctx
+        self.tz = tz
+        self.clock = clock
+
+    async def _run(self, jobs: list[tuple[str, Job]], now: datetime) -> list[dict[str, Any]]:
+        runs = []
+        for name, job in jobs:
+            counts = await job(self.ctx, now)
+            log.info("job_ran", job=name, ran_at=now.isoformat(), **counts)
+            runs.append({"job": name, "ran_at": now, **counts})
+        return runs
+
+    async def run_scheduled(self, at: datetime) -> list[dict[str, Any]]:
+        """The jobs scheduled at `at`: the midnight jobs at 00:00 local, the reminders at 09:00."""
+        hour = at.astimezone(self.tz).hour
+        return await self._run(MIDNIGHT_JOBS if hour == MIDNIGHT_HOUR else MORNING_JOBS, at)
+
+    async def run_due(self, now: datetime) -> list[dict[str, Any]]:
+        """Everything due now (runScheduledJobs, POST /cron/run): every job is a function of
+        `now` that acts only on what is due, so running all of them is safe at any time."""
+        return await self._run(MIDNIGHT_JOBS + MORNING_JOBS, now)
+
+    async def advance_test_clock(self, to: datetime) -> list[dict[str, Any]]:
+        """Set the test clock to each scheduled run time up to `to`, in order, running what is
+        due at each; then set it to `to` (SPEC §6)."""
+        runs: list[dict[str, Any]] = []
+        for at in daily_run_times(self.clock.now(), to, self.tz):
+            await self.ctx.run_sync(self.clock.advance_to, at)
+            runs.extend(await self.run_scheduled(at))
+        await self.ctx.run_sync(self.clock.advance_to, to)
+        return runs
