@@ -13,6 +13,7 @@ from domain.errors import InvalidInput
 from domain.payment import Payment
 from projections.database import ViewCursor, ViewDatabase
 from projections.runner import Tracked
+from projections.wallet_history import to_utc_text
 
 MAX_PAGE = 500
 
@@ -47,7 +48,7 @@ class PaymentsProjection:
                         event.kind,
                         event.amount,
                         event.subscription_id,
-                        event.at.isoformat(),
+                        to_utc_text(event.at),
                         position,
                     ),
                 )
