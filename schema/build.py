@@ -3,11 +3,13 @@ request limits and caches of DESIGN.md."""
 from __future__ import annotations
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.tools import merge_types
 
 from schema.errors import log_unexpected
+from schema.scalars import SCALAR_MAP
 from schema.operations import OperationsMutation, OperationsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
 from schema.wallet import WalletMutation, WalletQuery
@@ -30,6 +32,7 @@ def build_schema() -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

@@ -32,21 +32,13 @@ def parse_date(value: Any) -> dt.date:
         raise ValueError(f"{value!r} is not a YYYY-MM-DD date") from None
 
 
-DateTime = strawberry.scalar(
-    NewType("DateTime", dt.datetime),
-    name="DateTime",
-    serialize=serialize_datetime,
-    parse_value=parse_datetime,
-)
-Date = strawberry.scalar(
-    NewType("Date", dt.date),
-    name="Date",
-    serialize=lambda value: value.isoformat(),
-    parse_value=parse_date,
-)
-JSON = strawberry.scalar(
-    NewType("JSON", object),
-    name="JSON",
-    serialize=lambda value: value,
-    parse_value=lambda value: value,
-)
+DateTime = NewType("DateTime", dt.datetime)
+Date = NewType("Date", dt.date)
+JSON = NewType("JSON", object)
+
+#: Handed to the schema's StrawberryConfig (scalar_map), as strawberry recommends.
+SCALAR_MAP = {
+    DateTime: strawberry.scalar(name="DateTime", serialize=serialize_datetime, parse_value=parse_datetime),
+    Date: strawberry.scalar(name="Date", serialize=lambda value: value.isoformat(), parse_value=parse_date),
+    JSON: strawberry.scalar(name="JSON", serialize=lambda value: value, parse_value=lambda value: value),
+}

@@ -191,7 +191,7 @@ synchronous_commit = off
 full_page_writes = off
 logging_collector = off
 EOF
-    # The postmaster stays our (grand)child rather than a daemon re-parented to
+    # The postmaster stays our child rather than a daemon re-parented to
     # init, so it is reaped here and nothing is left behind, not even a zombie.
     (svc_exec_as_pg "$SVC_PG_BIN/postgres" -D "$SVC_PG_DATA") \
         >>"$SVC_WORK/pg/postgres.log" 2>&1 </dev/null &
