@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -72,7 +73,7 @@ def _field(body: dict[str, Any], name: str, kind: type, required: bool = True) -
 
 
 def create_app(engine: SandboxEngine) -> Starlette:
-    def toss(handler):  # type: ignore[no-untyped-def]
+    def toss(handler: Callable[[Request, str | None], Awaitable[Reply]]) -> Callable[[Request], Awaitable[Response]]:
         """Toss endpoints: Basic auth with a test secret key, errors as {code, message}."""
 
         async def endpoint(request: Request) -> Response:

@@ -14,8 +14,14 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_result, stop_after_attempt
-from tenacity import wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from domain.errors import SandboxOnly
 from domain.ports import BillingKey, ChargeResult, ChargeStatus, DeclineCode, GatewayError, RefundResult
@@ -24,7 +30,7 @@ from gateways.sandbox_engine import SandboxEngine
 
 logger = logging.getLogger(__name__)
 
-#: SPEC §5: Toss error codes → DeclineCode; any other code is OTHER, any 5xx PROVIDER_ERROR.
+#: SPEC §5: Toss error codes → DeclineCode; any other code is OTHER, 5xx (and 429) PROVIDER_ERROR.
 DECLINE_CODES = {
     "REJECT_CARD_PAYMENT": DeclineCode.INSUFFICIENT_FUNDS,
     "EXCEED_MAX_AMOUNT": DeclineCode.LIMIT_EXCEEDED,
@@ -47,7 +53,7 @@ _FAILED = frozenset({"ABORTED", "EXPIRED"})
 
 
 def decline_code_for(provider_code: str | None, http_status: int = 400) -> DeclineCode:
-    if http_status >= 500:
+    if http_status >= 500 or http_status == 429:
         return DeclineCode.PROVIDER_ERROR
     return DECLINE_CODES.get(provider_code or "", DeclineCode.OTHER)
 
@@ -186,13 +192,11 @@ class TossGateway:
             return _payment_result(order_id, exchange.body())
         code, message = exchange.error_of()
         status = ChargeStatus.DECLINED
-        if exchange.settled and exchange.response is not None:
-            decline = decline_code_for(code, exchange.response.status_code)
-        elif exchange.ambiguous:
+        if exchange.ambiguous and not exchange.settled:
             # The card may have been charged: the caller must look the order up.
             status, decline = ChargeStatus.UNKNOWN, DeclineCode.NETWORK_ERROR
         elif exchange.response is not None:
-            decline = DeclineCode.PROVIDER_ERROR  # 5xx or 429 to the last retry
+            decline = decline_code_for(code, exchange.response.status_code)  # incl. 5xx/429 to the last retry
         else:
             decline = DeclineCode.NETWORK_ERROR  # never reached the provider
         return ChargeResult(status, order_id, decline_code=decline, provider_code=code, message=message)

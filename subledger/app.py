@@ -106,8 +106,6 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
             settings.toss_secret_key,
             provider="TOSS",
             retry_base_seconds=retry,
-            # A Toss-compatible sandbox server (tests) also answers the sandbox-only extension.
-            sandbox=settings.toss_secret_key.startswith("test_sk_") and settings.env != "production",
         )
     return gateways, sandbox
 

@@ -11,7 +11,7 @@ import pytest
 from domain.errors import SandboxOnly
 from domain.ports import ChargeStatus, DeclineCode, GatewayError
 from gateways.sandbox_engine import Faults, SandboxEngine
-from gateways.toss import TossGateway, in_process_sandbox
+from gateways.toss import TossGateway, decline_code_for, in_process_sandbox
 from gateway_server import closed_port_url, serve_sandbox
 
 GOOD_CARD = "4300000000000001"
@@ -52,6 +52,28 @@ async def billing_key(gateway: TossGateway, card: str = GOOD_CARD, customer: str
 
 def new_order() -> str:
     return f"order-{uuid.uuid4()}"
+
+
+@pytest.mark.parametrize(
+    ("provider_code", "http_status", "decline"),
+    [
+        ("REJECT_CARD_PAYMENT", 403, DeclineCode.INSUFFICIENT_FUNDS),
+        ("EXCEED_MAX_AMOUNT", 400, DeclineCode.LIMIT_EXCEEDED),
+        ("EXCEED_MAX_ONE_DAY_AMOUNT", 400, DeclineCode.LIMIT_EXCEEDED),
+        ("EXCEED_MAX_DAILY_PAYMENT_COUNT", 400, DeclineCode.LIMIT_EXCEEDED),
+        ("INVALID_STOPPED_CARD", 403, DeclineCode.CARD_SUSPENDED),
+        ("INVALID_REJECT_CARD", 403, DeclineCode.CARD_SUSPENDED),
+        ("NOT_FOUND_BILLING_KEY", 404, DeclineCode.INVALID_BILLING_KEY),
+        ("INVALID_BILLING_KEY", 400, DeclineCode.INVALID_BILLING_KEY),
+        ("PROVIDER_ERROR", 400, DeclineCode.PROVIDER_ERROR),
+        ("FAILED_INTERNAL_SYSTEM_PROCESSING", 500, DeclineCode.PROVIDER_ERROR),
+        (None, 502, DeclineCode.PROVIDER_ERROR),
+        ("INVALID_CARD_EXPIRATION", 400, DeclineCode.OTHER),
+        (None, 400, DeclineCode.OTHER),
+    ],
+)
+def test_toss_codes_map_to_decline_codes(provider_code: str | None, http_status: int, decline: DeclineCode) -> None:
+    assert decline_code_for(provider_code, http_status) is decline
 
 
 async def test_issue_billing_key_returns_masked_card(gateway: TossGateway) -> None:
