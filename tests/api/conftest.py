@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -38,7 +38,15 @@ class Api:
     built: Built
     client: httpx.Client
     sandbox: SandboxEngine
-    tokens: dict[str, str] = field(default_factory=dict)
+    server: Any = None
+    closed: bool = False
+
+    def close(self) -> None:
+        """Stop the server (its lifespan closes the ledger and the read models), as a restart would."""
+        if not self.closed:
+            self.closed = True
+            self.client.close()
+            self.server.__exit__(None, None, None)
 
     def token(self, user: str, scope: str = "user") -> str:
         return mint_token(JWT_SECRET, user, scope)
@@ -105,14 +113,13 @@ def api_factory(database_url: str) -> Iterator[Any]:
         built = build(make_settings(database_url, **overrides), sandbox=sandbox)
         context = serve_asgi(built.http)
         url = context.__enter__()
-        client = httpx.Client(timeout=60)
-        started.append((context, client))
-        return Api(url=url, built=built, client=client, sandbox=sandbox)
+        api = Api(url=url, built=built, client=httpx.Client(timeout=60), sandbox=sandbox, server=context)
+        started.append(api)
+        return api
 
     yield start
-    for context, client in reversed(started):
-        client.close()
-        context.__exit__(None, None, None)
+    for api in reversed(started):
+        api.close()
 
 
 @pytest.fixture
