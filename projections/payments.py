@@ -7,6 +7,7 @@ later read models (analytics) can count without loading aggregates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 from domain.errors import InvalidInput
@@ -33,6 +34,7 @@ class PaymentsProjection:
             " subscription_id TEXT, created_at TEXT NOT NULL, seq BIGINT NOT NULL)"
         )
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_user_seq ON {self.table} (user_id, seq)")
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_status ON {self.table} (status, created_at)")
 
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
         for position, event in events:
@@ -72,6 +74,15 @@ class PaymentsQueries:
     def __init__(self, view_db: ViewDatabase, table: str = "payments") -> None:
         self.view_db = view_db
         self.table = table
+
+    def pending_payment_ids(self, created_before: datetime) -> list[UUID]:
+        """Payments still PENDING that were requested before `created_before`, oldest first."""
+        with self.view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT payment_id FROM {self.table} WHERE status = 'PENDING' AND created_at < ? ORDER BY seq",
+                (to_utc_text(created_before),),
+            ).fetchall()
+        return [UUID(row["payment_id"]) for row in rows]
 
     def recent_payment_ids(self, user_id: str, first: int = 50) -> list[UUID]:
         if first < 1 or first > MAX_PAGE:

@@ -138,7 +138,16 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         for runner in runners:
             runner.catch_up()
 
-    jobs = Jobs(JobContext(ledger=ledger, run_sync=run_sync, history=history, catch_up=catch_up), settings.tz, clock)
+    job_context = JobContext(
+        ledger=ledger,
+        run_sync=run_sync,
+        history=history,
+        catch_up=catch_up,
+        billing=billing,
+        payments=payments,
+        concurrency=settings.charge_concurrency,
+    )
+    jobs = Jobs(job_context, settings.tz, clock)
     services = Services(
         ledger=ledger,
         billing=billing,

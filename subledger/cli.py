@@ -68,6 +68,25 @@ def token(
     print(mint_token(settings.jwt_secret, user, scope, ttl_seconds=ttl, **extra))
 
 
+@app.command()
+def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker's health check is fresh.")) -> None:
+    """Run an arq worker: the scheduled jobs on cron (needs SUBLEDGER_REDIS_URL)."""
+    from arq.worker import check_health, run_worker
+
+    from subledger.logging import configure_logging
+    from workers.arq_worker import worker_settings
+
+    settings = load_settings()
+    if not settings.redis_url:
+        console.print("[red]subledger worker needs SUBLEDGER_REDIS_URL[/red]")
+        raise typer.Exit(2)
+    configure_logging(settings.env)
+    settings_cls = worker_settings(settings)
+    if check:
+        raise typer.Exit(check_health(settings_cls))
+    run_worker(settings_cls)
+
+
 @app.command("export-schema")
 def export_schema() -> None:
     """Print the served GraphQL schema as SDL."""

@@ -17,11 +17,11 @@ import structlog
 
 from domain.ledger import Ledger
 from domain.periods import daily_run_times
+from workers.settle import settle_stale_payments
 
 log = structlog.get_logger("subledger.jobs")
 
 MIDNIGHT_HOUR = 0
-MORNING_HOUR = 9
 
 
 @dataclass
@@ -30,6 +30,10 @@ class JobContext:
     run_sync: Callable[..., Awaitable[Any]]
     history: Any  # projections.wallet_history queries
     catch_up: Callable[[], None]  # brings the in-process read models up to the ledger's head
+    billing: Any = None  # domain.billing.Billing
+    payments: Any = None  # projections.payments.PaymentsQueries
+    #: Charges and lookups in flight at once (SUBLEDGER_CHARGE_CONCURRENCY).
+    concurrency: int = 32
 
 
 async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
@@ -51,7 +55,11 @@ async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
 Job = Callable[[JobContext, datetime], Awaitable[dict[str, int]]]
 
 #: Jobs of the 00:00 run and of the 09:00 run, in the order they run.
-MIDNIGHT_JOBS: list[tuple[str, Job]] = [("expire_points", expire_points)]
+# Stale PENDING payments are settled first: no new attempt starts while one is unresolved.
+MIDNIGHT_JOBS: list[tuple[str, Job]] = [
+    ("settle_stale_payments", settle_stale_payments),
+    ("expire_points", expire_points),
+]
 MORNING_JOBS: list[tuple[str, Job]] = []
 
 
@@ -69,10 +77,11 @@ class Jobs:
             runs.append({"job": name, "ran_at": now, **counts})
         return runs
 
-    async def run_scheduled(self, at: datetime) -> list[dict[str, Any]]:
-        """The jobs scheduled at `at`: the midnight jobs at 00:00 local, the reminders at 09:00."""
-        hour = at.astimezone(self.tz).hour
-        return await self._run(MIDNIGHT_JOBS if hour == MIDNIGHT_HOUR else MORNING_JOBS, at)
+    async def run_scheduled(self, at: datetime, force: str | None = None) -> list[dict[str, Any]]:
+        """The jobs scheduled at `at`: the midnight jobs at 00:00 local, the reminders at 09:00
+        (`force` names the run when the caller knows it, as arq's cron jobs do)."""
+        midnight = force == "midnight" if force else at.astimezone(self.tz).hour == MIDNIGHT_HOUR
+        return await self._run(MIDNIGHT_JOBS if midnight else MORNING_JOBS, at)
 
     async def run_due(self, now: datetime) -> list[dict[str, Any]]:
         """Everything due now (runScheduledJobs, POST /cron/run): every job is a function of

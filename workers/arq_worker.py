@@ -1,0 +1,94 @@
+"""arq on Redis: the daily runs of SPEC §6 as cron jobs, any number of workers.
+
+Each cron job is `unique`: arq derives its job id from the scheduled time, so
+two workers that both see 00:00 enqueue one run, and one of them runs it.
+Underneath, every job is idempotent for its `now` and every charge has a
+deterministic order id, so even a run repeated after a crash charges nothing
+twice (DESIGN.md, Charging exactly once).
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from arq import cron
+from arq.connections import RedisSettings
+
+log = structlog.get_logger("subledger.worker")
+
+#: A run of 100,000 renewals takes minutes; arq's default 300 s would cancel it half-way.
+RUN_TIMEOUT_SECONDS = 6 * 3600
+
+
+def scheduled_time(ctx: dict[str, Any]) -> datetime:
+    """The time this run was scheduled for: the clock's now on a test clock, else the
+    scheduled instant that arq put in the unique job id (`cron:<name>:<unix ms>`)."""
+    built = ctx["built"]
+    if built.clock.controllable:
+        return built.clock.now()
+    job_id = ctx.get("job_id") or ""
+    _, _, millis = job_id.rpartition(":")
+    if millis.isdigit():
+        return datetime.fromtimestamp(int(millis) / 1000, tz=timezone.utc)
+    return built.clock.now()
+
+
+async def midnight_run(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    return await ctx["built"].jobs.run_scheduled(scheduled_time(ctx), force="midnight")
+
+
+async def morning_run(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    return await ctx["built"].jobs.run_scheduled(scheduled_time(ctx), force="morning")
+
+
+async def due_run(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Everything due at the clock's now (the fast test schedule)."""
+    built = ctx["built"]
+    return await built.jobs.run_due(built.clock.now())
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    from subledger.app import build
+    from subledger.settings import Settings
+
+    ctx["built"] = build(Settings())
+    log.info("worker_started", pid=os.getpid())
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    built = ctx.get("built")
+    if built is not None:
+        await built.aclose()
+    log.info("worker_stopped", pid=os.getpid())
+
+
+def worker_settings(settings: Any) -> type:
+    """arq's WorkerSettings for these settings. `SUBLEDGER_WORKER_TICK_SECONDS` replaces the
+    daily schedule by a run every N seconds at the clock's now (tests drive the test clock)."""
+    tick = settings.worker_tick_seconds
+    if tick:
+        cron_jobs = [
+            cron(due_run, second=set(range(0, 60, tick)), unique=True, timeout=RUN_TIMEOUT_SECONDS, run_at_startup=True)
+        ]
+    else:
+        cron_jobs = [
+            cron(midnight_run, hour=0, minute=0, second=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
+            cron(morning_run, hour=9, minute=0, second=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
+        ]
+
+    class WorkerSettings:
+        functions: list[Any] = []
+        redis_settings = RedisSettings.from_dsn(settings.redis_url)
+        on_startup = startup
+        on_shutdown = shutdown
+        timezone = settings.tz
+        health_check_interval = 30
+        job_timeout = RUN_TIMEOUT_SECONDS
+        # A run still going on SIGTERM gets time to finish its in-flight charges.
+        job_completion_wait = 60
+        max_jobs = 4
+
+    WorkerSettings.cron_jobs = cron_jobs
+    return WorkerSettings
