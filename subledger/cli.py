@@ -104,5 +104,20 @@ def sandbox_gateway(host: str = typer.Option("127.0.0.1"), port: int = typer.Opt
     run_sandbox_server(host, port)
 
 
+bench_app = typer.Typer(help="Benchmarks (DESIGN.md, Performance): one JSON line each, with the baseline measured in the same run.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    callers: int = typer.Option(16, help="Concurrent callers (and connections for the baseline)."),
+    seconds: float = typer.Option(10.0, help="Duration of each half."),
+) -> None:
+    """Spend commands/s on PostgreSQL against raw single-row INSERT transactions/s."""
+    from benchmarks.ledger import run
+
+    run(load_settings().database_url, callers=callers, seconds=seconds)
+
+
 if __name__ == "__main__":
     app()
