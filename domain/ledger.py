@@ -26,6 +26,7 @@ from domain.customer import Customer
 from domain.errors import Conflict
 from domain.idempotency import Idempotency, IdempotencyRecord, fingerprint
 from domain.ids import customer_id, idempotency_record_id, wallet_id
+from domain.group_commit import GroupCommitter
 from domain.locks import KeyedLocks
 from domain.payment import Payment
 from domain.payment_commands import PaymentCommands
@@ -50,6 +51,7 @@ class Ledger(WalletCommands, PaymentCommands, Application):
         self.catalog = catalog
         self.tz = tz
         self.locks = KeyedLocks()
+        self.committer = GroupCommitter(self.save)
         #: Called with the recordings of every save: in-process read models follow without polling.
         self.listeners: list[Callable[[list[Any]], None]] = []
 
@@ -152,7 +154,7 @@ class Ledger(WalletCommands, PaymentCommands, Application):
                 if not pending:
                     return result
                 try:
-                    self.save(*pending)
+                    self.committer.save(*pending)
                 except RecordConflictError:
                     # Another process wrote first: back off a little and decide again on fresh state.
                     time.sleep(min(0.2, 0.002 * (2 ** min(attempt, 7))) * random.random())

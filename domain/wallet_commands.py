@@ -8,6 +8,7 @@ from domain.errors import InvalidInput
 from domain.idempotency import Idempotency
 from domain.ids import wallet_id
 from domain.periods import local_date
+from domain.transactions import transaction_from_event
 from domain.wallet import check_positive
 
 if TYPE_CHECKING:
@@ -34,10 +35,10 @@ class WalletCommands:
         if not service_id or not service_id.strip():
             raise InvalidInput("serviceId must not be empty")
 
-        def body() -> tuple[int, list[Any]]:
+        def body() -> tuple[dict[str, Any], list[Any]]:
             wallet = self.wallet_or_new(user_id, now)
             if service_id in wallet.spent_services:
-                return wallet.spent_services[service_id], []
+                return self.spend_result(user_id, wallet.spent_services[service_id]), []
             wallet.debit(
                 type="USAGE",
                 amount=cost,
@@ -47,24 +48,21 @@ class WalletCommands:
                 reference_id=service_id,
                 service_id=service_id,
             )
-            return wallet.version, [wallet]
+            return _spend_result(wallet.pending_events[-1], user_id), [wallet]
 
         request = {"service": service, "amount": amount, "serviceId": service_id}
-        version = self.run(
+        return self.run(
             body,
             lock=[wallet_id(user_id)],
             idempotency=Idempotency(user_id, "spendPoints", idempotency_key, request, now),
-            replay=lambda stored: stored["wallet_version"],
-            encode=lambda v: {"wallet_version": v},
+            replay=lambda stored: self.spend_result(user_id, stored["wallet_version"]),
+            encode=lambda result: {"wallet_version": result["transaction"]["wallet_version"]},
         )
-        return self.spend_result(user_id, version)
 
     def spend_result(self: Ledger, user_id: str, version: int) -> dict[str, Any]:
+        """The answer of an earlier spend, read back from its event (repeats answer the first result)."""
         events = list(self.repository.event_store.get(wallet_id(user_id), gt=version - 1, lte=version))
-        return {
-            "transaction": self.wallet_transaction(user_id, version),
-            "remaining_balance": events[0].usable_after,
-        }
+        return _spend_result(events[0], user_id)
 
     def reward_points(
         self: Ledger, user_id: str, activity: str, *, now: datetime, actor: str, idempotency_key: str | None = None
@@ -76,7 +74,7 @@ class WalletCommands:
             wallet.reward(
                 activity, reward.points, reward.once_per_day, reward.once_per_user, local_date(now, self.tz), now
             )
-            return wallet.version, [wallet]
+            return _last_transaction(wallet, user_id), [wallet]
 
         return self._wallet_command(user_id, "rewardPoints", actor, idempotency_key, {"userId": user_id, "activity": activity}, now, body)
 
@@ -104,7 +102,7 @@ class WalletCommands:
                 wallet.credit(amount=amount, expires_at=expires_at, reference_id=actor, **common)
             else:
                 wallet.debit(amount=-amount, reference_id=actor, **common)
-            return wallet.version, [wallet]
+            return _last_transaction(wallet, user_id), [wallet]
 
         request = {"userId": user_id, "amount": amount, "reason": reason}
         return self._wallet_command(user_id, "adjustPoints", actor, idempotency_key, request, now, body)
@@ -121,11 +119,21 @@ class WalletCommands:
         return self.run(body, lock=[wallet_id(user_id)])
 
     def _wallet_command(self: Ledger, user_id, operation, actor, key, request, now, body) -> dict[str, Any]:
-        version = self.run(
+        return self.run(
             body,
             lock=[wallet_id(user_id)],
             idempotency=Idempotency(actor, operation, key, request, now),
-            replay=lambda stored: stored["wallet_version"],
-            encode=lambda v: {"wallet_version": v},
+            replay=lambda stored: self.wallet_transaction(user_id, stored["wallet_version"]),
+            encode=lambda transaction: {"wallet_version": transaction["wallet_version"]},
         )
-        return self.wallet_transaction(user_id, version)
+
+
+def _last_transaction(wallet: Any, user_id: str) -> dict[str, Any]:
+    """The transaction the command just recorded, from its pending event (no read back)."""
+    transaction = transaction_from_event(wallet.pending_events[-1], user_id)
+    assert transaction is not None
+    return transaction
+
+
+def _spend_result(event: Any, user_id: str) -> dict[str, Any]:
+    return {"transaction": transaction_from_event(event, user_id), "remaining_balance": event.usable_after}

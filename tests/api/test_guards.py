@@ -156,7 +156,7 @@ def test_cron_endpoint_needs_the_secret(api: Api, user: str) -> None:
     assert balance(api, user) == (1000, 2)
     ok = api.client.post(f"{api.url}/cron/run", headers={"Authorization": "Bearer cron-secret-for-tests"})
     assert ok.status_code == 200
-    assert [run["job"] for run in ok.json()["runs"]][:1] == ["expire_points"]
+    assert "expire_points" in [run["job"] for run in ok.json()["runs"]]
 
 
 def test_health_and_readiness(api: Api) -> None:

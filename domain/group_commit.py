@@ -1,0 +1,84 @@
+"""Group commit: several commands' events written in one transaction.
+
+eventsourcing writes each `save()` in its own transaction, and its PostgreSQL
+recorder takes a table lock per insert, so concurrent commands queue behind
+each other's commits (about 5% of raw insert throughput). Here a command that
+is ready to save joins a queue; whichever thread finds no save in progress
+becomes the leader and writes everything queued so far in one `save(...)`,
+while the next commands gather for the following batch. No thread waits on a
+timer: a batch is simply what accumulated during the previous write.
+
+Aggregates of one batch never overlap: a command holds its aggregates' locks
+until its save returns (`Ledger.run`). If a batch conflicts with another
+process's write, nothing of it was written (one transaction); each command is
+then saved alone, so only the one that really conflicted sees the conflict.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class _Entry:
+    __slots__ = ("aggregates", "done", "error")
+
+    def __init__(self, aggregates: Sequence[Any]) -> None:
+        self.aggregates = aggregates
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class GroupCommitter:
+    def __init__(self, save: Callable[..., Any], max_batch: int = 64) -> None:
+        self._save = save
+        self._max_batch = max_batch
+        self._queue: list[_Entry] = []
+        self._lock = threading.Lock()
+        self._leading = False
+
+    def save(self, *aggregates: Any) -> None:
+        """Save `aggregates` atomically, possibly in one transaction with other commands'."""
+        entry = _Entry(aggregates)
+        with self._lock:
+            self._queue.append(entry)
+            lead = not self._leading
+            if lead:
+                self._leading = True
+        if lead:
+            self._lead()
+        entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+
+    def _lead(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                if not batch:
+                    self._leading = False
+                    return
+            self._write(batch)
+
+    def _write(self, batch: list[_Entry]) -> None:
+        if len(batch) > 1:
+            aggregates = [aggregate for entry in batch for aggregate in entry.aggregates]
+            # save() takes the pending events off the aggregates; keep them to put back on failure.
+            pending = [list(aggregate.pending_events) for aggregate in aggregates]
+            try:
+                self._save(*aggregates)
+            except Exception:
+                # Nothing was written (one transaction): give every aggregate its events back
+                # and fall back to one transaction per command below.
+                for aggregate, events in zip(aggregates, pending):
+                    aggregate.pending_events[:] = events
+            else:
+                for entry in batch:
+                    entry.done.set()
+                return
+        for entry in batch:
+            try:
+                self._save(*entry.aggregates)
+            except BaseException as error:  # handed to the command that owns these aggregates
+                entry.error = error
+            entry.done.set()
