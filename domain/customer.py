@@ -9,6 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.ids import customer_id
+from domain.personal_data import personal
 
 from domain.errors import NotFound
 
@@ -27,6 +28,10 @@ class Customer(Aggregate):
         # method id -> {"id", "provider", "billing_key", "customer_key", "card_masked", "active", "created_at"}
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.had_trial = False
+        # Contact details from the token's claims (personal data, SPEC §7).
+        self.email: str | None = None
+        self.name: str | None = None
+        self.erased_at: datetime | None = None
 
     def method(self, method_id: str, *, active_only: bool = True) -> dict[str, Any]:
         """The payment method, or NotFound (also for a foreign id: the caller only ever sees its own)."""
@@ -61,6 +66,32 @@ class Customer(Aggregate):
         if not self.had_trial:
             self._trial_started(at=at)
 
+    def record_contact_details(self, email: str | None, name: str | None, at: datetime) -> bool:
+        """Record the contact details when they changed; False when there was nothing new.
+        Once the user's data was erased, claims are no longer collected."""
+        if self.erased_at is not None or (email, name) == (self.email, self.name):
+            return False
+        self._contact_details_recorded(email=email, name=name, at=at)
+        return True
+
+    def erase_personal_data(self, at: datetime) -> None:
+        """Forget the personal fields in this state too, so every cached copy of the
+        customer (in any process) drops them as soon as it sees this event."""
+        self._personal_data_erased(at=at)
+
+    @event("ContactDetailsRecorded")
+    def _contact_details_recorded(self, email: str | None, name: str | None, at: datetime) -> None:
+        self.email = email
+        self.name = name
+
+    @event("PersonalDataErased")
+    def _personal_data_erased(self, at: datetime) -> None:
+        self.email = None
+        self.name = None
+        for method in self.payment_methods.values():
+            method["card_masked"] = None
+        self.erased_at = at
+
     @event("PaymentMethodAdded")
     def _payment_method_added(
         self,
@@ -88,3 +119,8 @@ class Customer(Aggregate):
     @event("TrialStarted")
     def _trial_started(self, at: datetime) -> None:
         self.had_trial = True
+
+
+# Personal data (SPEC §7): stored sealed under the customer's key, None once erased.
+personal(Customer.ContactDetailsRecorded, "email", "name")
+personal(Customer.PaymentMethodAdded, "card_masked")

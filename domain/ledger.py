@@ -30,6 +30,9 @@ from domain.group_commit import GroupCommitter
 from domain.locks import KeyedLocks
 from domain.payment import Payment
 from domain.payment_commands import PaymentCommands
+from domain.personal_commands import PersonalDataCommands
+from domain.personal_data import MemoryKeys, PersonalDataMapper
+from domain.ports import PersonalDataKeys
 from domain.transactions import transaction_from_event
 from domain.wallet import Wallet
 from domain.wallet_commands import WalletCommands
@@ -41,12 +44,18 @@ R = TypeVar("R")
 MAX_CONFLICT_RETRIES = 30
 
 
-class Ledger(WalletCommands, PaymentCommands, Application):
+class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, Application):
     name = "ledger"
-    # Wallets and customers grow without bound; snapshots keep loading them cheap.
-    snapshotting_intervals = {Wallet: 100, Customer: 50}
+    # Wallets grow without bound; snapshots keep loading them cheap. Customers are
+    # never snapshotted: a snapshot would hold their personal data in clear,
+    # beyond the reach of the per-user key that erasure deletes.
+    snapshotting_intervals = {Wallet: 100}
 
-    def __init__(self, env: dict[str, str], catalog: Catalog, tz: ZoneInfo) -> None:
+    def __init__(
+        self, env: dict[str, str], catalog: Catalog, tz: ZoneInfo, keys: PersonalDataKeys | None = None
+    ) -> None:
+        #: Keys of personal data (SPEC §7); needed by the mapper, which the base class builds.
+        self.personal_keys = keys if keys is not None else MemoryKeys()
         super().__init__(env=env)
         self.catalog = catalog
         self.tz = tz
@@ -54,6 +63,10 @@ class Ledger(WalletCommands, PaymentCommands, Application):
         self.committer = GroupCommitter(self.save)
         #: Called with the recordings of every save: in-process read models follow without polling.
         self.listeners: list[Callable[[list[Any]], None]] = []
+
+    def construct_mapper(self) -> PersonalDataMapper:
+        plain = super().construct_mapper()
+        return PersonalDataMapper(plain.transcoder, plain.compressor, plain.cipher, self.personal_keys)
 
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)

@@ -105,3 +105,14 @@ class Clock(Protocol):
 
     def advance_to(self, when: datetime) -> None:
         """Test clock only: move to `when` (never backwards)."""
+
+
+class PersonalDataKeys(Protocol):
+    """Per-subject encryption keys of personal data (SPEC §7). Deleting a key
+    is the erasure: whatever was sealed with it can never be read again."""
+
+    def key(self, subject: str, *, create: bool) -> bytes | None:
+        """The subject's key; with `create`, made on first use. None when there is none (erased)."""
+
+    def destroy(self, subject: str) -> bool:
+        """Delete the subject's key; True when there was one."""

@@ -34,6 +34,7 @@ from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.settings import Settings
 from subledger.storage import Database
+from subledger.user_keys import SqlUserKeys
 from workers.jobs import JobContext, Jobs
 from workers.scheduler import InProcessScheduler
 
@@ -113,7 +114,11 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
 def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     settings = settings.with_secrets()
     db = Database.from_url(settings.database_url)
-    ledger = Ledger(env=ledger_env(settings, db), catalog=load_catalog(settings.catalog), tz=settings.tz)
+    # The view database first: it holds the personal-data keys the ledger's mapper needs.
+    view_db = ViewDatabase.open(db, pool_size=max(4, settings.threads // 2))
+    ledger = Ledger(
+        env=ledger_env(settings, db), catalog=load_catalog(settings.catalog), tz=settings.tz, keys=SqlUserKeys(view_db)
+    )
     executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="ledger")
 
     async def run_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -123,7 +128,6 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     gateways, sandbox = build_gateways(settings, sandbox)
     billing = Billing(ledger, gateways, run_sync)
     clock = TestClock(ledger, settings.clock_start) if settings.clock == "test" else SystemClock()
-    view_db = ViewDatabase.open(db, pool_size=max(4, settings.threads // 2))
     wallet_history = WalletHistory()
     history = BoundQueries(wallet_history, view_db, ("history", "users_with_expired_lots", "lots_expiring_between"))
     payments = PaymentsQueries(view_db)
