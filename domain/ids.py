@@ -13,6 +13,10 @@ def wallet_id(user_id: str) -> UUID:
     return uuid5(NAMESPACE, f"wallet:{user_id}")
 
 
+def service_spend_id(user_id: str, service_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"service-spend:{user_id}:{service_id}")
+
+
 def customer_id(user_id: str) -> UUID:
     return uuid5(NAMESPACE, f"customer:{user_id}")
 

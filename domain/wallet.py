@@ -14,11 +14,29 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.ids import wallet_id
+from domain.ids import service_spend_id, wallet_id
 
 from domain.errors import AlreadyClaimed, InsufficientPoints, InvalidInput
 
 LOT_LIFETIME = timedelta(days=365)
+
+
+class ServiceSpend(Aggregate):
+    """The spend recorded for one bought service (`serviceId`), once per user.
+
+    Kept beside the wallet rather than in it, so a wallet's state does not grow
+    with every service ever bought; saved in the spend's transaction, so a
+    concurrent repeat collides on its insert and answers the first spend."""
+
+    @staticmethod
+    def create_id(user_id: str, service_id: str, **_: Any) -> UUID:
+        return service_spend_id(user_id, service_id)
+
+    @event("Recorded")
+    def __init__(self, user_id: str, service_id: str, wallet_version: int, at: datetime) -> None:
+        self.user_id = user_id
+        self.service_id = service_id
+        self.wallet_version = wallet_version
 
 
 class Wallet(Aggregate):
@@ -35,7 +53,6 @@ class Wallet(Aggregate):
         self.pending: dict[str, int] = {}  # payment id -> points awaiting that payment
         self.lifetime_earned = 0
         self.lifetime_spent = 0
-        self.spent_services: dict[str, int] = {}  # serviceId -> wallet version of its USAGE event
         self.daily_claims: dict[str, str] = {}  # activity -> local date (ISO) last claimed
         self.once_claims: list[str] = []
 
@@ -229,16 +246,21 @@ class Wallet(Aggregate):
         at: datetime,
     ) -> None:
         for lot_id, taken in draws:
-            self.lots[lot_id]["remaining"] -= taken
+            self._draw(lot_id, taken)
         if type != "REFUND":
             self.lifetime_spent += amount
-        if service_id is not None:
-            # The version this event will have once applied: the decorator bumps it after the body.
-            self.spent_services[service_id] = self.version + 1
 
     @event("Expired")
     def _expired(self, lot_id: str, amount: int, balance_after: int, expires_at: datetime, at: datetime) -> None:
-        self.lots[lot_id]["remaining"] -= amount
+        self._draw(lot_id, amount)
+
+    def _draw(self, lot_id: str, points: int) -> None:
+        lot = self.lots[lot_id]
+        lot["remaining"] -= points
+        if lot["remaining"] == 0:
+            # An empty lot can never be spent, expired or refunded again: dropping it keeps
+            # the wallet's state (and each load and snapshot) as small as its live lots.
+            del self.lots[lot_id]
 
     @event("PurchaseAwaited")
     def _purchase_awaited(self, payment_id: str, points: int, at: datetime) -> None:

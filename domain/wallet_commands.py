@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from domain.errors import InvalidInput
 from domain.idempotency import Idempotency
-from domain.ids import wallet_id
+from domain.ids import service_spend_id, wallet_id
 from domain.periods import local_date
 from domain.transactions import transaction_from_event
-from domain.wallet import check_positive
+from domain.wallet import ServiceSpend, check_positive
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
@@ -36,9 +36,10 @@ class WalletCommands:
             raise InvalidInput("serviceId must not be empty")
 
         def body() -> tuple[dict[str, Any], list[Any]]:
+            earlier = self.load(ServiceSpend, service_spend_id(user_id, service_id))
+            if earlier is not None:
+                return self.spend_result(user_id, earlier.wallet_version), []
             wallet = self.wallet_or_new(user_id, now)
-            if service_id in wallet.spent_services:
-                return self.spend_result(user_id, wallet.spent_services[service_id]), []
             wallet.debit(
                 type="USAGE",
                 amount=cost,
@@ -48,7 +49,8 @@ class WalletCommands:
                 reference_id=service_id,
                 service_id=service_id,
             )
-            return _spend_result(wallet.pending_events[-1], user_id), [wallet]
+            record = ServiceSpend(user_id=user_id, service_id=service_id, wallet_version=wallet.version, at=now)
+            return _spend_result(wallet.pending_events[-1], user_id), [wallet, record]
 
         request = {"service": service, "amount": amount, "serviceId": service_id}
         return self.run(

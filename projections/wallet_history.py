@@ -113,6 +113,12 @@ class WalletHistory:
         cursor.executemany(
             f"UPDATE {self.lots} SET remaining = remaining - ? WHERE user_id = ? AND lot_id = ?", draws
         )
+        if draws:
+            # Emptied lots leave the table, as they leave the wallet aggregate.
+            cursor.executemany(
+                f"DELETE FROM {self.lots} WHERE user_id = ? AND lot_id = ? AND remaining = 0",
+                sorted({(user_id, lot_id) for _, user_id, lot_id in draws}),
+            )
 
     def _owner(self, cursor: ViewCursor, wallet: str) -> str:
         row = cursor.execute(f"SELECT user_id FROM {self.owners} WHERE wallet_id = ?", (wallet,)).fetchone()

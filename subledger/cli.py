@@ -119,5 +119,16 @@ def bench_ledger(
     run(load_settings().database_url, callers=callers, seconds=seconds)
 
 
+@bench_app.command("history")
+def bench_history(
+    events: int = typer.Option(100_000, help="Events in the long wallet."),
+    spends: int = typer.Option(200, help="Spends timed on each wallet."),
+) -> None:
+    """Spend latency on a wallet with a long history against a fresh wallet."""
+    from benchmarks.history import run
+
+    run(load_settings().database_url, events=events, spends=spends)
+
+
 if __name__ == "__main__":
     app()

@@ -267,7 +267,7 @@ def test_position_follows_ids_across_gaps(ledger, view_db, users):
 
     history = WalletHistory()
     runner = ProjectionRunner(ledger, history, view_db, batch_size=1)
-    assert runner.catch_up() == 4  # Opened, the grant, the winner's credit, the spend
+    assert runner.catch_up() == 5  # Opened, the grant, the winner's credit, the spend and its serviceId record
     assert runner.position() == runner.head()
     assert all_pages(history, view_db, user, first=2) == ledger_transactions(ledger, user)
 

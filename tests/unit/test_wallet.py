@@ -30,7 +30,7 @@ def test_spend_takes_the_earliest_expiring_lot_then_the_oldest() -> None:
     wallet.credit(type="REWARD", amount=100, at=T0 + timedelta(hours=2), description="early too", expires_at=T0 + timedelta(days=10))
     wallet.debit(type="USAGE", amount=150, at=T0 + timedelta(hours=3), description="spend")
     remaining = {lot["id"]: lot["remaining"] for lot in wallet.lots.values()}
-    assert remaining == {"lot-2": 100, "lot-3": 100, "lot-4": 0, "lot-5": 50}
+    assert remaining == {"lot-2": 100, "lot-3": 100, "lot-5": 50}  # the emptied lot-4 is gone
 
 
 def test_expired_lots_cannot_be_spent_and_are_swept_once() -> None:
