@@ -130,5 +130,16 @@ def bench_history(
     run(load_settings().database_url, events=events, spends=spends)
 
 
+@bench_app.command("graphql")
+def bench_graphql(
+    seconds: float = typer.Option(10.0, help="Duration of each half."),
+    connections: int = typer.Option(16, help="wrk connections, and in-process callers."),
+) -> None:
+    """spendPoints mutations/s over HTTP (wrk) against the same command in process."""
+    from benchmarks.graphql import run
+
+    run(load_settings().database_url, seconds=seconds, connections=connections)
+
+
 if __name__ == "__main__":
     app()
