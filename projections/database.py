@@ -92,10 +92,15 @@ class _SQLiteViewDatabase(ViewDatabase):
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
         self._lock = threading.Lock()
+        self._held = threading.local()
 
     @contextmanager
     def transaction(self, readonly: bool = False) -> Iterator[ViewCursor]:
+        if getattr(self._held, "by_me", False):
+            # The lock is not reentrant: waiting here would wait for ourselves forever.
+            raise RuntimeError("a view transaction was begun inside another one on the same thread")
         with self._lock:
+            self._held.by_me = True
             raw = self._connection.cursor()
             # A read takes no lock until it reads, so it never holds up the ledger's writers.
             raw.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
@@ -108,6 +113,7 @@ class _SQLiteViewDatabase(ViewDatabase):
                 raw.execute("COMMIT")
             finally:
                 raw.close()
+                self._held.by_me = False
 
     def close(self) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ from uuid import UUID
 from domain.errors import InvalidInput
 from domain.payment import Payment
 from projections.database import ViewCursor, ViewDatabase
+from projections.generations import LiveProjection
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
 
@@ -71,15 +72,30 @@ class PaymentsProjection:
 
 
 class PaymentsQueries:
-    def __init__(self, view_db: ViewDatabase, table: str = "payments") -> None:
+    def __init__(self, view_db: ViewDatabase, prefix: str = "") -> None:
         self.view_db = view_db
-        self.table = table
+        # Without a prefix: the live table, which a rebuild may switch (projections/generations.py).
+        self._live = LiveProjection(PaymentsProjection(prefix), view_db)
+
+    @property
+    def table(self) -> str:
+        return self._live.current().table
+
+    def payment_ids(self, user_id: str) -> list[UUID]:
+        """Every payment of the user, oldest first (exports)."""
+        table = self.table  # looked up before the transaction: it may read the database
+        with self.view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT payment_id FROM {table} WHERE user_id = ? ORDER BY seq", (user_id,)
+            ).fetchall()
+        return [UUID(row["payment_id"]) for row in rows]
 
     def pending_payment_ids(self, created_before: datetime) -> list[UUID]:
         """Payments still PENDING that were requested before `created_before`, oldest first."""
+        table = self.table  # looked up before the transaction: it may read the database
         with self.view_db.transaction(readonly=True) as cursor:
             rows = cursor.execute(
-                f"SELECT payment_id FROM {self.table} WHERE status = 'PENDING' AND created_at < ? ORDER BY seq",
+                f"SELECT payment_id FROM {table} WHERE status = 'PENDING' AND created_at < ? ORDER BY seq",
                 (to_utc_text(created_before),),
             ).fetchall()
         return [UUID(row["payment_id"]) for row in rows]
@@ -87,8 +103,9 @@ class PaymentsQueries:
     def recent_payment_ids(self, user_id: str, first: int = 50) -> list[UUID]:
         if first < 1 or first > MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}")
+        table = self.table  # looked up before the transaction: it may read the database
         with self.view_db.transaction(readonly=True) as cursor:
             rows = cursor.execute(
-                f"SELECT payment_id FROM {self.table} WHERE user_id = ? ORDER BY seq DESC LIMIT ?", (user_id, first)
+                f"SELECT payment_id FROM {table} WHERE user_id = ? ORDER BY seq DESC LIMIT ?", (user_id, first)
             ).fetchall()
         return [UUID(row["payment_id"]) for row in rows]

@@ -7,6 +7,11 @@ all, so a restart resumes exactly where the last commit left off.
 
 Notification ids can have gaps (a failed insert consumes a sequence value), so
 the position is always the last id seen, never a count.
+
+A runner given a projection without prefix runs the live read model: it
+follows `projection_generations` (projections/generations.py), so after a
+rebuild switched the live tables it carries on in the new ones. A runner
+given a prefixed projection (a copy being built) stays on its own tables.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from projections.database import ViewCursor, ViewDatabase
+from projections.generations import GENERATIONS_DDL, LiveProjection, live_prefix, with_prefix
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +35,9 @@ TRACKING_DDL = "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMAR
 class Projection(Protocol):
     #: Public name (status, rebuild).
     name: str
-    #: Key of its row in projection_tracking; differs from `name` for a copy
-    #: built beside the live one (its own table prefix).
+    #: Key of its row in projection_tracking: `prefix + name`, so a copy built
+    #: beside the live one (its own table prefix) tracks its own position.
+    #: The class is built as `cls(prefix=...)` (projections/generations.py).
     tracking_name: str
 
     def create_tables(self, cursor: ViewCursor) -> None:
@@ -49,30 +56,46 @@ class ProjectionRunner:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.ledger = ledger
-        self.projection = projection
         self.view_db = view_db
         self.batch_size = batch_size
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._advanced = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._name = projection.name
+        self._live = LiveProjection(projection, view_db)
         with view_db.transaction() as cursor:
             cursor.execute(TRACKING_DDL)
+            cursor.execute(GENERATIONS_DDL)
+            if self._live.follows:
+                projection = with_prefix(projection, live_prefix(cursor, projection.name) or "")
             projection.create_tables(cursor)
             cursor.execute(
                 "INSERT INTO projection_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
                 (projection.tracking_name,),
             )
+        self._live.set(projection)
 
     @property
     def name(self) -> str:
-        return self.projection.name
+        return self._name
+
+    @property
+    def projection(self) -> Any:
+        return self._live.current()
+
+    def current(self, refresh: bool = False) -> Any:
+        """The projection over the live tables (projections/generations.py)."""
+        return self._live.current(refresh)
 
     # ------------------------------------------------------------ positions
     def position(self) -> int:
+        return self._position_of(self.current())
+
+    def _position_of(self, projection: Any) -> int:
         with self.view_db.transaction(readonly=True) as cursor:
             row = cursor.execute(
-                "SELECT position FROM projection_tracking WHERE name = ?", (self.projection.tracking_name,)
+                "SELECT position FROM projection_tracking WHERE name = ?", (projection.tracking_name,)
             ).fetchone()
         return int(row["position"]) if row else 0
 
@@ -89,14 +112,16 @@ class ProjectionRunner:
             try:
                 count = self._apply_next_batch(target)
             except PositionMoved:
-                # Another runner got there first; carry on from where it stopped.
+                # Another runner got there first (or a rebuild switched the tables): carry on from there.
+                self.current(refresh=True)
                 continue
             if count == 0:
                 return applied
             applied += count
 
     def _apply_next_batch(self, stop: int) -> int:
-        start = self.position()
+        projection = self.current()
+        start = self._position_of(projection)
         if start >= stop:
             return 0
         notifications = self.ledger.recorder.select_notifications(
@@ -111,11 +136,11 @@ class ProjectionRunner:
             # concurrent runner waits, then finds the position moved and writes nothing.
             cursor.execute(
                 "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
-                (end, self.projection.tracking_name, start),
+                (end, projection.tracking_name, start),
             )
             if cursor.rowcount != 1:
-                raise PositionMoved(self.projection.tracking_name)
-            self.projection.apply(cursor, events)
+                raise PositionMoved(projection.tracking_name)
+            projection.apply(cursor, events)
         with self._advanced:
             self._advanced.notify_all()
         return len(events)

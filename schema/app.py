@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
+from domain.errors import DomainError
 from schema.context import Context, Services
 from schema.errors import format_error, request_error
 
@@ -42,7 +43,14 @@ class SubledgerGraphQL(GraphQL):
         await response(scope, receive, send)
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(self.services, request.headers.get("authorization"), request=request, response=response)
+        context = Context(self.services, request.headers.get("authorization"), request=request, response=response)
+        if self.services.contacts is not None and context.authorization:
+            try:
+                caller = context.caller
+            except DomainError:
+                return context  # the resolvers that need a caller answer UNAUTHENTICATED
+            await self.services.contacts.observe(caller)
+        return context
 
     async def process_result(self, request: Any, result: ExecutionResult) -> dict[str, Any]:
         data: dict[str, Any] = {"data": result.data}

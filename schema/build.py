@@ -8,6 +8,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.tools import merge_types
 
+from schema.audit import AuditMutation, AuditQuery
 from schema.errors import log_unexpected
 from schema.scalars import SCALAR_MAP
 from schema.operations import OperationsMutation, OperationsQuery
@@ -18,8 +19,8 @@ MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 4000
 
-Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery))
-Mutation = merge_types("Mutation", (PaymentsMutation, WalletMutation, OperationsMutation))
+Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery, AuditQuery))
+Mutation = merge_types("Mutation", (PaymentsMutation, WalletMutation, OperationsMutation, AuditMutation))
 
 
 class Schema(strawberry.Schema):

@@ -24,12 +24,15 @@ from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
+from projections.aggregates import AggregatesProjection
 from projections.payments import PaymentsProjection, PaymentsQueries
+from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 from projections.status import status
 from projections.wallet_history import WalletHistory
 from schema.app import build_http_app
 from schema.build import schema
+from schema.contacts import ContactRecorder
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.settings import Settings
@@ -56,6 +59,7 @@ class Built:
     sandbox: SandboxEngine | None
     http: Any = None
     background: list[Any] = field(default_factory=list)
+    read_models: Any = None
 
     def catch_up(self) -> None:
         for runner in self.runners:
@@ -74,6 +78,8 @@ class Built:
         for gateway in self.gateways.values():
             await gateway.aclose()
         self.executor.shutdown(wait=False)
+        if self.read_models is not None:
+            self.read_models.close()
         self.view_db.close()
         self.ledger.close()
 
@@ -134,6 +140,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     runners = [
         ProjectionRunner(ledger, wallet_history, view_db),
         ProjectionRunner(ledger, PaymentsProjection(), view_db),
+        ProjectionRunner(ledger, AggregatesProjection(), view_db),
     ]
     for runner in runners:
         ledger.listeners.append(lambda _recordings, runner=runner: runner.notify())
@@ -152,6 +159,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         concurrency=settings.charge_concurrency,
     )
     jobs = Jobs(job_context, settings.tz, clock)
+    read_models = ReadModels(ledger, view_db, runners)
     services = Services(
         ledger=ledger,
         billing=billing,
@@ -162,8 +170,11 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         payments=payments,
         projections=lambda: status(runners),
         jobs=jobs,
+        read_models=read_models,
+        contacts=ContactRecorder(ledger, clock, run_sync),
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
+    built.read_models = read_models
 
     def ready() -> list[str]:
         return [

@@ -1,0 +1,96 @@
+"""Filling fresh copies of read models from ledger position 0 (rebuild, audit verify).
+
+Every copy moves through the log in step: a batch of notifications is read
+and decoded once, then applied to every copy in one view transaction that
+also moves each copy's tracking row (compare-and-set), so an interrupted
+build leaves whole batches behind and never touches the live tables.
+
+Decoding (CPU, under the GIL) and applying (mostly database time, which
+releases it) overlap: the next batch is decoded in a helper thread while
+the current one is written.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from projections.database import ViewDatabase
+from projections.generations import GENERATIONS_DDL
+from projections.runner import TRACKING_DDL, PositionMoved
+
+#: (events applied so far, position reached, target position)
+Progress = Callable[[int, int, int], None]
+
+
+def create_copies(view_db: ViewDatabase, copies: Sequence[Any]) -> None:
+    with view_db.transaction() as cursor:
+        cursor.execute(TRACKING_DDL)
+        cursor.execute(GENERATIONS_DDL)
+        for copy in copies:
+            copy.create_tables(cursor)
+            cursor.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+                (copy.tracking_name,),
+            )
+
+
+def copies_position(view_db: ViewDatabase, copies: Sequence[Any]) -> int:
+    """Where the copies stand; they move together, so they must agree."""
+    with view_db.transaction(readonly=True) as cursor:
+        positions = {
+            int(cursor.execute("SELECT position FROM projection_tracking WHERE name = ?", (c.tracking_name,)).fetchone()["position"])
+            for c in copies
+        }
+    if len(positions) != 1:
+        raise RuntimeError(f"copies out of step: {sorted(positions)}")
+    return positions.pop()
+
+
+def fill_copies(
+    ledger: Any,
+    view_db: ViewDatabase,
+    copies: Sequence[Any],
+    *,
+    until: int | None = None,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+    on_batch: Callable[[Any], None] | None = None,
+) -> int:
+    """Apply the log to `copies` up to `until` (default: the head now); returns events applied.
+    `on_batch(cursor)` runs inside each batch's transaction (e.g. a heartbeat)."""
+    target = (ledger.recorder.max_notification_id() or 0) if until is None else until
+    position = copies_position(view_db, copies)
+    applied = 0
+
+    def read(start: int) -> tuple[int, list[tuple[int, Any]]]:
+        notifications = ledger.recorder.select_notifications(
+            start=start, limit=batch_size, stop=target, inclusive_of_start=False
+        )
+        if not notifications:
+            return start, []
+        return notifications[-1].id, [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as decoder:
+        pending = decoder.submit(read, position) if position < target else None
+        while pending is not None:
+            end, events = pending.result()
+            if not events:
+                break
+            pending = decoder.submit(read, end) if end < target else None
+            with view_db.transaction() as cursor:
+                for copy in copies:
+                    cursor.execute(
+                        "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
+                        (end, copy.tracking_name, position),
+                    )
+                    if cursor.rowcount != 1:
+                        raise PositionMoved(copy.tracking_name)
+                    copy.apply(cursor, events)
+                if on_batch is not None:
+                    on_batch(cursor)
+            position = end
+            applied += len(events)
+            if progress is not None:
+                progress(applied, position, target)
+    return applied

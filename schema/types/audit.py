@@ -1,0 +1,39 @@
+"""Audit types: ledger events and the verification report (schema.graphql, audit)."""
+from __future__ import annotations
+
+import strawberry
+
+from projections.ledger_log import LedgerEntry
+from schema.scalars import JSON, DateTime
+
+
+@strawberry.type
+class LedgerEvent:
+    position: int = strawberry.field(description="Position in the ledger's global, gap-free order.")
+    aggregate_id: strawberry.ID
+    aggregate_type: str
+    version: int = strawberry.field(description="Version of the aggregate after this event (1 for its first event).")
+    type: str
+    occurred_at: DateTime
+    data: JSON
+
+    @classmethod
+    def of(cls, entry: LedgerEntry) -> LedgerEvent:
+        return cls(
+            position=entry.position,
+            aggregate_id=strawberry.ID(entry.aggregate_id),
+            aggregate_type=entry.aggregate_type,
+            version=entry.version,
+            type=entry.type,
+            occurred_at=entry.occurred_at,
+            data=entry.data,
+        )
+
+
+@strawberry.type
+class AuditReport:
+    events_replayed: int
+    aggregates_checked: int
+    mismatches: list[str] = strawberry.field(
+        description="Differences found between replayed state and the read models; empty when consistent."
+    )
