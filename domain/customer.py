@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.ids import customer_id
 from domain.personal_data import personal
 
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 
 PROVIDERS = ("TOSS", "KAKAO_PAY", "NAVER_PAY", "SANDBOX")
 
@@ -66,6 +66,23 @@ class Customer(Aggregate):
         if not self.had_trial:
             self._trial_started(at=at)
 
+    @property
+    def live_subscription(self) -> str | None:
+        # getattr: snapshots taken before subscriptions existed lack the attribute.
+        return getattr(self, "live_subscription_id", None)
+
+    def open_subscription(self, subscription_id: str, at: datetime) -> None:
+        """One live subscription per user (SPEC §3): saved with the subscription, so two
+        concurrent subscribes conflict on this customer and the second one is refused."""
+        if self.live_subscription not in (None, subscription_id):
+            raise Conflict("the user already has a live subscription (use changePlan)")
+        if self.live_subscription is None:
+            self._subscription_opened(subscription_id=subscription_id, at=at)
+
+    def close_subscription(self, subscription_id: str, at: datetime) -> None:
+        if self.live_subscription == subscription_id:
+            self._subscription_closed(subscription_id=subscription_id, at=at)
+
     def record_contact_details(self, email: str | None, name: str | None, at: datetime) -> bool:
         """Record the contact details when they changed; False when there was nothing new.
         Once the user's data was erased, claims are no longer collected."""
@@ -119,6 +136,14 @@ class Customer(Aggregate):
     @event("TrialStarted")
     def _trial_started(self, at: datetime) -> None:
         self.had_trial = True
+
+    @event("SubscriptionOpened")
+    def _subscription_opened(self, subscription_id: str, at: datetime) -> None:
+        self.live_subscription_id = subscription_id
+
+    @event("SubscriptionClosed")
+    def _subscription_closed(self, subscription_id: str, at: datetime) -> None:
+        self.live_subscription_id = None
 
 
 # Personal data (SPEC §7): stored sealed under the customer's key, None once erased.

@@ -35,6 +35,8 @@ from domain.personal_data import MemoryKeys, PersonalDataMapper
 from domain.ports import PersonalDataKeys
 from domain.transactions import transaction_from_event
 from domain.wallet import Wallet
+from domain.subscription import Subscription
+from domain.subscription_commands import SubscriptionCommands
 from domain.wallet_commands import WalletCommands
 
 A = TypeVar("A", bound=Aggregate)
@@ -44,12 +46,12 @@ R = TypeVar("R")
 MAX_CONFLICT_RETRIES = 30
 
 
-class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, Application):
+class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, SubscriptionCommands, Application):
     name = "ledger"
     # Wallets grow without bound; snapshots keep loading them cheap. Customers are
     # never snapshotted: a snapshot would hold their personal data in clear,
     # beyond the reach of the per-user key that erasure deletes.
-    snapshotting_intervals = {Wallet: 100}
+    snapshotting_intervals = {Wallet: 100, Subscription: 100}
 
     def __init__(
         self, env: dict[str, str], catalog: Catalog, tz: ZoneInfo, keys: PersonalDataKeys | None = None

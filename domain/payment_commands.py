@@ -137,11 +137,14 @@ class PaymentCommands:
                 payment.fail(code, result.provider_code, result.message, now)
             if payment.purpose.get("type") == "points":
                 changed.append(self._settle_points(payment, now))
+            elif payment.subscription_id is not None:
+                changed.extend(self.settle_subscription_payment(payment, now))
             return payment, changed
 
         payment = self.payment(pay_id)
         user = payment.user_id if payment else ""
-        return self.run(body, lock=[payment.id if payment else pay_id, wallet_id(user)])
+        extra = self.subscription_locks(payment) if payment else []
+        return self.run(body, lock=[payment.id if payment else pay_id, wallet_id(user), *extra])
 
     def _settle_points(self: Ledger, payment: Payment, now: datetime) -> Any:
         wallet = self.wallet_or_new(payment.user_id, now)
