@@ -1,0 +1,204 @@
+"""The notifications outbox (SPEC §7): a projection of the ledger.
+
+Each notification comes from one ledger event and takes an id derived from that
+event and its kind, so replaying the log (or running a reminder job twice, which
+records nothing the second time) never adds a notification twice. Reminders are
+ledger events too (`Subscription.Reminded`), recorded by the 09:00 run.
+
+Deliveries live in their own table, outside the projection's prefix: a rebuild of
+the outbox from position 0 finds the notifications already sent and does not
+send them again (`workers/notifications.py` sends and marks them).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import uuid5
+
+from domain.errors import InvalidInput
+from domain.ids import NAMESPACE
+from domain.payment import Payment
+from domain.renewal_commands import PERIOD
+from domain.subscription import SUSPENDED, Subscription
+from domain.wallet import Wallet
+from projections.database import ViewCursor, ViewDatabase
+from projections.notification_texts import render
+from projections.runner import Tracked
+from projections.wallet_history import to_utc_text
+
+MAX_PAGE = 500
+DELIVERIES = "notification_deliveries"
+
+
+def notification_id(event: Any, kind: str) -> str:
+    return str(uuid5(NAMESPACE, f"notification:{event.originator_id}:{event.originator_version}:{kind}"))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return to_utc_text(moment) if moment is not None else None
+
+
+class NotificationsProjection:
+    name = "notifications"
+
+    def __init__(self, prefix: str = "") -> None:
+        self.tracking_name = f"{prefix}{self.name}"
+        self.table = f"{prefix}notifications"
+        self.payments = f"{prefix}notification_payments"
+        self.owners = f"{prefix}notification_owners"
+
+    def create_tables(self, cursor: ViewCursor) -> None:
+        for statement in (
+            f"CREATE TABLE IF NOT EXISTS {self.table} (id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
+            " kind TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, data TEXT NOT NULL,"
+            " created_at TEXT NOT NULL, seq BIGINT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {self.table}_user ON {self.table} (user_id, seq)",
+            f"CREATE INDEX IF NOT EXISTS {self.table}_seq ON {self.table} (seq)",
+            # What the outbox needs to word later events that carry only an id.
+            f"CREATE TABLE IF NOT EXISTS {self.payments} (payment_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
+            " amount BIGINT NOT NULL, purpose TEXT, order_name TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.owners} (aggregate_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
+            " plan_id TEXT)",
+            f"CREATE TABLE IF NOT EXISTS {DELIVERIES} (id TEXT PRIMARY KEY, sent_at TEXT NOT NULL)",
+        ):
+            cursor.execute(statement)
+
+    # ------------------------------------------------------------ writing
+    def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        for seq, event in events:
+            if isinstance(event, Subscription.Event):
+                self._subscription(cursor, seq, event)
+            elif isinstance(event, Payment.Event):
+                self._payment(cursor, seq, event)
+            elif isinstance(event, Wallet.Opened):
+                self._own(cursor, event, event.user_id, None)
+            elif isinstance(event, Wallet.Credited) and event.type == "REWARD":
+                data = {"points": event.amount, "activity": event.reference_id, "expiresAt": _iso(event.expires_at)}
+                self._add(cursor, seq, event, self._owner(cursor, event)[0], "POINTS_REWARDED", data)
+
+    def _subscription(self, cursor: ViewCursor, seq: int, event: Any) -> None:
+        if isinstance(event, Subscription.Subscribed):
+            self._own(cursor, event, event.user_id, event.plan_id)
+            data = {"subscriptionId": str(event.originator_id), "planId": event.plan_id, "status": event.status,
+                    "trialEndsAt": _iso(event.trial_ends_at), "price": event.price}
+            self._add(cursor, seq, event, event.user_id, "WELCOME", data)
+            return
+        user_id, plan_id = self._owner(cursor, event)
+        base = {"subscriptionId": str(event.originator_id), "planId": plan_id}
+        if isinstance(event, Subscription.PeriodPaid):
+            cursor.execute(f"UPDATE {self.owners} SET plan_id = ? WHERE aggregate_id = ?", (event.plan_id, str(event.originator_id)))
+        elif isinstance(event, Subscription.ChargeFailed) and self._is_period_charge(cursor, event.payment_id):
+            amount = self._amount(cursor, event.payment_id)
+            retry = event.next_charge_at if event.counted and event.status != SUSPENDED else None
+            data = {**base, "paymentId": event.payment_id, "amount": amount, "declineCode": event.decline_code,
+                    "attempt": event.consecutive_failures, "retryAt": _iso(retry)}
+            self._add(cursor, seq, event, user_id, "PAYMENT_FAILED", data)
+            if event.counted and event.status == SUSPENDED:
+                self._add(cursor, seq, event, user_id, "SUBSCRIPTION_SUSPENDED", {**base, "failures": event.consecutive_failures})
+        elif isinstance(event, Subscription.Canceled):
+            self._add(cursor, seq, event, user_id, "SUBSCRIPTION_CANCELED", {**base, "refunded": event.refunded, "reason": event.reason})
+        elif isinstance(event, Subscription.UsageRecorded) and event.warning:
+            data = {**base, "service": event.service, "used": event.used_after, "limit": event.limit,
+                    "resetsAt": _iso(event.window_end)}
+            self._add(cursor, seq, event, user_id, "USAGE_WARNING", data)
+        elif isinstance(event, Subscription.Reminded):
+            data = {**base, "daysBefore": event.days_before, "at": _iso(event.due_at), "amount": event.amount}
+            self._add(cursor, seq, event, user_id, event.kind, data)
+        elif isinstance(event, Subscription.PlanChanged):
+            cursor.execute(f"UPDATE {self.owners} SET plan_id = ? WHERE aggregate_id = ?", (event.plan_id, str(event.originator_id)))
+
+    def _payment(self, cursor: ViewCursor, seq: int, event: Any) -> None:
+        pay_id = str(event.originator_id)
+        if isinstance(event, Payment.Requested):
+            cursor.execute(
+                f"INSERT INTO {self.payments} (payment_id, user_id, amount, purpose, order_name) VALUES (?, ?, ?, ?, ?)",
+                (pay_id, event.user_id, event.amount, (event.purpose or {}).get("type"), event.order_name),
+            )
+            return
+        row = cursor.execute(f"SELECT * FROM {self.payments} WHERE payment_id = ?", (pay_id,)).fetchone()
+        if row is None:
+            return
+        data = {"paymentId": pay_id, "amount": row["amount"], "orderName": row["order_name"]}
+        if isinstance(event, Payment.Succeeded):
+            self._add(cursor, seq, event, row["user_id"], "PAYMENT_SUCCEEDED", data)
+        elif isinstance(event, Payment.Failed) and row["purpose"] != PERIOD:
+            # Failed subscription periods are told by the subscription, which knows the retry date.
+            self._add(cursor, seq, event, row["user_id"], "PAYMENT_FAILED", {**data, "declineCode": event.failure_code, "retryAt": None})
+
+    def _is_period_charge(self, cursor: ViewCursor, pay_id: str | None) -> bool:
+        if pay_id is None:  # an attempt not sent (hard decline, no method) is still a failed renewal
+            return True
+        row = cursor.execute(f"SELECT purpose FROM {self.payments} WHERE payment_id = ?", (pay_id,)).fetchone()
+        return row is not None and row["purpose"] == PERIOD
+
+    def _amount(self, cursor: ViewCursor, pay_id: str | None) -> int | None:
+        if pay_id is None:
+            return None
+        row = cursor.execute(f"SELECT amount FROM {self.payments} WHERE payment_id = ?", (pay_id,)).fetchone()
+        return row["amount"] if row else None
+
+    def _own(self, cursor: ViewCursor, event: Any, user_id: str, plan_id: str | None) -> None:
+        cursor.execute(
+            f"INSERT INTO {self.owners} (aggregate_id, user_id, plan_id) VALUES (?, ?, ?)",
+            (str(event.originator_id), user_id, plan_id),
+        )
+
+    def _owner(self, cursor: ViewCursor, event: Any) -> tuple[str, str | None]:
+        row = cursor.execute(
+            f"SELECT user_id, plan_id FROM {self.owners} WHERE aggregate_id = ?", (str(event.originator_id),)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"aggregate {event.originator_id} has events but no creation event before them")
+        return row["user_id"], row["plan_id"]
+
+    def _add(self, cursor: ViewCursor, seq: int, event: Any, user_id: str, kind: str, data: dict[str, Any]) -> None:
+        subject, body = render(kind, data)
+        cursor.execute(
+            f"INSERT INTO {self.table} (id, user_id, kind, subject, body, data, created_at, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (notification_id(event, kind), user_id, kind, subject, body, json.dumps(data, sort_keys=True),
+             to_utc_text(event.at), seq),
+        )
+
+    # ------------------------------------------------------------ reading
+    def recent(self, view_db: ViewDatabase, user_id: str, first: int = 50) -> list[dict[str, Any]]:
+        """The user's notifications, newest first."""
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
+        return self._select(view_db, "n.user_id = ? ORDER BY n.seq DESC, n.id LIMIT ?", (user_id, first))
+
+    def unsent(self, view_db: ViewDatabase, limit: int = 200) -> list[dict[str, Any]]:
+        """Notifications not yet delivered, oldest first."""
+        return self._select(view_db, "d.id IS NULL ORDER BY n.seq, n.id LIMIT ?", (limit,))
+
+    def claim(self, view_db: ViewDatabase, notification: str, at: datetime) -> bool:
+        """Mark as sent; False when another sender claimed it first (it is sent once)."""
+        with view_db.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {DELIVERIES} (id, sent_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                (notification, to_utc_text(at)),
+            )
+            return cursor.rowcount == 1
+
+    def unclaim(self, view_db: ViewDatabase, notification: str) -> None:
+        """The sender failed: let a later run send it."""
+        with view_db.transaction() as cursor:
+            cursor.execute(f"DELETE FROM {DELIVERIES} WHERE id = ?", (notification,))
+
+    def _select(self, view_db: ViewDatabase, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT n.id, n.user_id, n.kind, n.subject, n.body, n.data, n.created_at, d.sent_at"
+                f" FROM {self.table} n LEFT JOIN {DELIVERIES} d ON d.id = n.id WHERE {where}",
+                params,
+            ).fetchall()
+        return [
+            {**row, "data": json.loads(row["data"]), "created_at": datetime.fromisoformat(row["created_at"]),
+             "sent_at": datetime.fromisoformat(row["sent_at"]) if row["sent_at"] else None}
+            for row in rows
+        ]
+
+
+QUERIES = ("recent", "unsent", "claim", "unclaim")

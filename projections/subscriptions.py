@@ -1,0 +1,125 @@
+"""The subscriptions read model: which subscriptions a user has, and which ones the
+daily runs must look at, found through indexes instead of scanning the ledger.
+
+Every Subscription event carries the values it sets (status, next charge date,
+period end, ...), so a row is kept current by copying the fields an event has,
+without replaying the aggregate's rules here. Single subscriptions are always
+read from the ledger; the jobs re-check each candidate there too, so a lagging
+row can only delay work by a run, never make it happen twice.
+
+Times are fixed-width UTC ISO text (as in wallet_history) so text order is time order.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from domain.periods import local_date
+from domain.subscription import ACTIVE, CANCELING, CHARGEABLE, TRIALING, Subscription
+from domain.subscription_rules import local_midnight
+from projections.database import ViewCursor, ViewDatabase
+from projections.runner import Tracked
+from projections.wallet_history import to_utc_text
+
+#: Row columns an event may set, by the name the event carries them under.
+COPIED = ("status", "plan_id", "cycle", "price", "next_charge_at", "period_end")
+_TIMES = ("next_charge_at", "period_end", "trial_ends_at")
+
+
+def _value(name: str, value: Any) -> Any:
+    return to_utc_text(value) if name in _TIMES and value is not None else value
+
+
+class SubscriptionsProjection:
+    name = "subscriptions"
+
+    def __init__(self, prefix: str = "") -> None:
+        self.table = f"{prefix}subscriptions"
+        self.tracking_name = f"{prefix}{self.name}"
+
+    def create_tables(self, cursor: ViewCursor) -> None:
+        t = self.table
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {t} ("
+            " subscription_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, status TEXT NOT NULL,"
+            " plan_id TEXT NOT NULL, cycle TEXT NOT NULL, price BIGINT NOT NULL, next_charge_at TEXT,"
+            " period_end TEXT NOT NULL, trial_ends_at TEXT, seq BIGINT NOT NULL)"
+        )
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {t}_user ON {t} (user_id, seq)")
+        # Only subscriptions with a charge ahead are in the due index.
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {t}_due ON {t} (next_charge_at) WHERE next_charge_at IS NOT NULL")
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {t}_status_end ON {t} (status, period_end)")
+
+    def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        for seq, event in events:
+            if not isinstance(event, Subscription.Event):
+                continue
+            sub_id = str(event.originator_id)
+            if isinstance(event, Subscription.Subscribed):
+                cursor.execute(
+                    f"INSERT INTO {self.table} (subscription_id, user_id, status, plan_id, cycle, price,"
+                    " next_charge_at, period_end, trial_ends_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sub_id, event.user_id, event.status, event.plan_id, event.cycle, event.price,
+                        _value("next_charge_at", event.next_charge_at), _value("period_end", event.period_end),
+                        _value("trial_ends_at", event.trial_ends_at), seq,
+                    ),
+                )
+                continue
+            fields = vars(event)
+            changes = [(name, _value(name, fields[name])) for name in COPIED if name in fields]
+            if changes:
+                assignments = ", ".join(f"{name} = ?" for name, _ in changes)
+                cursor.execute(
+                    f"UPDATE {self.table} SET {assignments} WHERE subscription_id = ?",
+                    [*(value for _, value in changes), sub_id],
+                )
+
+    # ------------------------------------------------------------ reading
+    def subscription_ids(self, view_db: ViewDatabase, user_id: str) -> list[str]:
+        """The user's subscriptions, oldest first."""
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT subscription_id FROM {self.table} WHERE user_id = ? ORDER BY seq", (user_id,)
+            ).fetchall()
+        return [row["subscription_id"] for row in rows]
+
+    def due_for_charge(self, view_db: ViewDatabase, now: datetime, tz: tzinfo) -> list[str]:
+        """Candidates of the 00:00 run: a charge (or trial end, retry, free renewal) dated
+        today or earlier, local time (SPEC §3, due rule)."""
+        tomorrow = local_midnight(local_date(now, tz) + timedelta(days=1), tz)
+        marks = ", ".join("?" * len(CHARGEABLE))
+        return self._ids(
+            view_db,
+            f"next_charge_at IS NOT NULL AND next_charge_at < ? AND status IN ({marks}) ORDER BY next_charge_at",
+            (to_utc_text(tomorrow), *CHARGEABLE),
+        )
+
+    def trials_ending(self, view_db: ViewDatabase, now: datetime, tz: tzinfo) -> list[str]:
+        tomorrow = local_midnight(local_date(now, tz) + timedelta(days=1), tz)
+        return self._ids(view_db, "status = ? AND period_end < ? ORDER BY period_end", (TRIALING, to_utc_text(tomorrow)))
+
+    def cancellations_ended(self, view_db: ViewDatabase, now: datetime) -> list[str]:
+        """CANCELING subscriptions whose period (or trial) has ended by `now`."""
+        return self._ids(view_db, "status = ? AND period_end <= ? ORDER BY period_end", (CANCELING, to_utc_text(now)))
+
+    def reminder_candidates(self, view_db: ViewDatabase, now: datetime, tz: tzinfo, within_days: int = 7) -> list[str]:
+        """ACTIVE or TRIALING subscriptions whose next date is 1..`within_days` local days ahead;
+        the ledger decides which of them owe a reminder today."""
+        today = local_date(now, tz)
+        start = to_utc_text(local_midnight(today + timedelta(days=1), tz))
+        end = to_utc_text(local_midnight(today + timedelta(days=within_days + 1), tz))
+        return self._ids(
+            view_db,
+            "status IN (?, ?) AND next_charge_at >= ? AND next_charge_at < ? ORDER BY next_charge_at",
+            (ACTIVE, TRIALING, start, end),
+        )
+
+    def _ids(self, view_db: ViewDatabase, where: str, params: Sequence[Any]) -> list[str]:
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(f"SELECT subscription_id FROM {self.table} WHERE {where}", params).fetchall()
+        return [row["subscription_id"] for row in rows]
+
+
+QUERIES = ("subscription_ids", "due_for_charge", "trials_ending", "cancellations_ended", "reminder_candidates")
