@@ -13,14 +13,18 @@ from schema.errors import log_unexpected
 from schema.scalars import SCALAR_MAP
 from schema.operations import OperationsMutation, OperationsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
+from schema.notifications import NotificationsQuery
+from schema.subscriptions import SubscriptionsMutation, SubscriptionsQuery
 from schema.wallet import WalletMutation, WalletQuery
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 4000
 
-Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery, AuditQuery))
-Mutation = merge_types("Mutation", (PaymentsMutation, WalletMutation, OperationsMutation, AuditMutation))
+Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery))
+Mutation = merge_types(
+    "Mutation", (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation)
+)
 
 
 class Schema(strawberry.Schema):

@@ -30,6 +30,9 @@ class Services:
     projections: Any  # callable returning the projections' status rows
     jobs: Any  # workers.jobs.Jobs
     service_token_secret: str = ""
+    subscriptions: Any = None  # projections.subscriptions queries
+    subscription_billing: Any = None  # domain.subscription_billing.SubscriptionBilling
+    notifications: Any = None  # projections.notifications queries (the outbox)
     read_models: Any = None  # projections.read_models.ReadModels (status, rebuild, verify, events)
     contacts: Any = None  # schema.contacts.ContactRecorder (contact details from the token's claims)
     extra: dict[str, Any] = field(default_factory=dict)

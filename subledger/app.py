@@ -20,10 +20,13 @@ from domain.billing import Billing
 from domain.catalog import load_catalog
 from domain.ledger import Ledger
 from domain.ports import PaymentGateway
+from domain.subscription_billing import SubscriptionBilling
 from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
+from projections import notifications as outbox
+from projections import subscriptions as subscription_view
 from projections.aggregates import AggregatesProjection
 from projections.payments import PaymentsProjection, PaymentsQueries
 from projections.read_models import ReadModels
@@ -39,6 +42,7 @@ from subledger.settings import Settings
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
 from workers.jobs import JobContext, Jobs
+from workers.notifications import LoggingSender, follow_outbox
 from workers.scheduler import InProcessScheduler
 
 log = structlog.get_logger("subledger")
@@ -137,9 +141,16 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     wallet_history = WalletHistory()
     history = BoundQueries(wallet_history, view_db, ("history", "users_with_expired_lots", "lots_expiring_between"))
     payments = PaymentsQueries(view_db)
+    subscriptions_projection = subscription_view.SubscriptionsProjection()
+    subscriptions = BoundQueries(subscriptions_projection, view_db, subscription_view.QUERIES)
+    notifications_projection = outbox.NotificationsProjection()
+    notifications = BoundQueries(notifications_projection, view_db, outbox.QUERIES)
+    subscription_billing = SubscriptionBilling(billing)
     runners = [
         ProjectionRunner(ledger, wallet_history, view_db),
         ProjectionRunner(ledger, PaymentsProjection(), view_db),
+        ProjectionRunner(ledger, subscriptions_projection, view_db),
+        ProjectionRunner(ledger, notifications_projection, view_db),
         ProjectionRunner(ledger, AggregatesProjection(), view_db),
     ]
     for runner in runners:
@@ -157,6 +168,10 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         billing=billing,
         payments=payments,
         concurrency=settings.charge_concurrency,
+        subscriptions=subscriptions,
+        subscription_billing=subscription_billing,
+        notifications=notifications,
+        sender=LoggingSender(),
     )
     jobs = Jobs(job_context, settings.tz, clock)
     read_models = ReadModels(ledger, view_db, runners)
@@ -170,6 +185,9 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         payments=payments,
         projections=lambda: status(runners),
         jobs=jobs,
+        subscriptions=subscriptions,
+        subscription_billing=subscription_billing,
+        notifications=notifications,
         read_models=read_models,
         contacts=ContactRecorder(ledger, clock, run_sync),
     )
@@ -190,9 +208,14 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         if not settings.redis_url and settings.clock == "system":
             scheduler = InProcessScheduler(jobs, clock, settings.tz)
             scheduler.start()
+        # The outbox is sent within seconds here; the daily runs also send what is left.
+        outbox_task = asyncio.create_task(follow_outbox(job_context, clock), name="subledger-outbox")
         try:
             yield
         finally:
+            outbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outbox_task
             if scheduler is not None:
                 await scheduler.stop()
             await built.aclose()

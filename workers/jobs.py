@@ -17,7 +17,14 @@ import structlog
 
 from domain.ledger import Ledger
 from domain.periods import daily_run_times
+from workers.notifications import send_notifications
 from workers.settle import settle_stale_payments
+from workers.subscription_jobs import (
+    charge_due_subscriptions,
+    expire_trials,
+    finish_cancellations,
+    subscription_reminders,
+)
 
 log = structlog.get_logger("subledger.jobs")
 
@@ -34,6 +41,10 @@ class JobContext:
     payments: Any = None  # projections.payments.PaymentsQueries
     #: Charges and lookups in flight at once (SUBLEDGER_CHARGE_CONCURRENCY).
     concurrency: int = 32
+    subscriptions: Any = None  # projections.subscriptions queries
+    subscription_billing: Any = None  # domain.subscription_billing.SubscriptionBilling
+    notifications: Any = None  # projections.notifications queries (the outbox)
+    sender: Any = None  # workers.notifications.NotificationSender
 
 
 async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
@@ -56,11 +67,19 @@ Job = Callable[[JobContext, datetime], Awaitable[dict[str, int]]]
 
 #: Jobs of the 00:00 run and of the 09:00 run, in the order they run.
 # Stale PENDING payments are settled first: no new attempt starts while one is unresolved.
+# Cancellations end before charging, so a subscription ending today is never charged.
 MIDNIGHT_JOBS: list[tuple[str, Job]] = [
     ("settle_stale_payments", settle_stale_payments),
+    ("finish_cancellations", finish_cancellations),
+    ("expire_trials", expire_trials),
+    ("charge_due_subscriptions", charge_due_subscriptions),
     ("expire_points", expire_points),
+    ("send_notifications", send_notifications),
 ]
-MORNING_JOBS: list[tuple[str, Job]] = []
+MORNING_JOBS: list[tuple[str, Job]] = [
+    ("subscription_reminders", subscription_reminders),
+    ("send_notifications", send_notifications),
+]
 
 
 class Jobs:

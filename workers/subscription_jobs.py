@@ -1,0 +1,59 @@
+"""The subscription jobs of the daily runs (SPEC §3, §6).
+
+Each finds its candidates in the subscriptions read model (indexed, no event
+scan), then issues one ledger command per candidate; the command re-checks the
+subscription on the ledger, so a job is idempotent for a given `now`: run twice,
+the second run finds nothing left to do.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from workers.fanout import for_each
+
+#: Outcomes of `SubscriptionBilling.charge_due` that count as done / as failed attempts.
+DONE = frozenset({"succeeded", "renewed"})
+DECLINED = frozenset({"failed"})
+
+
+async def _each(ctx: Any, ids: list[str], action: Any, label: str) -> dict[str, int]:
+    return await for_each(ids, action, concurrency=ctx.concurrency, label=label, total=len(ids))
+
+
+async def finish_cancellations(ctx: Any, now: datetime) -> dict[str, int]:
+    """CANCELING subscriptions whose period has ended → CANCELED (00:00 run)."""
+    await ctx.run_sync(ctx.catch_up)
+    ids = await ctx.run_sync(ctx.subscriptions.cancellations_ended, now)
+    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.finish_cancellation, i, now), "finish_cancellations")
+
+
+async def expire_trials(ctx: Any, now: datetime) -> dict[str, int]:
+    """Trials ending today without a usable payment method → EXPIRED (00:00 run)."""
+    await ctx.run_sync(ctx.catch_up)
+    ids = await ctx.run_sync(ctx.subscriptions.trials_ending, now, ctx.ledger.tz)
+    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.expire_trial, i, now), "expire_trials")
+
+
+async def charge_due_subscriptions(ctx: Any, now: datetime) -> dict[str, int]:
+    """Renewals, trial ends, dunning retries and free renewals due today (00:00 run).
+    `failed` counts declined attempts as well as errors."""
+    await ctx.run_sync(ctx.catch_up)
+    ids = await ctx.run_sync(ctx.subscriptions.due_for_charge, now, ctx.ledger.tz)
+    declined = 0
+
+    async def charge(subscription_id: str) -> bool:
+        nonlocal declined
+        outcome = await ctx.subscription_billing.charge_due(subscription_id, now)
+        declined += outcome in DECLINED
+        return outcome in DONE
+
+    counts = await _each(ctx, ids, charge, "charge_due_subscriptions")
+    return {**counts, "failed": counts["failed"] + declined}
+
+
+async def subscription_reminders(ctx: Any, now: datetime) -> dict[str, int]:
+    """RENEWAL_REMINDER and TRIAL_ENDING notifications owed today (09:00 run)."""
+    await ctx.run_sync(ctx.catch_up)
+    ids = await ctx.run_sync(ctx.subscriptions.reminder_candidates, now, ctx.ledger.tz)
+    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.remind_subscription, i, now), "subscription_reminders")
