@@ -108,7 +108,9 @@ class ProjectionRunner:
         now); returns the number of events applied."""
         target = self.head() if until is None else until
         applied = 0
-        while True:
+        # The follower thread stops between batches (never inside one) when asked to.
+        following = threading.current_thread() is self._thread
+        while not (following and self._stopping.is_set()):
             try:
                 count = self._apply_next_batch(target)
             except PositionMoved:
@@ -118,6 +120,7 @@ class ProjectionRunner:
             if count == 0:
                 return applied
             applied += count
+        return applied
 
     def _apply_next_batch(self, stop: int) -> int:
         projection = self.current()

@@ -7,6 +7,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from subledger.cli_read_models import audit_app, projections_app, projector
 from subledger.settings import Settings
 
 app = typer.Typer(help="subledger: the billing ledger for subscriptions and point wallets.", no_args_is_help=True)
@@ -104,6 +105,10 @@ def sandbox_gateway(host: str = typer.Option("127.0.0.1"), port: int = typer.Opt
     run_sandbox_server(host, port)
 
 
+app.add_typer(projections_app, name="projections")
+app.add_typer(audit_app, name="audit")
+app.command()(projector)
+
 bench_app = typer.Typer(help="Benchmarks (DESIGN.md, Performance): one JSON line each, with the baseline measured in the same run.")
 app.add_typer(bench_app, name="bench")
 
@@ -139,6 +144,22 @@ def bench_graphql(
     from benchmarks.graphql import run
 
     run(load_settings().database_url, seconds=seconds, connections=connections)
+
+
+@bench_app.command("rebuild")
+def bench_rebuild(
+    events: int = typer.Option(1_000_000, "--events", min=1, help="Events in the ledger (written first if fewer)."),
+) -> None:
+    """Events/s rebuilding every read model against decoding the same notifications, in one run."""
+    from benchmarks.rebuild import run
+    from subledger.app import build
+
+    built = build(load_settings())
+    try:
+        run(built, events)
+    finally:
+        built.view_db.close()
+        built.ledger.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,189 @@
+"""`subledger projector`, `subledger projections rebuild`, `subledger audit verify|replay` (SPEC §1)."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+projections_app = typer.Typer(help="Read models: rebuild them from the ledger.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit: replay the ledger, compare it with the read models.", no_args_is_help=True)
+
+#: Seconds between the projector's sweeps of retired read-model tables.
+HOUSEKEEPING_SECONDS = 60.0
+
+
+def _built() -> Any:
+    from subledger.app import build
+    from subledger.cli import load_settings
+    from subledger.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.env)
+    return build(settings)
+
+
+class _Rate:
+    """A rich progress task fed with (applied, position, target), showing events/s."""
+
+    def __init__(self, progress: Progress, description: str) -> None:
+        self.progress = progress
+        self.task = progress.add_task(description, total=None, rate="")
+        self.started = time.perf_counter()
+
+    def __call__(self, applied: int, position: int, target: int) -> None:
+        rate = applied / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, completed=position, total=max(target, 1), rate=f"{rate:,.0f} events/s")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(), console=console,
+    )
+
+
+@projections_app.command("rebuild")
+def rebuild(
+    name: str | None = typer.Argument(None, help="The read model to rebuild (see the `projections` query)."),
+    all_: bool = typer.Option(False, "--all", help="Rebuild every read model, in one pass over the ledger."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Events per transaction."),
+) -> None:
+    """Rebuild read models from position 0 beside the live ones, then switch to them."""
+    from domain.errors import DomainError
+
+    if (name is None) == (not all_):
+        console.print("[red]give a read model's NAME or --all[/red]")
+        raise typer.Exit(2)
+    built = _built()
+    read_models = built.read_models
+    read_models.rebuilder.batch_size = batch_size
+    try:
+        with _progress() as progress:
+            rate = _Rate(progress, "rebuild " + (name or "all"))
+            rows = read_models.rebuild(None if all_ else [name], progress=rate, wait_for_drop=False)
+        read_models.rebuilder.close()  # the drop below replaces the background one
+        console.print(f"switched; dropping the old tables in {read_models.rebuilder.grace_seconds:.0f}s")
+        time.sleep(read_models.rebuilder.grace_seconds)
+        read_models.rebuilder.drop_retired(0)
+    except DomainError as refused:
+        console.print(f"[red]{refused.message}[/red]")
+        raise typer.Exit(2 if refused.code == "BAD_USER_INPUT" else 1) from None
+    finally:
+        built.view_db.close()
+        built.ledger.close()
+    for row in rows:
+        console.print(f"{row['name']}: position {row['position']}, head {row['headPosition']}, lag {row['lag']}")
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Replay the whole ledger and compare it with every read model; exit 1 on any mismatch."""
+    built = _built()
+    try:
+        with _progress() as progress:
+            tasks: dict[str, _Rate] = {}
+
+            def step(phase: str, position: int, target: int) -> None:
+                rate = tasks.setdefault(phase, _Rate(progress, phase))
+                rate(position, position, target)
+
+            report = built.read_models.verify(progress=step)
+    finally:
+        built.view_db.close()
+        built.ledger.close()
+    for line in report.lines():
+        print(line)
+    console.print(
+        f"{report.events_replayed} events replayed, {report.aggregates_checked} aggregates checked, "
+        f"{len(report.mismatches) + report.more} mismatch(es)"
+    )
+    raise typer.Exit(1 if report.mismatches else 0)
+
+
+@audit_app.command("replay")
+def replay(
+    aggregate: str = typer.Option(..., "--aggregate", help="The aggregate's id."),
+    as_of: str | None = typer.Option(None, "--as-of", help="RFC 3339 time with offset; default: now."),
+) -> None:
+    """Print an aggregate's events (up to --as-of) and its state as of then, as JSON."""
+    from uuid import UUID
+
+    from eventsourcing.domain import Aggregate
+
+    from projections.ledger_log import to_json
+
+    try:
+        aggregate_id = UUID(aggregate)
+        when = datetime.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        console.print("[red]--aggregate must be an aggregate id and --as-of an RFC 3339 time[/red]")
+        raise typer.Exit(2) from None
+    if when is not None and when.utcoffset() is None:
+        console.print("[red]--as-of needs a UTC offset, e.g. 2026-03-01T00:00:00+09:00[/red]")
+        raise typer.Exit(2)
+    built = _built()
+    try:
+        events = []
+        while True:
+            page = built.read_models.log.page(events[-1].position if events else 0, 1000, [str(aggregate_id)])
+            events.extend(page)
+            if len(page) < 1000:
+                break
+        if when is not None:
+            events = [e for e in events if e.occurred_at <= when]
+            state = built.ledger.as_of(Aggregate, aggregate_id, when)
+        else:
+            state = built.ledger.load(Aggregate, aggregate_id)
+    finally:
+        built.view_db.close()
+        built.ledger.close()
+    if not events:
+        console.print(f"[red]no events of aggregate {aggregate_id}{' by ' + as_of if as_of else ''}[/red]")
+        raise typer.Exit(1)
+    document = {
+        "aggregateId": str(aggregate_id),
+        "aggregateType": events[0].aggregate_type,
+        "asOf": when.isoformat() if when else None,
+        "events": [
+            {"position": e.position, "version": e.version, "type": e.type, "occurredAt": e.occurred_at.isoformat(), "data": e.data}
+            for e in events
+        ],
+        "state": to_json({"version": state.version, **{k: v for k, v in vars(state).items() if not k.startswith("_")}})
+        if state
+        else None,
+    }
+    json.dump(document, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def projector() -> None:
+    """Run the projections as their own process (production layout); SIGTERM stops it between batches."""
+    import structlog
+
+    built = _built()
+    log = structlog.get_logger("subledger.projector")
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    built.start_projections()
+    log.info("projector_started", projections=[r.name for r in built.runners])
+    try:
+        while not stopping.wait(HOUSEKEEPING_SECONDS):
+            try:
+                built.read_models.rebuilder.drop_retired(built.read_models.rebuilder.grace_seconds)
+            except Exception:
+                log.exception("housekeeping_failed")
+    finally:
+        built.stop_projections()
+        log.info("projector_stopped", positions={row["name"]: row["position"] for row in built.read_models.status()})
+        built.view_db.close()
+        built.ledger.close()
