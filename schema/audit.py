@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import strawberry
 
+from projections.notifications import MAX_PAGE as MAX_NOTIFICATIONS
 from schema.context import Info
-from schema.types.audit import AuditReport, LedgerEvent
+from schema.types.audit import AuditReport, LedgerEvent, UserDataExport
 from schema.types.operations import ProjectionStatus
+from schema.types.payments import Payment, PaymentMethod
+from schema.types.subscriptions import Notification, Subscription
+from schema.types.wallet import Wallet
 
 
 @strawberry.type
@@ -30,6 +34,30 @@ class AuditQuery:
             )
         )
         return [LedgerEvent.of(e) for e in entries]
+
+    @strawberry.field(description="The user's own data (or userId's, ADMIN).")
+    async def export_user_data(self, info: Info, user_id: strawberry.ID | None = None) -> UserDataExport:
+        user = info.context.caller.user_for(str(user_id) if user_id is not None else None)
+        services = info.context.services
+        ledger, now = services.ledger, services.clock.now()
+        subscription_ids = await services.run_sync(services.subscriptions.subscription_ids, user)
+        subscriptions = [await services.run_sync(ledger.subscription, s) for s in subscription_ids]
+        payment_ids = await services.run_sync(services.payments.payment_ids, user)
+        payments = [await services.run_sync(ledger.payment, p) for p in payment_ids]
+        notifications = await services.run_sync(services.notifications.recent, user, MAX_NOTIFICATIONS)
+        events = await services.run_sync(services.read_models.all_user_events, user)
+        customer = await services.run_sync(ledger.customer, user)
+        return UserDataExport(
+            user_id=strawberry.ID(user),
+            subscriptions=[Subscription.of(s, info, now) for s in subscriptions if s is not None],
+            payments=[Payment.of(p) for p in payments if p is not None],
+            wallet=Wallet.of(user, await services.run_sync(ledger.wallet, user), now),
+            notifications=[Notification.of(row) for row in notifications],
+            events=[LedgerEvent.of(e) for e in events],
+            email=customer.email if customer else None,
+            name=customer.name if customer else None,
+            payment_methods=[PaymentMethod.of(user, m) for m in customer.payment_methods.values()] if customer else [],
+        )
 
 
 @strawberry.type

@@ -5,6 +5,9 @@ import strawberry
 
 from projections.ledger_log import LedgerEntry
 from schema.scalars import JSON, DateTime
+from schema.types.payments import Payment, PaymentMethod
+from schema.types.subscriptions import Notification, Subscription
+from schema.types.wallet import Wallet
 
 
 @strawberry.type
@@ -37,3 +40,16 @@ class AuditReport:
     mismatches: list[str] = strawberry.field(
         description="Differences found between replayed state and the read models; empty when consistent."
     )
+
+
+@strawberry.type
+class UserDataExport:
+    user_id: strawberry.ID
+    subscriptions: list[Subscription]
+    payments: list[Payment]
+    wallet: Wallet
+    notifications: list[Notification]
+    events: list[LedgerEvent]
+    email: str | None = strawberry.field(description="Contact email from the user's token; null once erased.")
+    name: str | None = strawberry.field(description="Contact name from the user's token; null once erased.")
+    payment_methods: list[PaymentMethod]

@@ -13,6 +13,10 @@ ADJUST = """mutation($u: ID!) { adjustPoints(input: {userId: $u, amount: 700, re
 WALLET = "query($u: ID) { wallet(userId: $u) { totalBalance version } }"
 VERIFY = "mutation { verifyLedger { mismatches } }"
 REBUILD = "mutation($n: String!) { rebuildProjection(name: $n) { name position headPosition lag } }"
+EXPORT = """query($u: ID) { exportUserData(userId: $u) { userId email name paymentMethods { id cardMasked }
+  subscriptions { id status plan { id } paymentMethod { cardMasked } } payments { id amount status kind }
+  wallet { totalBalance transactions { totalCount } } notifications { kind } events { type data } } }"""
+SUBSCRIBE = """mutation($m: ID!) { subscribe(input: {planId: "basic", paymentMethodId: $m}) { id status } }"""
 AUDITOR = {"user": "auditor-1", "scope": "auditor"}
 ADMIN = {"user": "ops", "scope": "admin"}
 
@@ -73,7 +77,19 @@ def test_erasure_nulls_personal_fields_everywhere_and_keeps_the_ledger(api: Api,
     bystander = f"{user}-bystander"
     api.gql("{ me }", token=with_claims(bystander, email="other@example.com", name="Other"))
     assert api.gql(METHODS, token=token)["paymentMethods"] == [{"id": method, "cardMasked": CARD_MASKED, "active": True}]
+    subscription = api.gql(SUBSCRIBE, {"m": method}, token=token)["subscribe"]
     wallet_before = api.gql(WALLET, token=token)["wallet"]
+    api.settle_read_models()
+    exported = api.gql(EXPORT, token=token)["exportUserData"]
+    assert (exported["userId"], exported["email"], exported["name"]) == (user, EMAIL, NAME)
+    assert exported["paymentMethods"] == [{"id": method, "cardMasked": CARD_MASKED}]
+    assert [(s["id"], s["status"], s["plan"]["id"]) for s in exported["subscriptions"]] == [(subscription["id"], "TRIALING", "basic")]
+    assert exported["subscriptions"][0]["paymentMethod"] == {"cardMasked": CARD_MASKED}
+    assert exported["wallet"] == {"totalBalance": 700, "transactions": {"totalCount": 1}}
+    assert "WELCOME" in [n["kind"] for n in exported["notifications"]]
+    exported_types = [e["type"] for e in exported["events"]]
+    assert {"Registered", "ContactDetailsRecorded", "PaymentMethodAdded", "Opened", "Credited"} <= set(exported_types)
+    assert api.error(EXPORT, {"u": user}, user=bystander).code == "FORBIDDEN"
 
     assert api.error(ERASE, {"u": user}, user=bystander).code == "FORBIDDEN"
     assert api.gql(ERASE, {"u": user}, token=token)["eraseUserData"] is True
@@ -92,6 +108,15 @@ def test_erasure_nulls_personal_fields_everywhere_and_keeps_the_ledger(api: Api,
     assert [e["email"] for e in contact_events(api, bystander)] == ["other@example.com"]
     api.gql("{ me }", token=token)
     assert [(e["email"], e["name"]) for e in contact_events(api, user)] == [(None, None)]
+
+    erased = api.gql(EXPORT, {"u": user}, **ADMIN)["exportUserData"]
+    assert (erased["email"], erased["name"]) == (None, None)
+    assert erased["paymentMethods"] == [{"id": method, "cardMasked": None}]
+    assert erased["subscriptions"][0]["paymentMethod"] == {"cardMasked": None}
+    assert (erased["wallet"], erased["subscriptions"][0]["status"]) == (exported["wallet"], "TRIALING")
+    personal = [e["data"] for e in erased["events"] if e["type"] in ("ContactDetailsRecorded", "PaymentMethodAdded")]
+    assert personal and all(d.get("email") is None and d.get("name") is None and d.get("card_masked") is None for d in personal)
+    assert [e["type"] for e in erased["events"]][: len(exported_types)] == exported_types
 
     assert api.gql(VERIFY, **AUDITOR)["verifyLedger"]["mismatches"] == []
     for name in [row["name"] for row in api.gql("{ projections { name } }", **ADMIN)["projections"]]:
