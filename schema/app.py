@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from domain.errors import DomainError
 from schema.context import Context, Services
 from schema.errors import format_error, request_error
+from schema.metrics import RequestMetrics, count_errors, metrics_endpoint
 
 log = structlog.get_logger("subledger.http")
 
@@ -56,6 +57,7 @@ class SubledgerGraphQL(GraphQL):
         data: dict[str, Any] = {"data": result.data}
         if result.errors:
             data["errors"] = [format_error(error) for error in result.errors]
+            count_errors([error["extensions"]["code"] for error in data["errors"]])
         return data
 
 
@@ -135,8 +137,9 @@ def build_http_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/cron/run", cron_run, methods=["POST"]),
+        Route("/metrics", metrics_endpoint(services.projections, services.run_sync)),
         *(extra_routes or []),
         Route("/graphql", graphql, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    return BodySizeLimit(app, max_body_bytes)
+    return RequestMetrics(BodySizeLimit(app, max_body_bytes))

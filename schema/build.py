@@ -10,6 +10,7 @@ from strawberry.tools import merge_types
 
 from schema.audit import AuditMutation, AuditQuery
 from schema.errors import log_unexpected
+from schema.metrics import CommandLatency
 from schema.scalars import SCALAR_MAP
 from schema.operations import OperationsMutation, OperationsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
@@ -44,6 +45,7 @@ def build_schema() -> Schema:
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,
             ValidationCache,
+            CommandLatency,
         ],
     )
 

@@ -36,6 +36,7 @@ from projections.wallet_history import WalletHistory
 from schema.app import build_http_app
 from schema.build import schema
 from schema.contacts import ContactRecorder
+from schema.metrics import count_charges
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.settings import Settings
@@ -155,6 +156,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     ]
     for runner in runners:
         ledger.listeners.append(lambda _recordings, runner=runner: runner.notify())
+    ledger.listeners.append(count_charges)
 
     def catch_up() -> None:
         for runner in runners:

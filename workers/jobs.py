@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from prometheus_client import Counter
 
 from domain.ledger import Ledger
 from domain.periods import daily_run_times
@@ -27,6 +28,9 @@ from workers.subscription_jobs import (
 )
 
 log = structlog.get_logger("subledger.jobs")
+
+JOB_RUNS = Counter("subledger_job_runs_total", "Scheduled job runs, by job.", ["job"])
+JOB_ITEMS = Counter("subledger_job_items_total", "Items scheduled jobs handled, by job and outcome.", ["job", "outcome"])
 
 MIDNIGHT_HOUR = 0
 
@@ -93,6 +97,9 @@ class Jobs:
         for name, job in jobs:
             counts = await job(self.ctx, now)
             log.info("job_ran", job=name, ran_at=now.isoformat(), **counts)
+            JOB_RUNS.labels(name).inc()
+            for outcome in ("succeeded", "failed"):
+                JOB_ITEMS.labels(name, outcome).inc(counts.get(outcome, 0))
             runs.append({"job": name, "ran_at": now, **counts})
         return runs
 
