@@ -97,7 +97,7 @@ class RenewalCommands:
             sub.start_charge(str(payment.id), now)
             return ("charge", payment), [payment, sub]
 
-        return self.run(body, lock=[_uuid(subscription_id)])
+        return self.run(body, lock=[lock_key(subscription_id)])
 
     def settle_subscription_payment(self: Ledger, payment: Payment, now: datetime) -> list[Any]:
         """The subscription side of a settled payment (called inside `settle_payment`'s
@@ -146,7 +146,7 @@ class RenewalCommands:
     def subscription_locks(self: Ledger, payment: Payment) -> list[Any]:
         if payment.subscription_id is None:
             return []
-        return [_uuid(payment.subscription_id), customer_id(payment.user_id)]
+        return [lock_key(payment.subscription_id), customer_id(payment.user_id)]
 
     # ------------------------------------------------------------ endings and reminders
     def finish_cancellation(self: Ledger, subscription_id: Any, now: datetime) -> bool:
@@ -158,7 +158,7 @@ class RenewalCommands:
                 return False, []
             return True, self._end(sub, now)
 
-        return self.run(body, lock=[_uuid(subscription_id)])
+        return self.run(body, lock=[lock_key(subscription_id)])
 
     def expire_trial(self: Ledger, subscription_id: Any, now: datetime) -> bool:
         """A trial whose end is due and that has no usable payment method → EXPIRED."""
@@ -171,7 +171,7 @@ class RenewalCommands:
                 return False, []
             return True, self._end(sub, now, expire=True)
 
-        return self.run(body, lock=[_uuid(subscription_id)])
+        return self.run(body, lock=[lock_key(subscription_id)])
 
     def remind_subscription(self: Ledger, subscription_id: Any, now: datetime) -> bool:
         def body() -> tuple[bool, list[Any]]:
@@ -180,7 +180,7 @@ class RenewalCommands:
                 return False, []
             return True, [sub]
 
-        return self.run(body, lock=[_uuid(subscription_id)])
+        return self.run(body, lock=[lock_key(subscription_id)])
 
     def _end(self: Ledger, sub: Subscription, now: datetime, *, expire: bool = False, reason: str | None = None,
              refunded: int = 0) -> list[Any]:
@@ -194,7 +194,7 @@ class RenewalCommands:
         return [sub, customer]
 
 
-def _uuid(value: Any) -> Any:
+def lock_key(value: Any) -> Any:
     try:
         return value if isinstance(value, UUID) else UUID(str(value))
     except ValueError:
