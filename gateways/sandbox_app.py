@@ -167,6 +167,7 @@ def _faults(body: dict[str, Any]) -> Faults:
         error_burst_count=_count(burst, "count"),
         drop_responses=_count(body, "dropResponses"),
         refuse=_field(body, "refuse", bool, required=False) or False,
+        lookups_down=_field(body, "lookupsDown", bool, required=False) or False,
         max_concurrency=_count(body, "maxConcurrency") or None,  # 0 or absent: no cap
     )
 

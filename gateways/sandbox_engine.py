@@ -79,6 +79,8 @@ class Faults:
     error_burst_count: int = 0
     drop_responses: int = 0
     refuse: bool = False
+    #: Order lookups answer 503 while charges still work: an outcome stays unknown.
+    lookups_down: bool = False
     max_concurrency: int | None = None
 
 
@@ -211,7 +213,7 @@ class SandboxEngine:
         """Faults, then Toss' idempotency: a key already answered gets that answer again,
         a key still being processed gets 409 (like Toss), a new key is processed once.
         The check-process-store step has no await inside, so it is atomic on the loop."""
-        if self.faults.refuse:
+        if self.faults.refuse or (scope == "lookup" and self.faults.lookups_down):
             return _error(TossError(503, "SERVICE_UNAVAILABLE", "sandbox gateway is down"))
         key = (scope, idempotency_key) if idempotency_key else None
         if key in self._in_flight:

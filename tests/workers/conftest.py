@@ -12,9 +12,28 @@ from typing import Any
 import pytest
 import redis
 
+from gateways.sandbox_app import create_app
+from gateways.sandbox_engine import SandboxEngine
 from tests.api.conftest import CLOCK_START, CRON_SECRET, JWT_SECRET
+from tests.servers import serve_asgi
 
 pytest_plugins = ["tests.api.conftest"]
+
+
+@pytest.fixture
+def database_url(postgres_url: str) -> str:
+    """Workers are a production layout: PostgreSQL (the in-process path runs on both databases
+    in tests/api and tests/scenarios)."""
+    return postgres_url
+
+
+@pytest.fixture
+def sandbox_server() -> Iterator[tuple[str, SandboxEngine]]:
+    """One sandbox gateway over real HTTP shared by the test, its API server and every worker,
+    so its charges can be counted in one place."""
+    engine = SandboxEngine()
+    with serve_asgi(create_app(engine), lifespan="off") as url:
+        yield url, engine
 
 
 @pytest.fixture
@@ -44,17 +63,20 @@ def worker_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
 
 
 @pytest.fixture
-def start_worker(database_url: str, clean_redis: str) -> Iterator[Any]:
-    """Start `subledger worker` processes; all are stopped (SIGTERM, then SIGKILL) afterwards."""
+def start_worker(database_url: str, clean_redis: str, tmp_path) -> Iterator[Any]:
+    """Start `subledger worker` processes; all are stopped (SIGTERM, then SIGKILL) afterwards.
+    Their logs go to files (a pipe nobody reads would fill up and block the worker)."""
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(**extra: str) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(processes)}.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
             [sys.executable, "-m", "subledger.cli", "worker"],
             env=worker_env(database_url, clean_redis, **extra),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
+        log.close()
         processes.append(process)
         return process
 
