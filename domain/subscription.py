@@ -232,9 +232,6 @@ class Subscription(Aggregate):
             status=CANCELED, next_charge_at=None, at=now,
         )
 
-    def cancellation_ends(self) -> datetime | None:
-        return self.period_end if self.status == CANCELING else None
-
     def resume(self, now: datetime) -> None:
         if self.status != CANCELING:
             raise Conflict(f"subscription {self.id} is {self.status}: only a CANCELING one can be resumed")
@@ -285,25 +282,19 @@ class Subscription(Aggregate):
             window_end=end, warning=reaches_warning(used, used + amount, limit), at=now,
         )
 
-    def reminder_due(self, now: datetime, tz: tzinfo) -> tuple[str, int, datetime] | None:
-        """(kind, days before, date announced) when the 09:00 run of `now` owes a reminder."""
+    def remind(self, now: datetime, tz: tzinfo) -> bool:
+        """Record the reminder the 09:00 run of `now` owes, if any (each one once)."""
+        amount = self.next_terms()["amount"]
         if self.status == TRIALING:
             kind, target = "TRIAL_ENDING", self.trial_ends_at
-        elif self.status == ACTIVE and self.next_charge_at is not None and self.next_terms()["amount"] > 0:
+        elif self.status == ACTIVE and self.next_charge_at is not None and amount > 0:
             kind, target = "RENEWAL_REMINDER", self.next_charge_at
         else:
-            return None
+            return False
         days = days_before(target, now, tz)
         if days not in REMINDER_DAYS[kind] or f"{kind}:{target.isoformat()}:{days}" in self.reminders:
-            return None
-        return kind, days, target
-
-    def remind(self, now: datetime, tz: tzinfo) -> bool:
-        due = self.reminder_due(now, tz)
-        if due is None:
             return False
-        kind, days, target = due
-        self._reminded(kind=kind, days_before=days, due_at=target, amount=self.next_terms()["amount"], at=now)
+        self._reminded(kind=kind, days_before=days, due_at=target, amount=amount, at=now)
         return True
 
     def note_request(self, key: str | None, fingerprint: str, now: datetime) -> None:

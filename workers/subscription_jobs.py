@@ -10,7 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from workers.fanout import for_each
+
+log = structlog.get_logger("subledger.jobs")
 
 #: Outcomes of `SubscriptionBilling.charge_due` that count as done / as failed attempts.
 DONE = frozenset({"succeeded", "renewed"})
@@ -46,6 +50,8 @@ async def charge_due_subscriptions(ctx: Any, now: datetime) -> dict[str, int]:
         nonlocal declined
         outcome = await ctx.subscription_billing.charge_due(subscription_id, now)
         declined += outcome in DECLINED
+        if outcome != "skipped":
+            log.info("subscription_charge", subscription_id=str(subscription_id), outcome=outcome, run=now.isoformat())
         return outcome in DONE
 
     counts = await _each(ctx, ids, charge, "charge_due_subscriptions")
