@@ -20,7 +20,7 @@ from domain.ids import customer_id
 from domain.payment import FAILED, SUCCEEDED, Payment
 from domain.ports import HARD_DECLINES, DeclineCode
 from domain.promo import PromoCode, promo_id
-from domain.subscription import CANCELING, SUSPENDED, TRIALING, Subscription
+from domain.subscription import CANCELING, PAST_DUE, SUSPENDED, TRIALING, Subscription
 from domain.subscription_rules import period_order_id
 
 if TYPE_CHECKING:
@@ -62,11 +62,15 @@ class RenewalCommands:
                 raise NotFound(f"subscription {subscription_id} not found")
             if scheduled and not sub.is_due(now, self.tz):
                 return ("skipped", None), []
+            if not scheduled and sub.status not in (PAST_DUE, SUSPENDED):
+                return ("skipped", None), []  # paid meanwhile (a retry won): nothing is owed now
             if sub.pending_payment_id is not None:
                 if not scheduled:
                     sub.check_no_charge_in_flight()
                 return ("in_flight", None), []
             method = self.usable_method(sub.user_id, method_id or sub.payment_method_id)
+            if not scheduled and method is None:
+                raise NotFound(f"payment method {method_id} not found")
             if scheduled and sub.status == TRIALING and method is None:
                 return ("expired", None), self._end(sub, now, expire=True)
             restart = sub.status == SUSPENDED

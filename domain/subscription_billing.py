@@ -80,6 +80,9 @@ class SubscriptionBilling:
         outcome, payment = await self.run_sync(ledger.begin_period_charge, sub.id, now, method_id=method_id)
         if payment is not None:
             await self._send(payment, now)
+        elif outcome == "skipped":  # no longer owed (a retry paid it meanwhile): just set the method
+            sub, _ = await self.run_sync(ledger.set_subscription_method, user_id, subscription_id, method_id, now)
+            return sub
         return await self.run_sync(ledger.owned_subscription, subscription_id, user_id)
 
     # ------------------------------------------------------------ the daily run
