@@ -8,6 +8,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.tools import merge_types
 
+from schema.analytics import AnalyticsQuery
 from schema.audit import AuditMutation, AuditQuery
 from schema.errors import log_unexpected
 from schema.metrics import CommandLatency
@@ -22,7 +23,7 @@ MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 4000
 
-Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery))
+Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery, AnalyticsQuery))
 Mutation = merge_types(
     "Mutation", (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation)
 )

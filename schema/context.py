@@ -35,6 +35,7 @@ class Services:
     notifications: Any = None  # projections.notifications queries (the outbox)
     read_models: Any = None  # projections.read_models.ReadModels (status, rebuild, verify, events)
     contacts: Any = None  # schema.contacts.ContactRecorder (contact details from the token's claims)
+    analytics: Any = None  # projections.analytics queries (business metrics)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -28,6 +28,8 @@ from projections.database import ViewDatabase
 from projections import notifications as outbox
 from projections import subscriptions as subscription_view
 from projections.aggregates import AggregatesProjection
+from projections.analytics import QUERIES as ANALYTICS_QUERIES
+from projections.analytics import AnalyticsProjection
 from projections.payments import PaymentsProjection, PaymentsQueries
 from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
@@ -147,12 +149,14 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     notifications_projection = outbox.NotificationsProjection()
     notifications = BoundQueries(notifications_projection, view_db, outbox.QUERIES)
     subscription_billing = SubscriptionBilling(billing)
+    analytics_projection = AnalyticsProjection()
     runners = [
         ProjectionRunner(ledger, wallet_history, view_db),
         ProjectionRunner(ledger, PaymentsProjection(), view_db),
         ProjectionRunner(ledger, subscriptions_projection, view_db),
         ProjectionRunner(ledger, notifications_projection, view_db),
         ProjectionRunner(ledger, AggregatesProjection(), view_db),
+        ProjectionRunner(ledger, analytics_projection, view_db),
     ]
     for runner in runners:
         ledger.listeners.append(lambda _recordings, runner=runner: runner.notify())
@@ -192,6 +196,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         notifications=notifications,
         read_models=read_models,
         contacts=ContactRecorder(ledger, clock, run_sync),
+        analytics=BoundQueries(analytics_projection, view_db, ANALYTICS_QUERIES),
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
