@@ -162,5 +162,15 @@ def bench_rebuild(
         built.ledger.close()
 
 
+@bench_app.command("renewals")
+def bench_renewals(
+    subscriptions: int = typer.Option(100_000, help="Subscriptions due on one day."),
+) -> None:
+    """Charge N due subscriptions (sandbox: 50 ms latency, cap 64) against the floor N × latency / cap."""
+    from benchmarks.renewals import run
+
+    run(load_settings().database_url, count=subscriptions)
+
+
 if __name__ == "__main__":
     app()
