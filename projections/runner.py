@@ -32,6 +32,10 @@ Tracked = tuple[int, Any]
 TRACKING_DDL = "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 
 
+#: How long a busy follower waits for more events before its next batch (bounds the added lag).
+COALESCE_SECONDS = 0.02
+
+
 class Projection(Protocol):
     #: Public name (status, rebuild).
     name: str
@@ -177,14 +181,19 @@ class ProjectionRunner:
             # catch_up makes the wait below return at once.
             self._wake.clear()
             try:
-                self.catch_up()
+                applied = self.catch_up()
                 failures = 0
             except Exception:
                 failures += 1
                 log.exception("projection=%s failures=%d catch_up failed; retrying", self.name, failures)
                 self._stopping.wait(min(5.0, poll_interval * 2**failures))
                 continue
-            self._wake.wait(poll_interval)
+            if applied:
+                # Under load, let the next few milliseconds of commands gather into one batch:
+                # one view transaction per command would cost more than the commands did.
+                self._stopping.wait(COALESCE_SECONDS)
+            else:
+                self._wake.wait(poll_interval)
 
     def wait_until(self, position: int, timeout: float) -> bool:
         """Block until this projection has applied `position` (by any runner); False on timeout."""

@@ -17,7 +17,7 @@ from gateways.sandbox_engine import SandboxEngine
 from tests.api.conftest import CLOCK_START, CRON_SECRET, JWT_SECRET
 from tests.servers import serve_asgi
 
-pytest_plugins = ["tests.api.conftest"]
+from tests.api.conftest import api, api_factory, user  # noqa: F401,E402  (fixtures; pytest_plugins is root-only)
 
 
 @pytest.fixture
