@@ -19,6 +19,8 @@ from domain.ids import service_spend_id, wallet_id
 from domain.errors import AlreadyClaimed, InsufficientPoints, InvalidInput
 
 LOT_LIFETIME = timedelta(days=365)
+#: A lot's POINTS_EXPIRING notice goes out this long before it expires (SPEC §4).
+EXPIRY_NOTICE = timedelta(days=7)
 
 
 class ServiceSpend(Aggregate):
@@ -191,6 +193,18 @@ class Wallet(Aggregate):
             )
         return swept
 
+    def warn_expiring(self, now: datetime, within: timedelta) -> int:
+        """Record a warning for each live lot expiring within `within` that has had none
+        (the POINTS_EXPIRING notice, SPEC §4); returns how many were warned."""
+        due = [
+            lot
+            for lot in self.usable_lots(now)
+            if lot["expires_at"] is not None and lot["expires_at"] <= now + within and not lot.get("warned")
+        ]
+        for lot in due:
+            self._expiry_warned(lot_id=lot["id"], amount=lot["remaining"], expires_at=lot["expires_at"], at=now)
+        return len(due)
+
     def await_purchase(self, payment_id: str, points: int, at: datetime) -> None:
         if payment_id not in self.pending:
             self._purchase_awaited(payment_id=payment_id, points=points, at=at)
@@ -261,6 +275,10 @@ class Wallet(Aggregate):
             # An empty lot can never be spent, expired or refunded again: dropping it keeps
             # the wallet's state (and each load and snapshot) as small as its live lots.
             del self.lots[lot_id]
+
+    @event("ExpiryWarned")
+    def _expiry_warned(self, lot_id: str, amount: int, expires_at: datetime, at: datetime) -> None:
+        self.lots[lot_id]["warned"] = True
 
     @event("PurchaseAwaited")
     def _purchase_awaited(self, payment_id: str, points: int, at: datetime) -> None:

@@ -9,7 +9,7 @@ from domain.idempotency import Idempotency
 from domain.ids import service_spend_id, wallet_id
 from domain.periods import local_date
 from domain.transactions import transaction_from_event
-from domain.wallet import ServiceSpend, check_positive
+from domain.wallet import EXPIRY_NOTICE, ServiceSpend, check_positive
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
@@ -117,6 +117,17 @@ class WalletCommands:
             if wallet is None:
                 return 0, []
             return wallet.expire_due_lots(now), [wallet]
+
+        return self.run(body, lock=[wallet_id(user_id)])
+
+    def warn_expiring_points(self: Ledger, user_id: str, now: datetime) -> int:
+        """Warn once about each of the user's lots expiring within a week; returns how many."""
+
+        def body() -> tuple[int, list[Any]]:
+            wallet = self.wallet(user_id)
+            if wallet is None:
+                return 0, []
+            return wallet.warn_expiring(now, EXPIRY_NOTICE), [wallet]
 
         return self.run(body, lock=[wallet_id(user_id)])
 

@@ -48,6 +48,8 @@ def render(kind: str, data: dict[str, Any]) -> tuple[str, str]:
         return "Your trial is ending", f"Your {plan} trial ends on {_day(data['at'])} ({data['daysBefore']} day(s) left)."
     if kind == "RENEWAL_REMINDER":
         return "Upcoming renewal", f"Your {plan} subscription renews on {_day(data['at'])} for {_won(data['amount'])}."
+    if kind == "POINTS_EXPIRING":
+        return "Points expiring soon", f"{data['points']:,} of your points expire on {_day(data['expiresAt'])}."
     if kind == "POINTS_REWARDED":
         return "Points rewarded", f"You earned {data['points']:,} points ({data['activity']})."
     return kind, kind

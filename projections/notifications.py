@@ -74,6 +74,9 @@ class NotificationsProjection:
                 self._payment(cursor, seq, event)
             elif isinstance(event, Wallet.Opened):
                 self._own(cursor, event, event.user_id, None)
+            elif isinstance(event, Wallet.ExpiryWarned):
+                data = {"points": event.amount, "expiresAt": _iso(event.expires_at)}
+                self._add(cursor, seq, event, self._owner(cursor, event)[0], "POINTS_EXPIRING", data)
             elif isinstance(event, Wallet.Credited) and event.type == "REWARD":
                 data = {"points": event.amount, "activity": event.reference_id, "expiresAt": _iso(event.expires_at)}
                 self._add(cursor, seq, event, self._owner(cursor, event)[0], "POINTS_REWARDED", data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,8 @@ from prometheus_client import Counter
 
 from domain.ledger import Ledger
 from domain.periods import daily_run_times
+from domain.wallet import EXPIRY_NOTICE
+from workers.fanout import for_each
 from workers.notifications import send_notifications
 from workers.settle import settle_stale_payments
 from workers.subscription_jobs import (
@@ -67,6 +69,20 @@ async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
     return {"processed": len(users), "succeeded": succeeded, "failed": failed}
 
 
+async def warn_expiring_points(ctx: JobContext, now: datetime) -> dict[str, int]:
+    """POINTS_EXPIRING: one notice per lot, a week before it expires (09:00 run)."""
+    await ctx.run_sync(ctx.catch_up)
+    lots = await ctx.run_sync(ctx.history.lots_expiring_between, now, now + EXPIRY_NOTICE + timedelta(seconds=1))
+    users = sorted({user_id for user_id, *_ in lots})
+    return await for_each(
+        users,
+        lambda user_id: ctx.run_sync(ctx.ledger.warn_expiring_points, user_id, now),
+        concurrency=ctx.concurrency,
+        label="warn_expiring_points",
+        total=len(users),
+    )
+
+
 Job = Callable[[JobContext, datetime], Awaitable[dict[str, int]]]
 
 #: Jobs of the 00:00 run and of the 09:00 run, in the order they run.
@@ -82,6 +98,7 @@ MIDNIGHT_JOBS: list[tuple[str, Job]] = [
 ]
 MORNING_JOBS: list[tuple[str, Job]] = [
     ("subscription_reminders", subscription_reminders),
+    ("warn_expiring_points", warn_expiring_points),
     ("send_notifications", send_notifications),
 ]
 

@@ -133,3 +133,18 @@ def test_expiry_sweeps_exactly_the_unspent_points(api: Api, user: str) -> None:
     again = api.gql("mutation { runScheduledJobs { job processed succeeded } }", user="cron", scope="cron")
     assert wallet(api, user)["totalBalance"] == 70
     assert all(run["succeeded"] == 0 for run in again["runScheduledJobs"])
+
+
+def test_points_expiring_notice_goes_out_once_a_week_before(api: Api, user: str) -> None:
+    api.gql(REWARD, {"u": user, "a": "referral_signup"}, user="ops", scope="admin")  # expires in 365 days
+    notices = "query { notifications(first: 50) { kind data } }"
+    api.gql(ADVANCE, {"to": (now_of(api) + timedelta(days=357)).isoformat()}, user="ops", scope="admin")
+    api.settle_read_models()
+    assert [n["kind"] for n in api.gql(notices, user=user)["notifications"]] == ["POINTS_REWARDED"]
+    api.gql(ADVANCE, {"to": (now_of(api) + timedelta(days=3)).isoformat()}, user="ops", scope="admin")
+    api.gql("mutation { runScheduledJobs { job } }", user="cron", scope="cron")  # a repeated run adds nothing
+    api.settle_read_models()
+    kinds = [n["kind"] for n in api.gql(notices, user=user)["notifications"]]
+    assert kinds == ["POINTS_EXPIRING", "POINTS_REWARDED"]
+    expiring = api.gql(notices, user=user)["notifications"][0]["data"]
+    assert expiring["points"] == 500
