@@ -5,6 +5,8 @@ import enum
 
 import strawberry
 
+from domain import ports
+
 
 @strawberry.enum
 class BillingCycle(enum.Enum):
@@ -36,15 +38,8 @@ class PaymentStatus(enum.Enum):
     PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
 
 
-@strawberry.enum(description="Why a charge failed, normalised across providers.")
-class DeclineCode(enum.Enum):
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
-    CARD_SUSPENDED = "CARD_SUSPENDED"
-    INVALID_BILLING_KEY = "INVALID_BILLING_KEY"
-    PROVIDER_ERROR = "PROVIDER_ERROR"
-    NETWORK_ERROR = "NETWORK_ERROR"
-    OTHER = "OTHER"
+#: The domain's own enum, served as is (one definition of the normalised decline codes).
+DeclineCode = strawberry.enum(ports.DeclineCode, name="DeclineCode", description="Why a charge failed, normalised across providers.")
 
 
 @strawberry.enum
