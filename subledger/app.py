@@ -210,7 +210,8 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        built.start_projections()
+        if settings.projections_in_process:
+            built.start_projections()
         scheduler = None
         if not settings.redis_url and settings.clock == "system":
             scheduler = InProcessScheduler(jobs, clock, settings.tz)

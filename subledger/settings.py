@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     cipher_key: str | None = None
     gateway_retry_base_seconds: float = 1.0
     charge_concurrency: int = 32
+    #: Follow the ledger into the read models inside `serve`; false when `subledger projector`
+    #: runs them as their own process (the production layout of docker-compose.yml).
+    projections_in_process: bool = True
     #: Tests only: the worker runs what is due every N seconds instead of at 00:00 and 09:00.
     worker_tick_seconds: int | None = None
     #: Threads that run ledger commands (eventsourcing is synchronous); also the database pool size.
