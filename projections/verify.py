@@ -67,12 +67,17 @@ def verify(
     try:
         bases = _base_tables(view_db, copies)
         snapshots = _snapshot(view_db, live, bases)
-        for copy, snapshot in sorted(zip(copies, snapshots), key=lambda pair: pair[1].position):
+        # One pass over the log for all copies: each is compared once the pass reaches its live position.
+        pending = sorted(zip(copies, snapshots), key=lambda pair: pair[1].position)
+        while pending:
+            until = pending[0][1].position
             fill_copies(
-                ledger, view_db, [copy], until=snapshot.position, batch_size=batch_size,
-                progress=(lambda done, at, to, n=copy.name: progress(f"rebuild {n}", at, to)) if progress else None,
+                ledger, view_db, [copy for copy, _ in pending], until=until, batch_size=batch_size,
+                progress=(lambda done, at, to: progress("rebuild", at, to)) if progress else None,
             )
-            _compare_rows(view_db, copy, snapshot, report)
+            while pending and pending[0][1].position == until:
+                copy, snapshot = pending.pop(0)
+                _compare_rows(view_db, copy, snapshot, report)
         replay = replay_ledger(ledger, batch_size, (lambda done, at, to: progress("replay", at, to)) if progress else None)
         report.events_replayed, report.aggregates_checked = replay.events, len(replay.aggregates)
         report.mismatches.extend(replay.problems)

@@ -18,10 +18,10 @@ import pytest
 
 from benchmarks.rebuild import populate
 from domain.ids import wallet_id
-from projections.copies import create_copies
-from projections.generations import prefix_of, tables_with_prefix, with_prefix
+from projections.generations import tables_with_prefix
 from subledger.app import build
 from tests.api.conftest import JWT_SECRET, make_settings
+from tests.read_model_tables import base_tables, dump, generations
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
@@ -45,38 +45,6 @@ def cli(database_url: str, *args: str, timeout: float = 600) -> subprocess.Compl
         [sys.executable, "-m", "subledger.cli", *args], env=env_for(database_url), cwd=ROOT,
         capture_output=True, text=True, timeout=timeout,
     )
-
-
-def base_tables(built) -> dict[str, list[str]]:
-    """Each read model's table names without prefix (found by creating a scratch set)."""
-    found = {}
-    for runner in built.runners:
-        scratch = with_prefix(runner.current(), f"s{os.getpid()}x_")
-        create_copies(built.view_db, [scratch])
-        with built.view_db.transaction() as cursor:
-            tables = tables_with_prefix(cursor, built.view_db.kind, prefix_of(scratch))
-            found[runner.name] = [t[len(prefix_of(scratch)) :] for t in tables]
-            for table in tables:
-                cursor.execute(f"DROP TABLE {table}")
-            cursor.execute("DELETE FROM projection_tracking WHERE name = ?", (scratch.tracking_name,))
-    return found
-
-
-def dump(built, bases: dict[str, list[str]]) -> dict[str, list]:
-    """Every live read-model row, by table name without prefix, in a fixed order."""
-    rows = {}
-    for runner in built.runners:
-        prefix = prefix_of(runner.current(refresh=True))
-        with built.view_db.transaction(readonly=True) as cursor:
-            for base in bases[runner.name]:
-                found = cursor.execute(f"SELECT * FROM {prefix}{base}").fetchall()
-                rows[f"{runner.name}.{base}"] = sorted(json.dumps(r, sort_keys=True, default=str) for r in found)
-    return rows
-
-
-def generations(built) -> dict[str, str]:
-    with built.view_db.transaction(readonly=True) as cursor:
-        return {r["name"]: r["prefix"] for r in cursor.execute("SELECT name, prefix FROM projection_generations").fetchall()}
 
 
 def test_rebuild_all_switches_to_tables_equal_row_for_row(built, database_url):
