@@ -17,6 +17,8 @@ EXPORT = """query($u: ID) { exportUserData(userId: $u) { userId email name payme
   subscriptions { id status plan { id } paymentMethod { cardMasked } } payments { id amount status kind }
   wallet { totalBalance transactions { totalCount } } notifications { kind } events { type data } } }"""
 SUBSCRIBE = """mutation($m: ID!) { subscribe(input: {planId: "basic", paymentMethodId: $m}) { id status } }"""
+ANALYTICS = """query($u: ID!) { subscriptionMetrics(from: "2026-03-01", to: "2026-03-31") { revenue { total mrr }
+  subscribers { totalActive newSubscribers } } lifetimeValue(userId: $u) { totalRevenue subscriptionMonths } }"""
 AUDITOR = {"user": "auditor-1", "scope": "auditor"}
 ADMIN = {"user": "ops", "scope": "admin"}
 
@@ -90,6 +92,8 @@ def test_erasure_nulls_personal_fields_everywhere_and_keeps_the_ledger(api: Api,
     exported_types = [e["type"] for e in exported["events"]]
     assert {"Registered", "ContactDetailsRecorded", "PaymentMethodAdded", "Opened", "Credited"} <= set(exported_types)
     assert api.error(EXPORT, {"u": user}, user=bystander).code == "FORBIDDEN"
+    analytics_before = api.gql(ANALYTICS, {"u": user}, user="analyst-1", scope="analyst")
+    assert analytics_before["subscriptionMetrics"]["subscribers"]["newSubscribers"] >= 1
 
     assert api.error(ERASE, {"u": user}, user=bystander).code == "FORBIDDEN"
     assert api.gql(ERASE, {"u": user}, token=token)["eraseUserData"] is True
@@ -118,11 +122,13 @@ def test_erasure_nulls_personal_fields_everywhere_and_keeps_the_ledger(api: Api,
     assert personal and all(d.get("email") is None and d.get("name") is None and d.get("card_masked") is None for d in personal)
     assert [e["type"] for e in erased["events"]][: len(exported_types)] == exported_types
 
+    assert api.gql(ANALYTICS, {"u": user}, user="analyst-1", scope="analyst") == analytics_before
     assert api.gql(VERIFY, **AUDITOR)["verifyLedger"]["mismatches"] == []
     for name in [row["name"] for row in api.gql("{ projections { name } }", **ADMIN)["projections"]]:
         rebuilt = api.gql(REBUILD, {"n": name}, user="analyst-1", scope="analyst")["rebuildProjection"]
         assert rebuilt["name"] == name and rebuilt["position"] > 0
     assert api.gql(VERIFY, **AUDITOR)["verifyLedger"]["mismatches"] == []
+    assert api.gql(ANALYTICS, {"u": user}, user="analyst-1", scope="analyst") == analytics_before
     assert api.gql(METHODS, user=user)["paymentMethods"][0]["cardMasked"] is None
     stored = everything_stored(api)
     assert "other@example.com" not in stored and EMAIL not in stored and CARD_MASKED not in stored
