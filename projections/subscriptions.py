@@ -96,6 +96,37 @@ class SubscriptionsProjection:
             (to_utc_text(tomorrow), *CHARGEABLE),
         )
 
+    def due_for_charge_page(
+        self, view_db: ViewDatabase, now: datetime, tz: tzinfo, after: tuple[str, str] | None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        """One page of `due_for_charge`, as (next_charge_at, subscription_id) after the keyset
+        `after`: a run of 100,000 renewals streams its candidates instead of loading them all."""
+        tomorrow = local_midnight(local_date(now, tz) + timedelta(days=1), tz)
+        marks = ", ".join("?" * len(CHARGEABLE))
+        where = f"next_charge_at IS NOT NULL AND next_charge_at < ? AND status IN ({marks})"
+        params: list[Any] = [to_utc_text(tomorrow), *CHARGEABLE]
+        if after is not None:
+            where += " AND (next_charge_at > ? OR (next_charge_at = ? AND subscription_id > ?))"
+            params += [after[0], after[0], after[1]]
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT next_charge_at, subscription_id FROM {self.table} WHERE {where}"
+                " ORDER BY next_charge_at, subscription_id LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [(row["next_charge_at"], row["subscription_id"]) for row in rows]
+
+    def count_due_for_charge(self, view_db: ViewDatabase, now: datetime, tz: tzinfo) -> int:
+        tomorrow = local_midnight(local_date(now, tz) + timedelta(days=1), tz)
+        marks = ", ".join("?" * len(CHARGEABLE))
+        with view_db.transaction(readonly=True) as cursor:
+            row = cursor.execute(
+                f"SELECT COUNT(*) AS n FROM {self.table}"
+                f" WHERE next_charge_at IS NOT NULL AND next_charge_at < ? AND status IN ({marks})",
+                (to_utc_text(tomorrow), *CHARGEABLE),
+            ).fetchone()
+        return int(row["n"])
+
     def trials_ending(self, view_db: ViewDatabase, now: datetime, tz: tzinfo) -> list[str]:
         tomorrow = local_midnight(local_date(now, tz) + timedelta(days=1), tz)
         return self._ids(view_db, "status = ? AND period_end < ? ORDER BY period_end", (TRIALING, to_utc_text(tomorrow)))
@@ -122,4 +153,12 @@ class SubscriptionsProjection:
         return [row["subscription_id"] for row in rows]
 
 
-QUERIES = ("subscription_ids", "due_for_charge", "trials_ending", "cancellations_ended", "reminder_candidates")
+QUERIES = (
+    "subscription_ids",
+    "due_for_charge",
+    "due_for_charge_page",
+    "count_due_for_charge",
+    "trials_ending",
+    "cancellations_ended",
+    "reminder_candidates",
+)

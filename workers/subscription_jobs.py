@@ -7,6 +7,7 @@ the second run finds nothing left to do.
 """
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
