@@ -105,19 +105,28 @@ class WalletHistory:
         cursor.executemany(
             f"INSERT INTO {self.transactions} ({_COLUMNS}, seq) VALUES ({', '.join('?' * 13)})", transactions
         )
+        # A lot is always credited before anything draws on it, and subtractions commute, so
+        # the batch's draws are summed per lot (one UPDATE each, not one per spend), and those
+        # on lots credited in this same batch are taken before the lots are inserted.
+        fresh = {(user_id, lot_id): [user_id, lot_id, expires, amount] for user_id, lot_id, expires, amount in new_lots}
+        owed: dict[tuple[str, str], int] = {}
+        for taken, user_id, lot_id in draws:
+            if (user_id, lot_id) in fresh:
+                fresh[(user_id, lot_id)][3] -= taken
+            else:
+                owed[(user_id, lot_id)] = owed.get((user_id, lot_id), 0) + taken
+        # Emptied lots leave the table, as they leave the wallet aggregate.
         cursor.executemany(
-            f"INSERT INTO {self.lots} (user_id, lot_id, expires_at, remaining) VALUES (?, ?, ?, ?)", new_lots
+            f"INSERT INTO {self.lots} (user_id, lot_id, expires_at, remaining) VALUES (?, ?, ?, ?)",
+            [tuple(lot) for lot in fresh.values() if lot[3] > 0],
         )
-        # After the inserts: a lot is always credited before anything draws on it,
-        # and subtractions commute, so the batch's order among them does not matter.
         cursor.executemany(
-            f"UPDATE {self.lots} SET remaining = remaining - ? WHERE user_id = ? AND lot_id = ?", draws
+            f"UPDATE {self.lots} SET remaining = remaining - ? WHERE user_id = ? AND lot_id = ?",
+            [(taken, user_id, lot_id) for (user_id, lot_id), taken in owed.items()],
         )
-        if draws:
-            # Emptied lots leave the table, as they leave the wallet aggregate.
+        if owed:
             cursor.executemany(
-                f"DELETE FROM {self.lots} WHERE user_id = ? AND lot_id = ? AND remaining = 0",
-                sorted({(user_id, lot_id) for _, user_id, lot_id in draws}),
+                f"DELETE FROM {self.lots} WHERE user_id = ? AND lot_id = ? AND remaining = 0", sorted(owed)
             )
 
     def _owner(self, cursor: ViewCursor, wallet: str) -> str:
