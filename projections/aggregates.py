@@ -42,10 +42,7 @@ class AggregatesProjection:
             for position, event in events
             if event.originator_version == 1
         ]
-        cursor.executemany(
-            f"INSERT INTO {self.table} (aggregate_id, aggregate_type, user_id, created_position) VALUES (?, ?, ?, ?)",
-            rows,
-        )
+        cursor.insert_rows(self.table, ("aggregate_id", "aggregate_type", "user_id", "created_position"), rows)
 
     # ------------------------------------------------------------ reading
     def of_user(self, view_db: ViewDatabase, user_id: str) -> list[dict[str, Any]]:

@@ -101,10 +101,8 @@ class WalletHistory:
                 draws.extend((taken, user_id, lot_id) for lot_id, taken in event.draws)
             elif isinstance(event, Wallet.Expired):
                 draws.append((event.amount, user_id, event.lot_id))
-        cursor.executemany(f"INSERT INTO {self.owners} (wallet_id, user_id) VALUES (?, ?)", new_owners)
-        cursor.executemany(
-            f"INSERT INTO {self.transactions} ({_COLUMNS}, seq) VALUES ({', '.join('?' * 13)})", transactions
-        )
+        cursor.insert_rows(self.owners, ("wallet_id", "user_id"), new_owners)
+        cursor.insert_rows(self.transactions, (*_COLUMNS.replace(" ", "").split(","), "seq"), transactions)
         # A lot is always credited before anything draws on it, and subtractions commute, so
         # the batch's draws are summed per lot (one UPDATE each, not one per spend), and those
         # on lots credited in this same batch are taken before the lots are inserted.
@@ -116,9 +114,8 @@ class WalletHistory:
             else:
                 owed[(user_id, lot_id)] = owed.get((user_id, lot_id), 0) + taken
         # Emptied lots leave the table, as they leave the wallet aggregate.
-        cursor.executemany(
-            f"INSERT INTO {self.lots} (user_id, lot_id, expires_at, remaining) VALUES (?, ?, ?, ?)",
-            [tuple(lot) for lot in fresh.values() if lot[3] > 0],
+        cursor.insert_rows(
+            self.lots, ("user_id", "lot_id", "expires_at", "remaining"), [tuple(lot) for lot in fresh.values() if lot[3] > 0]
         )
         cursor.executemany(
             f"UPDATE {self.lots} SET remaining = remaining - ? WHERE user_id = ? AND lot_id = ?",
