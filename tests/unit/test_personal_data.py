@@ -115,3 +115,9 @@ def test_memory_keys():
     assert keys.key("s", create=True) == made
     assert keys.destroy("s") is True and keys.destroy("s") is False
     assert keys.key("s", create=False) is None
+
+
+def test_customers_are_never_snapshotted():
+    # A snapshot stores the aggregate's state in clear: a customer's would keep their
+    # personal data beyond the reach of the key erasure deletes.
+    assert Customer not in Ledger.snapshotting_intervals
