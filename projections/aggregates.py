@@ -53,12 +53,6 @@ class AggregatesProjection:
                 (user_id,),
             ).fetchall()
 
-    def owner(self, view_db: ViewDatabase, aggregate_id: str) -> dict[str, Any] | None:
-        with view_db.transaction(readonly=True) as cursor:
-            return cursor.execute(
-                f"SELECT aggregate_type, user_id FROM {self.table} WHERE aggregate_id = ?", (aggregate_id,)
-            ).fetchone()
-
 
 def _owner(event: Any) -> str | None:
     user_id = getattr(event, "user_id", None)

@@ -120,6 +120,3 @@ class LedgerLog:
             )
             for row in rows
         ]
-
-    def head(self) -> int:
-        return self.ledger.recorder.max_notification_id() or 0

@@ -38,10 +38,6 @@ class ReadModels:
     def status(self) -> list[dict[str, Any]]:
         return status(self.runners)
 
-    def catch_up(self) -> None:
-        for runner in self.runners:
-            runner.catch_up()
-
     def rebuild(
         self, names: Sequence[str] | None = None, *, progress: Progress | None = None, wait_for_drop: bool = False
     ) -> list[dict[str, Any]]:

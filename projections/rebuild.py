@@ -85,9 +85,6 @@ class Rebuilder:
         with view_db.transaction() as cursor:
             cursor.execute(REBUILDS_DDL)
 
-    def names(self) -> list[str]:
-        return [runner.name for runner in self.runners]
-
     def select(self, names: Sequence[str] | None) -> list[Any]:
         if names is None:
             return list(self.runners)
