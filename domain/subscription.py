@@ -20,22 +20,15 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import Conflict, IdempotencyKeyReused, UsageLimitExceeded
-from domain.periods import is_due, local_date, period_bounds, quota_window
-from domain.subscription_rules import (
-    REMINDER_DAYS, days_before, period_price, reaches_warning, retry_at, unused_share,
+from domain.errors import Conflict, UsageLimitExceeded
+from domain.periods import local_date, period_bounds
+from domain.subscription_rules import REMINDER_DAYS, days_before, period_price, reaches_warning, retry_at
+from domain.subscription_state import (  # noqa: F401  (the statuses are imported from here too)
+    ACTIVE, CANCELED, CANCELING, CHARGEABLE, ENDED, EXPIRED, PAST_DUE, SUSPENDED, TRIALING, USABLE, SubscriptionReads,
 )
 
-TRIALING, ACTIVE, PAST_DUE, CANCELING = "TRIALING", "ACTIVE", "PAST_DUE", "CANCELING"
-CANCELED, EXPIRED, SUSPENDED = "CANCELED", "EXPIRED", "SUSPENDED"
-ENDED = (CANCELED, EXPIRED)
-#: Statuses a due run charges (renewal, trial end, dunning retry).
-CHARGEABLE = (TRIALING, ACTIVE, PAST_DUE)
-#: Statuses in which the plan's services may be used.
-USABLE = (TRIALING, ACTIVE, PAST_DUE, CANCELING)
 
-
-class Subscription(Aggregate):
+class Subscription(SubscriptionReads, Aggregate):
     @staticmethod
     def create_id(subscription_id: str, **_: Any) -> UUID:
         return UUID(subscription_id)
@@ -96,63 +89,6 @@ class Subscription(Aggregate):
         self.reminders: list[str] = []
         self.request_prints: dict[str, str] = {"subscribe": request_print} if request_print else {}
 
-    # ------------------------------------------------------------ reads
-    @property
-    def live(self) -> bool:
-        return self.status not in ENDED
-
-    @property
-    def due_number(self) -> int:
-        """The period the next charge pays for: the unpaid current one, else the next."""
-        return self.period_number + 1 if self.period_paid else self.period_number
-
-    def is_due(self, now: datetime, tz: tzinfo) -> bool:
-        return self.status in CHARGEABLE and self.next_charge_at is not None and is_due(self.next_charge_at, now, tz)
-
-    def next_terms(self, number: int | None = None) -> dict[str, Any]:
-        """Plan, cycle and price of period `number` (default: the due one): a pending
-        change applies from the next period paid on."""
-        change = self.pending_change or {}
-        plan_id = change.get("plan_id", self.plan_id)
-        list_price = change.get("list_price", self.list_price)
-        return {
-            "plan_id": plan_id,
-            "cycle": change.get("cycle", self.cycle),
-            "list_price": list_price,
-            "amount": period_price(list_price, self.promo, plan_id, self.due_number if number is None else number),
-            "applies_change": bool(change),
-        }
-
-    def bounds(self, number: int, tz: tzinfo) -> tuple[datetime, datetime]:
-        return period_bounds(self.anchor, number - self.anchor_number, self.cycle, tz)
-
-    def usage_window(self, now: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
-        """The monthly quota window holding `now`; before the first paid period, the trial."""
-        if now < self.usage_anchor:
-            return self.started_at, self.usage_anchor
-        return quota_window(self.usage_anchor, now, tz)
-
-    def used(self, service: str, window_start: datetime) -> int:
-        return self.usage.get(service, 0) if self.usage_window_start == window_start else 0
-
-    # ------------------------------------------------------------ guards
-    def check_live(self) -> None:
-        if not self.live:
-            raise Conflict(f"subscription {self.id} is {self.status}")
-
-    def check_no_charge_in_flight(self) -> None:
-        # SPEC §3: no new attempt starts while one is PENDING.
-        if self.pending_payment_id is not None:
-            raise Conflict(f"a charge of subscription {self.id} is still being confirmed; try again later")
-
-    def seen_request(self, key: str | None, fingerprint: str) -> bool:
-        """True when this idempotency key was already applied with the same request."""
-        if key is None or key not in self.request_prints:
-            return False
-        if self.request_prints[key] != fingerprint:
-            raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
-        return True
-
     # ------------------------------------------------------------ charging
     def start_charge(self, payment_id: str, at: datetime, *, period: bool = True) -> None:
         """A payment of this subscription is recorded PENDING; `period` charges (not a
@@ -208,14 +144,6 @@ class Subscription(Aggregate):
         )
 
     # ------------------------------------------------------------ canceling
-    def refund_due(self, now: datetime) -> int:
-        """What canceling now gives back: the unused share of a paid, priced period."""
-        if self.status not in (ACTIVE, CANCELING) or self.resume_status == TRIALING:
-            return 0
-        if not self.period_paid or self.price <= 0:
-            return 0
-        return unused_share(self.price, self.period_start, self.period_end, now)
-
     def schedule_cancel(self, reason: str | None, now: datetime) -> None:
         if self.status not in (TRIALING, ACTIVE):
             raise Conflict(f"subscription {self.id} is {self.status}: it cannot be canceled at the period end")
@@ -244,10 +172,6 @@ class Subscription(Aggregate):
         self._expired(status=EXPIRED, next_charge_at=None, at=now)
 
     # ------------------------------------------------------------ plan, method, usage, reminders
-    def check_changeable(self) -> None:
-        if self.status not in (TRIALING, ACTIVE):
-            raise Conflict(f"subscription {self.id} is {self.status}: its plan cannot be changed now")
-
     def schedule_change(self, plan_id: str, cycle: str, list_price: int, now: datetime) -> None:
         self.check_changeable()
         change = {"plan_id": plan_id, "cycle": cycle, "list_price": list_price, "effective_at": self.period_end}
