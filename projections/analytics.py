@@ -67,31 +67,16 @@ class AnalyticsProjection:
 
     # ------------------------------------------------------------ writing
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        # Payment rows are gathered and written once per batch (they touch no table the
+        # subscription rows read); subscription intervals depend on the row before them,
+        # so they are written as they come.
+        payments = _PaymentWrites()
         for seq, event in events:
             if isinstance(event, Payment.Event):
-                self._payment(cursor, seq, event)
+                payments.add(seq, event)
             elif isinstance(event, Subscription.Event):
                 self._subscription(cursor, seq, event)
-
-    def _payment(self, cursor: ViewCursor, seq: int, event: Any) -> None:
-        pay_id, at = str(event.originator_id), to_utc_text(event.at)
-        if isinstance(event, Payment.Requested):
-            plan = POINTS_PLAN if event.kind == "POINTS" else event.purpose.get("plan_id")
-            cursor.execute(
-                f"INSERT INTO {self.payments} (payment_id, user_id, plan_id, kind, amount, requested_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (pay_id, event.user_id, plan, event.kind, event.amount, at),
-            )
-        elif isinstance(event, Payment.Succeeded):
-            cursor.execute(f"UPDATE {self.payments} SET succeeded_at = ? WHERE payment_id = ?", (at, pay_id))
-        elif isinstance(event, Payment.Failed):
-            cursor.execute(f"UPDATE {self.payments} SET failed_at = ? WHERE payment_id = ?", (at, pay_id))
-        elif isinstance(event, Payment.Refunded):
-            cursor.execute(
-                f"INSERT INTO {self.refunds} (payment_id, seq, user_id, plan_id, amount, refunded_at)"
-                f" SELECT payment_id, ?, user_id, plan_id, ?, ? FROM {self.payments} WHERE payment_id = ?",
-                (seq, event.amount, at, pay_id),
-            )
+        payments.flush(cursor, self)
 
     def _subscription(self, cursor: ViewCursor, seq: int, event: Any) -> None:
         sub_id, at = str(event.originator_id), to_utc_text(event.at)
@@ -208,3 +193,49 @@ class AnalyticsProjection:
 
 
 QUERIES = ("payments_between", "states_at", "transitions_between", "trials_ending_between", "cohort_rows", "user_rows")
+
+
+_PAYMENT_COLUMNS = ("payment_id", "user_id", "plan_id", "kind", "amount", "requested_at", "succeeded_at", "failed_at")
+_REFUND_COLUMNS = ("payment_id", "seq", "user_id", "plan_id", "amount", "refunded_at")
+
+
+class _PaymentWrites:
+    """One batch's payment rows: those requested in the batch are completed in memory
+    and inserted whole; older ones get one executemany per kind of change."""
+
+    def __init__(self) -> None:
+        self.new: dict[str, list[Any]] = {}
+        self.succeeded: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
+        self.new_refunds: list[tuple[Any, ...]] = []
+        self.old_refunds: list[tuple[Any, ...]] = []
+
+    def add(self, seq: int, event: Any) -> None:
+        pay_id, at = str(event.originator_id), to_utc_text(event.at)
+        row = self.new.get(pay_id)
+        if isinstance(event, Payment.Requested):
+            plan = POINTS_PLAN if event.kind == "POINTS" else event.purpose.get("plan_id")
+            self.new[pay_id] = [pay_id, event.user_id, plan, event.kind, event.amount, at, None, None]
+        elif isinstance(event, (Payment.Succeeded, Payment.Failed)):
+            column, old = (6, self.succeeded) if isinstance(event, Payment.Succeeded) else (7, self.failed)
+            if row is not None:
+                row[column] = at
+            else:
+                old[pay_id] = at
+        elif isinstance(event, Payment.Refunded):
+            if row is not None:
+                self.new_refunds.append((pay_id, seq, row[1], row[2], event.amount, at))
+            else:
+                self.old_refunds.append((seq, event.amount, at, pay_id))
+
+    def flush(self, cursor: ViewCursor, tables: AnalyticsProjection) -> None:
+        p = tables.payments
+        cursor.insert_rows(p, _PAYMENT_COLUMNS, list(self.new.values()))
+        cursor.executemany(f"UPDATE {p} SET succeeded_at = ? WHERE payment_id = ?", [(a, i) for i, a in self.succeeded.items()])
+        cursor.executemany(f"UPDATE {p} SET failed_at = ? WHERE payment_id = ?", [(a, i) for i, a in self.failed.items()])
+        cursor.insert_rows(tables.refunds, _REFUND_COLUMNS, self.new_refunds)
+        cursor.executemany(
+            f"INSERT INTO {tables.refunds} (payment_id, seq, user_id, plan_id, amount, refunded_at)"
+            f" SELECT payment_id, ?, user_id, plan_id, ?, ? FROM {p} WHERE payment_id = ?",
+            self.old_refunds,
+        )

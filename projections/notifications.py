@@ -67,103 +67,69 @@ class NotificationsProjection:
 
     # ------------------------------------------------------------ writing
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        """One batch in a handful of statements: the owners and payments the batch
+        refers to are read at once, new rows go in with `insert_rows` (COPY on
+        PostgreSQL) and plan changes with one executemany, at the end."""
+        batch = _Batch(self, cursor, events)
         for seq, event in events:
             if isinstance(event, Subscription.Event):
-                self._subscription(cursor, seq, event)
+                self._subscription(batch, seq, event)
             elif isinstance(event, Payment.Event):
-                self._payment(cursor, seq, event)
+                self._payment(batch, seq, event)
             elif isinstance(event, Wallet.Opened):
-                self._own(cursor, event, event.user_id, None)
+                batch.own(event, event.user_id, None)
             elif isinstance(event, Wallet.ExpiryWarned):
                 data = {"points": event.amount, "expiresAt": _iso(event.expires_at)}
-                self._add(cursor, seq, event, self._owner(cursor, event)[0], "POINTS_EXPIRING", data)
+                batch.add(seq, event, batch.owner(event)[0], "POINTS_EXPIRING", data)
             elif isinstance(event, Wallet.Credited) and event.type == "REWARD":
                 data = {"points": event.amount, "activity": event.reference_id, "expiresAt": _iso(event.expires_at)}
-                self._add(cursor, seq, event, self._owner(cursor, event)[0], "POINTS_REWARDED", data)
+                batch.add(seq, event, batch.owner(event)[0], "POINTS_REWARDED", data)
+        batch.flush()
 
-    def _subscription(self, cursor: ViewCursor, seq: int, event: Any) -> None:
+    def _subscription(self, batch: _Batch, seq: int, event: Any) -> None:
         if isinstance(event, Subscription.Subscribed):
-            self._own(cursor, event, event.user_id, event.plan_id)
+            batch.own(event, event.user_id, event.plan_id)
             data = {"subscriptionId": str(event.originator_id), "planId": event.plan_id, "status": event.status,
                     "trialEndsAt": _iso(event.trial_ends_at), "price": event.price}
-            self._add(cursor, seq, event, event.user_id, "WELCOME", data)
+            batch.add(seq, event, event.user_id, "WELCOME", data)
             return
-        user_id, plan_id = self._owner(cursor, event)
+        user_id, plan_id = batch.owner(event)
         base = {"subscriptionId": str(event.originator_id), "planId": plan_id}
-        if isinstance(event, Subscription.PeriodPaid):
-            cursor.execute(f"UPDATE {self.owners} SET plan_id = ? WHERE aggregate_id = ?", (event.plan_id, str(event.originator_id)))
-        elif isinstance(event, Subscription.ChargeFailed) and self._is_period_charge(cursor, event.payment_id):
-            amount = self._amount(cursor, event.payment_id)
+        if isinstance(event, (Subscription.PeriodPaid, Subscription.PlanChanged)):
+            batch.set_plan(event, event.plan_id)
+        elif isinstance(event, Subscription.ChargeFailed) and _is_period_charge(batch.payment(event.payment_id), event.payment_id):
+            payment = batch.payment(event.payment_id)
+            amount = payment["amount"] if payment else None
             retry = event.next_charge_at if event.counted and event.status != SUSPENDED else None
             data = {**base, "paymentId": event.payment_id, "amount": amount, "declineCode": event.decline_code,
                     "attempt": event.consecutive_failures, "retryAt": _iso(retry)}
-            self._add(cursor, seq, event, user_id, "PAYMENT_FAILED", data)
+            batch.add(seq, event, user_id, "PAYMENT_FAILED", data)
             if event.counted and event.status == SUSPENDED:
-                self._add(cursor, seq, event, user_id, "SUBSCRIPTION_SUSPENDED", {**base, "failures": event.consecutive_failures})
+                batch.add(seq, event, user_id, "SUBSCRIPTION_SUSPENDED", {**base, "failures": event.consecutive_failures})
         elif isinstance(event, Subscription.Canceled):
-            self._add(cursor, seq, event, user_id, "SUBSCRIPTION_CANCELED", {**base, "refunded": event.refunded, "reason": event.reason})
+            batch.add(seq, event, user_id, "SUBSCRIPTION_CANCELED", {**base, "refunded": event.refunded, "reason": event.reason})
         elif isinstance(event, Subscription.UsageRecorded) and event.warning:
             data = {**base, "service": event.service, "used": event.used_after, "limit": event.limit,
                     "resetsAt": _iso(event.window_end)}
-            self._add(cursor, seq, event, user_id, "USAGE_WARNING", data)
+            batch.add(seq, event, user_id, "USAGE_WARNING", data)
         elif isinstance(event, Subscription.Reminded):
             data = {**base, "daysBefore": event.days_before, "at": _iso(event.due_at), "amount": event.amount}
-            self._add(cursor, seq, event, user_id, event.kind, data)
-        elif isinstance(event, Subscription.PlanChanged):
-            cursor.execute(f"UPDATE {self.owners} SET plan_id = ? WHERE aggregate_id = ?", (event.plan_id, str(event.originator_id)))
+            batch.add(seq, event, user_id, event.kind, data)
 
-    def _payment(self, cursor: ViewCursor, seq: int, event: Any) -> None:
+    def _payment(self, batch: _Batch, seq: int, event: Any) -> None:
         pay_id = str(event.originator_id)
         if isinstance(event, Payment.Requested):
-            cursor.execute(
-                f"INSERT INTO {self.payments} (payment_id, user_id, amount, purpose, order_name) VALUES (?, ?, ?, ?, ?)",
-                (pay_id, event.user_id, event.amount, (event.purpose or {}).get("type"), event.order_name),
-            )
+            batch.new_payment(pay_id, event.user_id, event.amount, (event.purpose or {}).get("type"), event.order_name)
             return
-        row = cursor.execute(f"SELECT * FROM {self.payments} WHERE payment_id = ?", (pay_id,)).fetchone()
+        row = batch.payment(pay_id)
         if row is None:
             return
         data = {"paymentId": pay_id, "amount": row["amount"], "orderName": row["order_name"]}
         if isinstance(event, Payment.Succeeded):
-            self._add(cursor, seq, event, row["user_id"], "PAYMENT_SUCCEEDED", data)
+            batch.add(seq, event, row["user_id"], "PAYMENT_SUCCEEDED", data)
         elif isinstance(event, Payment.Failed) and row["purpose"] != PERIOD:
             # Failed subscription periods are told by the subscription, which knows the retry date.
-            self._add(cursor, seq, event, row["user_id"], "PAYMENT_FAILED", {**data, "declineCode": event.failure_code, "retryAt": None})
-
-    def _is_period_charge(self, cursor: ViewCursor, pay_id: str | None) -> bool:
-        if pay_id is None:  # an attempt not sent (hard decline, no method) is still a failed renewal
-            return True
-        row = cursor.execute(f"SELECT purpose FROM {self.payments} WHERE payment_id = ?", (pay_id,)).fetchone()
-        return row is not None and row["purpose"] == PERIOD
-
-    def _amount(self, cursor: ViewCursor, pay_id: str | None) -> int | None:
-        if pay_id is None:
-            return None
-        row = cursor.execute(f"SELECT amount FROM {self.payments} WHERE payment_id = ?", (pay_id,)).fetchone()
-        return row["amount"] if row else None
-
-    def _own(self, cursor: ViewCursor, event: Any, user_id: str, plan_id: str | None) -> None:
-        cursor.execute(
-            f"INSERT INTO {self.owners} (aggregate_id, user_id, plan_id) VALUES (?, ?, ?)",
-            (str(event.originator_id), user_id, plan_id),
-        )
-
-    def _owner(self, cursor: ViewCursor, event: Any) -> tuple[str, str | None]:
-        row = cursor.execute(
-            f"SELECT user_id, plan_id FROM {self.owners} WHERE aggregate_id = ?", (str(event.originator_id),)
-        ).fetchone()
-        if row is None:
-            raise LookupError(f"aggregate {event.originator_id} has events but no creation event before them")
-        return row["user_id"], row["plan_id"]
-
-    def _add(self, cursor: ViewCursor, seq: int, event: Any, user_id: str, kind: str, data: dict[str, Any]) -> None:
-        subject, body = render(kind, data)
-        cursor.execute(
-            f"INSERT INTO {self.table} (id, user_id, kind, subject, body, data, created_at, seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (notification_id(event, kind), user_id, kind, subject, body, json.dumps(data, sort_keys=True),
-             to_utc_text(event.at), seq),
-        )
+            batch.add(seq, event, row["user_id"], "PAYMENT_FAILED", {**data, "declineCode": event.failure_code, "retryAt": None})
 
     # ------------------------------------------------------------ reading
     def recent(self, view_db: ViewDatabase, user_id: str, first: int = 50) -> list[dict[str, Any]]:
@@ -205,3 +171,89 @@ class NotificationsProjection:
 
 
 QUERIES = ("recent", "unsent", "claim", "unclaim")
+
+
+def _is_period_charge(payment: dict[str, Any] | None, pay_id: str | None) -> bool:
+    if pay_id is None:  # an attempt not sent (hard decline, no method) is still a failed renewal
+        return True
+    return payment is not None and payment["purpose"] == PERIOD
+
+
+def _needs_owner(event: Any) -> bool:
+    if isinstance(event, Subscription.Event):
+        return not isinstance(event, Subscription.Subscribed)
+    return isinstance(event, Wallet.ExpiryWarned) or (isinstance(event, Wallet.Credited) and event.type == "REWARD")
+
+
+def _select_in(cursor: ViewCursor, sql: str, keys: Sequence[str], chunk: int = 500) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for i in range(0, len(keys), chunk):
+        part = keys[i : i + chunk]
+        rows.extend(cursor.execute(sql.format(marks=", ".join("?" * len(part))), part).fetchall())
+    return rows
+
+
+class _Batch:
+    """The outbox's writes for one batch, kept in memory until `flush`; lookups see
+    the rows this batch added as well as those already in the tables."""
+
+    def __init__(self, projection: NotificationsProjection, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        self.p = projection
+        self.cursor = cursor
+        self.rows: list[tuple[Any, ...]] = []
+        self.new_owners: dict[str, list[Any]] = {}
+        self.plan_updates: dict[str, str | None] = {}
+        self.new_payments: list[tuple[Any, ...]] = []
+        owner_ids = list(dict.fromkeys(str(e.originator_id) for _, e in events if _needs_owner(e)))
+        pay_ids = list(dict.fromkeys(
+            pid for _, e in events
+            for pid in ((str(e.originator_id),) if isinstance(e, Payment.Event) and not isinstance(e, Payment.Requested)
+                        else (e.payment_id,) if isinstance(e, Subscription.ChargeFailed) and e.payment_id else ())
+        ))
+        self.owners: dict[str, list[Any]] = {
+            r["aggregate_id"]: [r["user_id"], r["plan_id"]]
+            for r in _select_in(cursor, f"SELECT aggregate_id, user_id, plan_id FROM {projection.owners} WHERE aggregate_id IN ({{marks}})", owner_ids)
+        }
+        self.payments: dict[str, dict[str, Any]] = {
+            r["payment_id"]: r
+            for r in _select_in(cursor, f"SELECT * FROM {projection.payments} WHERE payment_id IN ({{marks}})", pay_ids)
+        }
+
+    def own(self, event: Any, user_id: str, plan_id: str | None) -> None:
+        key = str(event.originator_id)
+        if key in self.owners:
+            raise LookupError(f"aggregate {key} was created twice")
+        self.owners[key] = self.new_owners[key] = [user_id, plan_id]
+
+    def owner(self, event: Any) -> tuple[str, str | None]:
+        found = self.owners.get(str(event.originator_id))
+        if found is None:
+            raise LookupError(f"aggregate {event.originator_id} has events but no creation event before them")
+        return found[0], found[1]
+
+    def set_plan(self, event: Any, plan_id: str) -> None:
+        key = str(event.originator_id)
+        self.owners[key][1] = plan_id  # the same list as in new_owners when created in this batch
+        if key not in self.new_owners:
+            self.plan_updates[key] = plan_id
+
+    def new_payment(self, pay_id: str, user_id: str, amount: int, purpose: str | None, order_name: str) -> None:
+        if pay_id in self.payments:
+            raise LookupError(f"payment {pay_id} was requested twice")
+        self.payments[pay_id] = {"payment_id": pay_id, "user_id": user_id, "amount": amount, "purpose": purpose, "order_name": order_name}
+        self.new_payments.append((pay_id, user_id, amount, purpose, order_name))
+
+    def payment(self, pay_id: str | None) -> dict[str, Any] | None:
+        return self.payments.get(pay_id) if pay_id is not None else None
+
+    def add(self, seq: int, event: Any, user_id: str, kind: str, data: dict[str, Any]) -> None:
+        subject, body = render(kind, data)
+        self.rows.append((notification_id(event, kind), user_id, kind, subject, body, json.dumps(data, sort_keys=True),
+                          to_utc_text(event.at), seq))
+
+    def flush(self) -> None:
+        p, cursor = self.p, self.cursor
+        cursor.insert_rows(p.owners, ("aggregate_id", "user_id", "plan_id"), [(k, *v) for k, v in self.new_owners.items()])
+        cursor.executemany(f"UPDATE {p.owners} SET plan_id = ? WHERE aggregate_id = ?", [(v, k) for k, v in self.plan_updates.items()])
+        cursor.insert_rows(p.payments, ("payment_id", "user_id", "amount", "purpose", "order_name"), self.new_payments)
+        cursor.insert_rows(p.table, ("id", "user_id", "kind", "subject", "body", "data", "created_at", "seq"), self.rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from domain.errors import InvalidInput
@@ -38,37 +39,42 @@ class PaymentsProjection:
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_status ON {self.table} (status, created_at)")
 
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        """A batch in a few statements: payments requested in it are settled in memory
+        and written with `insert_rows`; the others get one executemany per kind of change
+        (a refund always follows the success it refunds, so statuses go first)."""
+        new: dict[str, list[Any]] = {}
+        statuses: dict[str, str] = {}
+        refunds: dict[str, int] = {}
         for position, event in events:
             payment_id = str(event.originator_id)
+            row = new.get(payment_id)
             if isinstance(event, Payment.Requested):
-                cursor.execute(
-                    f"INSERT INTO {self.table} (payment_id, user_id, order_id, kind, status, amount, refunded_amount,"
-                    " subscription_id, created_at, seq) VALUES (?, ?, ?, ?, 'PENDING', ?, 0, ?, ?, ?)",
-                    (
-                        payment_id,
-                        event.user_id,
-                        event.order_id,
-                        event.kind,
-                        event.amount,
-                        event.subscription_id,
-                        to_utc_text(event.at),
-                        position,
-                    ),
-                )
-            elif isinstance(event, Payment.Succeeded):
-                self._status(cursor, payment_id, "SUCCEEDED")
-            elif isinstance(event, Payment.Failed):
-                self._status(cursor, payment_id, "FAILED")
+                new[payment_id] = [payment_id, event.user_id, event.order_id, event.kind, "PENDING", event.amount, 0,
+                                   event.subscription_id, to_utc_text(event.at), position]
+            elif isinstance(event, (Payment.Succeeded, Payment.Failed)):
+                status = "SUCCEEDED" if isinstance(event, Payment.Succeeded) else "FAILED"
+                if row is not None:
+                    row[_STATUS] = status
+                else:
+                    statuses[payment_id] = status
             elif isinstance(event, Payment.Refunded):
-                cursor.execute(
-                    f"UPDATE {self.table} SET refunded_amount = refunded_amount + ?,"
-                    " status = CASE WHEN refunded_amount + ? >= amount THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END"
-                    " WHERE payment_id = ?",
-                    (event.amount, event.amount, payment_id),
-                )
+                if row is not None:
+                    row[_REFUNDED] += event.amount
+                    row[_STATUS] = "REFUNDED" if row[_REFUNDED] >= row[_AMOUNT] else "PARTIALLY_REFUNDED"
+                else:
+                    refunds[payment_id] = refunds.get(payment_id, 0) + event.amount
+        cursor.insert_rows(self.table, _COLUMNS, list(new.values()))
+        cursor.executemany(f"UPDATE {self.table} SET status = ? WHERE payment_id = ?", [(s, p) for p, s in statuses.items()])
+        cursor.executemany(
+            f"UPDATE {self.table} SET refunded_amount = refunded_amount + ?,"
+            " status = CASE WHEN refunded_amount + ? >= amount THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END"
+            " WHERE payment_id = ?",
+            [(amount, amount, p) for p, amount in refunds.items()],
+        )
 
-    def _status(self, cursor: ViewCursor, payment_id: str, status: str) -> None:
-        cursor.execute(f"UPDATE {self.table} SET status = ? WHERE payment_id = ?", (status, payment_id))
+
+_COLUMNS = ("payment_id", "user_id", "order_id", "kind", "status", "amount", "refunded_amount", "subscription_id", "created_at", "seq")
+_STATUS, _AMOUNT, _REFUNDED = _COLUMNS.index("status"), _COLUMNS.index("amount"), _COLUMNS.index("refunded_amount")
 
 
 class PaymentsQueries:
