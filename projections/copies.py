@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from projections.database import ViewDatabase
+from projections.database import ViewCursor, ViewDatabase
 from projections.generations import GENERATIONS_DDL
 from projections.runner import TRACKING_DDL, PositionMoved
 
@@ -23,16 +23,46 @@ from projections.runner import TRACKING_DDL, PositionMoved
 Progress = Callable[[int, int, int], None]
 
 
-def create_copies(view_db: ViewDatabase, copies: Sequence[Any]) -> None:
+def create_copies(view_db: ViewDatabase, copies: Sequence[Any], *, defer_indexes: bool = False) -> list[str]:
+    """Create the copies' tables and tracking rows. With `defer_indexes`, the
+    secondary indexes are not created but returned, for `create_indexes` once
+    the bulk of the log is in: building an index over a filled table is much
+    cheaper than keeping it up to date row by row (no projection's `apply`
+    needs more than the primary keys)."""
+    deferred: list[str] = []
     with view_db.transaction() as cursor:
         cursor.execute(TRACKING_DDL)
         cursor.execute(GENERATIONS_DDL)
         for copy in copies:
-            copy.create_tables(cursor)
+            copy.create_tables(_DeferIndexes(cursor, deferred) if defer_indexes else cursor)
             cursor.execute(
                 "INSERT INTO projection_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
                 (copy.tracking_name,),
             )
+    return deferred
+
+
+def create_indexes(view_db: ViewDatabase, statements: Sequence[str], on_each: Callable[[Any], None] | None = None) -> None:
+    """The indexes `create_copies` deferred, one transaction each (`on_each(cursor)` inside, e.g. a heartbeat)."""
+    for statement in statements:
+        with view_db.transaction() as cursor:
+            cursor.execute(statement)
+            if on_each is not None:
+                on_each(cursor)
+
+
+class _DeferIndexes(ViewCursor):
+    """A cursor that keeps `CREATE INDEX` statements aside instead of running them."""
+
+    def __init__(self, cursor: ViewCursor, deferred: list[str]) -> None:
+        super().__init__(cursor._raw, cursor._convert)
+        self._deferred = deferred
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> ViewCursor:
+        if sql.lstrip().upper().startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
+            self._deferred.append(sql)
+            return self
+        return super().execute(sql, params)
 
 
 def copies_position(view_db: ViewDatabase, copies: Sequence[Any]) -> int:

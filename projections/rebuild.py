@@ -3,7 +3,8 @@
 1. Claim: one rebuild per read model at a time (`projection_rebuilds`); the
    leftovers of a rebuild whose process died are dropped first.
 2. Fill a copy of each read model under a fresh prefix from position 0,
-   while queries keep answering from the live tables.
+   while queries keep answering from the live tables; the copies' secondary
+   indexes are built once the bulk is in (projections/copies.py).
 3. Switch, in one transaction for all of them, once every copy has reached
    the live position (checked with the live tracking rows locked, so the live
    runner cannot move meanwhile): `projection_generations` names the copies'
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.errors import Conflict, InvalidInput
-from projections.copies import Progress, create_copies, fill_copies
+from projections.copies import Progress, create_copies, create_indexes, fill_copies
 from projections.database import ViewCursor, ViewDatabase
 from projections.generations import live_prefix, prefix_of, tables_with_prefix, with_prefix
 from projections.status import status
@@ -101,8 +102,12 @@ class Rebuilder:
         self.drop_retired(self.grace_seconds)
         copies = self._claim(runners)
         try:
-            create_copies(self.view_db, copies)
+            indexes = create_copies(self.view_db, copies, defer_indexes=True)
             heartbeat = self._heartbeat(copies)
+            # The bulk of the log first, into tables with only their primary keys...
+            fill_copies(self.ledger, self.view_db, copies, batch_size=self.batch_size, progress=progress, on_batch=heartbeat)
+            create_indexes(self.view_db, indexes, on_each=heartbeat)
+            # ...then whatever the live side recorded meanwhile, until the switch finds the copies caught up.
             while True:
                 fill_copies(self.ledger, self.view_db, copies, batch_size=self.batch_size, progress=progress, on_batch=heartbeat)
                 if self._switch(runners, copies):
