@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
 from domain.idempotency import Idempotency
 from domain.ids import service_spend_id, wallet_id
 from domain.periods import local_date
@@ -35,20 +35,38 @@ class WalletCommands:
         if not service_id or not service_id.strip():
             raise InvalidInput("serviceId must not be empty")
 
+        record_id = service_spend_id(user_id, service_id)
+        attempts = 0
+
+        def earlier() -> dict[str, Any] | None:
+            record = self.load(ServiceSpend, record_id)
+            return self.spend_result(user_id, record.wallet_version) if record is not None else None
+
         def body() -> tuple[dict[str, Any], list[Any]]:
-            earlier = self.load(ServiceSpend, service_spend_id(user_id, service_id))
-            if earlier is not None:
-                return self.spend_result(user_id, earlier.wallet_version), []
+            # Optimistic: a first attempt does not look for an earlier spend of this
+            # service (two reads that almost always find nothing); a repeat's record
+            # collides on insert (version 1 of the same id), nothing of the attempt is
+            # written, and the retry below finds the first spend and answers it.
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and (found := earlier()) is not None:
+                return found, []
             wallet = self.wallet_or_new(user_id, now)
-            wallet.debit(
-                type="USAGE",
-                amount=cost,
-                at=now,
-                description=f"spent on {service}" if service else "spent",
-                reference_type=service or "amount",
-                reference_id=service_id,
-                service_id=service_id,
-            )
+            try:
+                wallet.debit(
+                    type="USAGE",
+                    amount=cost,
+                    at=now,
+                    description=f"spent on {service}" if service else "spent",
+                    reference_type=service or "amount",
+                    reference_id=service_id,
+                    service_id=service_id,
+                )
+            except DomainError:
+                # A repeat answers the first spend even if the wallet could not pay it again.
+                if attempts == 1 and (found := earlier()) is not None:
+                    return found, []
+                raise
             record = ServiceSpend(user_id=user_id, service_id=service_id, wallet_version=wallet.version, at=now)
             return _spend_result(wallet.pending_events[-1], user_id), [wallet, record]
 

@@ -12,12 +12,12 @@ ADJUST = 'mutation($u: ID!) { adjustPoints(input: {userId: $u, amount: 1000, rea
 HISTORY = "{ wallet { usableBalance totalBalance lifetimeSpent transactions(first: 100) { totalCount items { type amount balanceBefore balanceAfter } } } }"
 
 
-def spend_concurrently(urls: list[str], token: str, count: int) -> list[dict]:
+def spend_concurrently(urls: list[str], token: str, count: int, same_service: bool = False) -> list[dict]:
     def one(i: int) -> dict:
         with httpx.Client(timeout=120) as client:
             response = client.post(
                 f"{urls[i % len(urls)]}/graphql",
-                json={"query": SPEND, "variables": {"id": f"svc-{i}"}},
+                json={"query": SPEND, "variables": {"id": "svc-once" if same_service else f"svc-{i}"}},
                 headers={"Authorization": f"Bearer {token}"},
             )
             return response.json()
@@ -55,3 +55,16 @@ def test_concurrent_spends_through_two_servers_on_one_database(api_factory, user
     first.gql(ADJUST, {"u": user}, user="ops", scope="admin")
     results = spend_concurrently([first.url, second.url], first.token(user), 50)
     check_outcome(first, user, results)
+
+
+def test_concurrent_repeats_of_one_service_id_spend_once(api_factory, user: str) -> None:
+    """The repeats race through two processes; the service's record collides on insert
+    and every repeat answers the one spend that was written."""
+    first, second = api_factory(), api_factory()
+    first.gql(ADJUST, {"u": user}, user="ops", scope="admin")
+    results = spend_concurrently([first.url, second.url], first.token(user), 20, same_service=True)
+    assert [r.get("errors") for r in results] == [None] * 20
+    assert {r["data"]["spendPoints"]["remainingBalance"] for r in results} == {900}
+    first.settle_read_models()
+    wallet = first.gql(HISTORY, user=user)["wallet"]
+    assert (wallet["usableBalance"], wallet["lifetimeSpent"], wallet["transactions"]["totalCount"]) == (900, 100, 2)

@@ -98,6 +98,19 @@ def test_the_same_service_id_spends_once(api: Api, user: str) -> None:
     assert wallet(api, user)["usableBalance"] == 900
 
 
+def test_a_repeated_service_id_answers_the_first_spend_even_when_the_wallet_is_empty(api: Api, user: str) -> None:
+    api.gql(ADJUST, {"u": user, "a": 100, "r": "gift"}, user="ops", scope="admin")
+    first = api.gql(SPEND, {"s": "saju_basic", "id": "reading-4"}, user=user)["spendPoints"]
+    assert first["remainingBalance"] == 0
+    again = api.gql(SPEND, {"s": "saju_basic", "id": "reading-4"}, user=user)["spendPoints"]
+    assert again["transaction"]["id"] == first["transaction"]["id"]
+    assert again["remainingBalance"] == 0
+    other = api.error(SPEND, {"s": "saju_basic", "id": "reading-5"}, user=user)
+    assert other.code == "INSUFFICIENT_POINTS"
+    state = wallet(api, user)
+    assert (state["usableBalance"], state["lifetimeSpent"]) == (0, 100)
+
+
 def test_daily_login_once_per_calendar_day(api: Api, user: str) -> None:
     admin = {"user": "ops", "scope": "admin"}
     api.gql(REWARD, {"u": user, "a": "daily_login"}, **admin)
