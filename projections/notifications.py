@@ -185,11 +185,22 @@ def _needs_owner(event: Any) -> bool:
     return isinstance(event, Wallet.ExpiryWarned) or (isinstance(event, Wallet.Credited) and event.type == "REWARD")
 
 
-def _select_in(cursor: ViewCursor, sql: str, keys: Sequence[str], chunk: int = 500) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _payment_ref(event: Any) -> str | None:
+    """The payment whose row the outbox needs to word `event`, if any."""
+    if isinstance(event, Payment.Event) and not isinstance(event, Payment.Requested):
+        return str(event.originator_id)
+    if isinstance(event, Subscription.ChargeFailed):
+        return event.payment_id
+    return None
+
+
+def _rows_by_key(cursor: ViewCursor, table: str, key: str, keys: Sequence[str], chunk: int = 500) -> dict[str, dict[str, Any]]:
+    """The rows of `table` whose `key` is one of `keys` (distinct), by key."""
+    rows: dict[str, dict[str, Any]] = {}
     for i in range(0, len(keys), chunk):
         part = keys[i : i + chunk]
-        rows.extend(cursor.execute(sql.format(marks=", ".join("?" * len(part))), part).fetchall())
+        found = cursor.execute(f"SELECT * FROM {table} WHERE {key} IN ({', '.join('?' * len(part))})", part).fetchall()
+        rows.update((row[key], row) for row in found)
     return rows
 
 
@@ -205,19 +216,11 @@ class _Batch:
         self.plan_updates: dict[str, str | None] = {}
         self.new_payments: list[tuple[Any, ...]] = []
         owner_ids = list(dict.fromkeys(str(e.originator_id) for _, e in events if _needs_owner(e)))
-        pay_ids = list(dict.fromkeys(
-            pid for _, e in events
-            for pid in ((str(e.originator_id),) if isinstance(e, Payment.Event) and not isinstance(e, Payment.Requested)
-                        else (e.payment_id,) if isinstance(e, Subscription.ChargeFailed) and e.payment_id else ())
-        ))
+        pay_ids = list(dict.fromkeys(ref for _, e in events if (ref := _payment_ref(e)) is not None))
         self.owners: dict[str, list[Any]] = {
-            r["aggregate_id"]: [r["user_id"], r["plan_id"]]
-            for r in _select_in(cursor, f"SELECT aggregate_id, user_id, plan_id FROM {projection.owners} WHERE aggregate_id IN ({{marks}})", owner_ids)
+            key: [row["user_id"], row["plan_id"]] for key, row in _rows_by_key(cursor, projection.owners, "aggregate_id", owner_ids).items()
         }
-        self.payments: dict[str, dict[str, Any]] = {
-            r["payment_id"]: r
-            for r in _select_in(cursor, f"SELECT * FROM {projection.payments} WHERE payment_id IN ({{marks}})", pay_ids)
-        }
+        self.payments = _rows_by_key(cursor, projection.payments, "payment_id", pay_ids)
 
     def own(self, event: Any, user_id: str, plan_id: str | None) -> None:
         key = str(event.originator_id)
