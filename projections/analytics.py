@@ -197,6 +197,7 @@ QUERIES = ("payments_between", "states_at", "transitions_between", "trials_endin
 
 _PAYMENT_COLUMNS = ("payment_id", "user_id", "plan_id", "kind", "amount", "requested_at", "succeeded_at", "failed_at")
 _REFUND_COLUMNS = ("payment_id", "seq", "user_id", "plan_id", "amount", "refunded_at")
+_USER, _PLAN, _SUCCEEDED, _FAILED = (_PAYMENT_COLUMNS.index(c) for c in ("user_id", "plan_id", "succeeded_at", "failed_at"))
 
 
 class _PaymentWrites:
@@ -217,14 +218,14 @@ class _PaymentWrites:
             plan = POINTS_PLAN if event.kind == "POINTS" else event.purpose.get("plan_id")
             self.new[pay_id] = [pay_id, event.user_id, plan, event.kind, event.amount, at, None, None]
         elif isinstance(event, (Payment.Succeeded, Payment.Failed)):
-            column, old = (6, self.succeeded) if isinstance(event, Payment.Succeeded) else (7, self.failed)
+            column, old = (_SUCCEEDED, self.succeeded) if isinstance(event, Payment.Succeeded) else (_FAILED, self.failed)
             if row is not None:
                 row[column] = at
             else:
                 old[pay_id] = at
         elif isinstance(event, Payment.Refunded):
             if row is not None:
-                self.new_refunds.append((pay_id, seq, row[1], row[2], event.amount, at))
+                self.new_refunds.append((pay_id, seq, row[_USER], row[_PLAN], event.amount, at))
             else:
                 self.old_refunds.append((seq, event.amount, at, pay_id))
 
