@@ -117,6 +117,18 @@ def create_app(engine: SandboxEngine) -> Starlette:
     async def lookup(request: Request, key: str | None) -> Reply:
         return await engine.lookup_order(request.path_params["order_id"])
 
+    @toss
+    async def transactions(request: Request, key: str | None) -> Reply:
+        query = request.query_params
+        if not query.get("startDate") or not query.get("endDate"):
+            raise TossError(400, "INVALID_REQUEST", "startDate, endDate 값이 필요합니다.")
+        limit = query.get("limit")
+        if limit is not None and not (limit.isascii() and limit.isdigit()):
+            raise TossError(400, "INVALID_REQUEST", "limit: 숫자 값이 필요합니다.")
+        return await engine.list_transactions(
+            query["startDate"], query["endDate"], query.get("startingAfter"), int(limit) if limit else None
+        )
+
     async def set_outcome(request: Request) -> Response:
         try:
             outcome = _field(await _json_object(request), "outcome", str)
@@ -124,6 +136,13 @@ def create_app(engine: SandboxEngine) -> Starlette:
         except TossError as exc:
             return _error(exc.status, exc.code, exc.message)
         return JSONResponse({"billingKey": request.path_params["billing_key"], "outcome": outcome})
+
+    async def complete(request: Request) -> Response:
+        try:
+            status = _field(await _json_object(request), "status", str)
+            return JSONResponse(engine.complete_order(request.path_params["order_id"], status))
+        except TossError as exc:
+            return _error(exc.status, exc.code, exc.message)
 
     async def set_faults(request: Request) -> Response:
         try:
@@ -136,6 +155,9 @@ def create_app(engine: SandboxEngine) -> Starlette:
     async def charges(request: Request) -> Response:
         return JSONResponse({"charges": engine.charges()})
 
+    async def refunds(request: Request) -> Response:
+        return JSONResponse({"refunds": engine.refunds()})
+
     async def reset(request: Request) -> Response:
         engine.reset()
         return JSONResponse({"ok": True})
@@ -146,9 +168,12 @@ def create_app(engine: SandboxEngine) -> Starlette:
             Route("/v1/billing/{billing_key}", charge, methods=["POST"]),
             Route("/v1/payments/{payment_key}/cancel", cancel, methods=["POST"]),
             Route("/v1/payments/orders/{order_id}", lookup, methods=["GET"]),
+            Route("/v1/transactions", transactions, methods=["GET"]),
             Route("/sandbox/billing/{billing_key}/outcome", set_outcome, methods=["POST"]),
             Route("/sandbox/faults", set_faults, methods=["POST"]),
+            Route("/sandbox/orders/{order_id}/complete", complete, methods=["POST"]),
             Route("/sandbox/charges", charges, methods=["GET"]),
+            Route("/sandbox/refunds", refunds, methods=["GET"]),
             Route("/sandbox/reset", reset, methods=["POST"]),
         ]
     )
@@ -169,6 +194,9 @@ def _faults(body: dict[str, Any]) -> Faults:
         refuse=_field(body, "refuse", bool, required=False) or False,
         lookups_down=_field(body, "lookupsDown", bool, required=False) or False,
         max_concurrency=_count(body, "maxConcurrency") or None,  # 0 or absent: no cap
+        refund_latency_ms=_count(body, "refundLatencyMs"),
+        drop_refund_responses=_count(body, "dropRefundResponses"),
+        refuse_refunds=_count(body, "refuseRefunds"),
     )
 
 

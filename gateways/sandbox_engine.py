@@ -2,7 +2,8 @@
 
 Every operation answers a `Reply` (HTTP status + Toss-shaped JSON body), so the
 ASGI app in `sandbox_app.py` only translates HTTP, and tests can drive the same
-rules, outcomes and faults directly from Python.
+rules, outcomes and faults directly from Python. Orders, refunds and the
+transaction listing live in `sandbox_orders.py`.
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import hashlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-KST = timezone(timedelta(hours=9), "KST")
+from gateways.sandbox_orders import KST, NOT_FOUND_PAYMENT, Order, OrderBook, TossError, Unprocessed, mask, rfc3339
+
+__all__ = ["KST", "Faults", "Reply", "SandboxEngine", "TossError", "mask"]
 
 # Decline replies in Toss' words: (HTTP status, Toss code, message).
 _INSUFFICIENT_FUNDS = (403, "REJECT_CARD_PAYMENT", "한도초과 혹은 잔액부족으로 결제에 실패했습니다.")
@@ -24,6 +27,7 @@ _LIMIT_EXCEEDED = (400, "EXCEED_MAX_AMOUNT", "거래금액 한도를 초과했�
 _CARD_SUSPENDED = (403, "INVALID_STOPPED_CARD", "정지된 카드 입니다.")
 _INVALID_BILLING_KEY = (400, "INVALID_BILLING_KEY", "유효하지 않은 빌링키 입니다.")
 _NOT_FOUND_BILLING_KEY = (404, "NOT_FOUND_BILLING_KEY", "존재하지 않는 빌링키 입니다.")
+_REFUND_FAILED = (403, "FAILED_REFUND_PROCESS", "은행 응답시간 지연이나 일시적인 오류로 환불요청에 실패했습니다.")
 
 #: seed 004's test cards; any other well-formed card number succeeds.
 TEST_CARD_DECLINES = {
@@ -45,7 +49,9 @@ OUTCOME_ONCE = {
     "SERVER_ERROR_ONCE": (500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "내부 시스템 처리 작업이 실패했습니다."),
     "RATE_LIMITED_ONCE": (429, "TOO_MANY_REQUESTS", "요청량이 많습니다. 잠시 후 다시 시도해주세요."),
 }
-OUTCOMES = frozenset(OUTCOME_DECLINES) | frozenset(OUTCOME_ONCE)
+#: Charges are answered 200 with status IN_PROGRESS until `complete_order` settles them.
+HOLD_IN_PROGRESS = "HOLD_IN_PROGRESS"
+OUTCOMES = frozenset(OUTCOME_DECLINES) | frozenset(OUTCOME_ONCE) | {HOLD_IN_PROGRESS}
 
 _ISSUER = {"issuerCode": "61", "acquirerCode": "31"}
 _AUTH_KEY = re.compile(r"test_card_(\d{16})")
@@ -54,22 +60,15 @@ _AUTH_KEY = re.compile(r"test_card_(\d{16})")
 _BILLING_KEY = re.compile(r"bk_sbx_(\d{16})_([0-9a-f]{8})_[0-9a-f]{12}")
 
 
-class TossError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    @classmethod
-    def of(cls, reply: tuple[int, str, str]) -> TossError:
-        return cls(*reply)
-
-
 @dataclass(frozen=True)
 class Reply:
     status: int
-    body: dict[str, Any]
+    body: Any  # a JSON object, or a list for the transaction listing
     #: Processed, but the caller must never see the answer (charge-then-drop fault).
     dropped: bool = False
+    #: False for answers given without acting on the request (in flight, rate limited,
+    #: server errors, refused refunds): never replayed and never dropped.
+    processed: bool = True
 
 
 @dataclass
@@ -82,49 +81,12 @@ class Faults:
     #: Order lookups answer 503 while charges still work: an outcome stays unknown.
     lookups_down: bool = False
     max_concurrency: int | None = None
-
-
-@dataclass
-class _Order:
-    payment_key: str
-    order_id: str
-    order_name: str
-    amount: int
-    card_number: str
-    requested_at: datetime
-    status: str = "DONE"
-    approved_at: datetime | None = None
-    balance: int = 0
-    cancels: list[dict[str, Any]] = field(default_factory=list)
-    failure: dict[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "mId": "tvivarepublica",
-            "version": "2022-11-16",
-            "paymentKey": self.payment_key,
-            "orderId": self.order_id,
-            "orderName": self.order_name,
-            "status": self.status,
-            "type": "BILLING",
-            "currency": "KRW",
-            "totalAmount": self.amount,
-            "balanceAmount": self.balance,
-            "requestedAt": _rfc3339(self.requested_at),
-            "approvedAt": _rfc3339(self.approved_at) if self.approved_at else None,
-            "method": "카드",
-            "card": {"number": mask(self.card_number), "amount": self.amount, "approveNo": "00000000"},
-            "cancels": [dict(c) for c in self.cancels] or None,
-            "failure": self.failure,
-        }
-
-
-def mask(card_number: str) -> str:
-    return f"{card_number[:4]}********{card_number[-4:]}"
-
-
-def _rfc3339(when: datetime) -> str:
-    return when.isoformat(timespec="seconds")
+    #: Extra latency of cancels (refunds) only.
+    refund_latency_ms: int = 0
+    #: The next N cancels are processed, then their answers are cut off.
+    drop_refund_responses: int = 0
+    #: The next N cancels answer 403 FAILED_REFUND_PROCESS without processing.
+    refuse_refunds: int = 0
 
 
 def _now() -> datetime:
@@ -136,7 +98,8 @@ def _customer_digest(customer_key: str) -> str:
 
 
 def _error(exc: TossError) -> Reply:
-    return Reply(exc.status, {"code": exc.code, "message": exc.message})
+    processed = exc.status < 500 and exc.status not in (409, 429) and not isinstance(exc, Unprocessed)
+    return Reply(exc.status, {"code": exc.code, "message": exc.message}, processed=processed)
 
 
 def _payment_key() -> str:
@@ -144,15 +107,15 @@ def _payment_key() -> str:
 
 
 class SandboxEngine:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = _now) -> None:
+        """`clock` stamps approvals, cancels and issues (aware datetimes; tests pin it)."""
+        self._clock = clock
         self.reset()
 
     def reset(self) -> None:
         self.faults = Faults()
         self._semaphore: asyncio.Semaphore | None = None
-        self._orders: dict[str, _Order] = {}
-        self._by_payment_key: dict[str, _Order] = {}
-        self._charges: list[dict[str, Any]] = []
+        self._book = OrderBook()
         self._outcomes: dict[str, str] = {}
         self._replies: dict[tuple[str, str], Reply] = {}
         self._in_flight: set[tuple[str, str]] = set()
@@ -171,9 +134,23 @@ class SandboxEngine:
             raise TossError.of(_NOT_FOUND_BILLING_KEY)
         self._outcomes[billing_key] = outcome
 
+    def complete_order(self, order_id: str, status: str) -> dict[str, Any]:
+        """Settle an IN_PROGRESS order as DONE (approved now) or ABORTED (declined as
+        REJECT_CARD_PAYMENT); answers its Payment JSON. 404 unknown, 400 not IN_PROGRESS."""
+        failure = {"code": _INSUFFICIENT_FUNDS[1], "message": _INSUFFICIENT_FUNDS[2]}
+        return self._book.complete(order_id, status, self._clock(), failure)
+
     def charges(self) -> list[dict[str, Any]]:
         """Every approved charge, in order: what the card holder would see on a statement."""
-        return [dict(c) for c in self._charges]
+        return self._book.charges()
+
+    def refunds(self) -> list[dict[str, Any]]:
+        """Every processed cancel, in order ({orderId, paymentKey, amount, idempotencyKey,
+        transactionKey}); a replayed cancel is not a new refund."""
+        return self._book.refunds()
+
+    def cancelled_total(self, order_id: str) -> int:
+        return self._book.cancelled_total(order_id)
 
     # -- the Toss API ----------------------------------------------------------------
 
@@ -194,7 +171,7 @@ class SandboxEngine:
             idempotency_key,
             lambda: self._charge(billing_key, customer_key, amount, order_id, order_name),
         )
-        if self.faults.drop_responses > 0 and _processed(reply.status):
+        if self.faults.drop_responses > 0 and reply.processed:
             self.faults.drop_responses -= 1
             return Reply(reply.status, reply.body, dropped=True)
         return reply
@@ -202,14 +179,32 @@ class SandboxEngine:
     async def cancel(
         self, payment_key: str, cancel_reason: str, cancel_amount: int | None = None, idempotency_key: str | None = None
     ) -> Reply:
-        return await self._serve(
-            f"cancel:{payment_key}", idempotency_key, lambda: self._cancel(payment_key, cancel_reason, cancel_amount)
+        reply = await self._serve(
+            f"cancel:{payment_key}",
+            idempotency_key,
+            lambda: self._cancel(payment_key, cancel_reason, cancel_amount, idempotency_key),
+            extra_latency_ms=self.faults.refund_latency_ms,
         )
+        if self.faults.drop_refund_responses > 0 and reply.processed:
+            self.faults.drop_refund_responses -= 1
+            return Reply(reply.status, reply.body, dropped=True)
+        return reply
 
     async def lookup_order(self, order_id: str) -> Reply:
         return await self._serve("lookup", None, lambda: self._lookup(order_id))
 
-    async def _serve(self, scope: str, idempotency_key: str | None, operation: Callable[[], dict[str, Any]]) -> Reply:
+    async def list_transactions(
+        self, start_date: str, end_date: str, starting_after: str | None = None, limit: int | None = None
+    ) -> Reply:
+        """Toss' `GET /v1/transactions`: approvals in [startDate, endDate], paged by
+        `startingAfter` (the last transactionKey seen) and `limit`."""
+        return await self._serve(
+            "transactions", None, lambda: self._book.transactions(start_date, end_date, starting_after, limit)
+        )
+
+    async def _serve(
+        self, scope: str, idempotency_key: str | None, operation: Callable[[], Any], extra_latency_ms: int = 0
+    ) -> Reply:
         """Faults, then Toss' idempotency: a key already answered gets that answer again,
         a key still being processed gets 409 (like Toss), a new key is processed once.
         The check-process-store step has no await inside, so it is atomic on the loop."""
@@ -221,7 +216,7 @@ class SandboxEngine:
         if key:
             self._in_flight.add(key)
         try:
-            async with self._admission():
+            async with self._admission(extra_latency_ms):
                 if self.faults.error_burst_count > 0:
                     self.faults.error_burst_count -= 1
                     status = self.faults.error_burst_status
@@ -232,8 +227,9 @@ class SandboxEngine:
                     reply = Reply(200, operation())
                 except TossError as exc:
                     reply = _error(exc)
-                # Toss keeps no answer it did not process (5xx, 429): a retry runs anew.
-                if key and _processed(reply.status):
+                # Toss keeps no answer it did not process (5xx, 429, a refused refund):
+                # a retry under the same key runs anew.
+                if key and reply.processed:
                     self._replies[key] = reply
                 return reply
         finally:
@@ -241,13 +237,14 @@ class SandboxEngine:
                 self._in_flight.discard(key)
 
     @contextlib.asynccontextmanager
-    async def _admission(self) -> AsyncIterator[None]:
+    async def _admission(self, extra_latency_ms: int = 0) -> AsyncIterator[None]:
         # Non-blocking latency inside the concurrency cap: N callers under a cap of C
         # take about ceil(N / C) × latency, like a provider that queues requests.
         semaphore = self._semaphore or contextlib.nullcontext()
         async with semaphore:
-            if self.faults.latency_ms:
-                await asyncio.sleep(self.faults.latency_ms / 1000)
+            latency_ms = self.faults.latency_ms + extra_latency_ms
+            if latency_ms:
+                await asyncio.sleep(latency_ms / 1000)
             yield
 
     def _issue(self, auth_key: str, customer_key: str) -> dict[str, Any]:
@@ -258,7 +255,7 @@ class SandboxEngine:
         return {
             "mId": "tvivarepublica",
             "customerKey": customer_key,
-            "authenticatedAt": _rfc3339(_now()),
+            "authenticatedAt": rfc3339(self._clock()),
             "method": "카드",
             "billingKey": f"bk_sbx_{number}_{_customer_digest(customer_key)}_{secrets.token_hex(6)}",
             "card": {"number": mask(number), "cardType": "신용", "ownerType": "개인"} | _ISSUER,
@@ -269,7 +266,7 @@ class SandboxEngine:
     ) -> dict[str, Any]:
         if amount <= 0:
             raise TossError(400, "INVALID_REQUEST", "결제 금액은 0보다 커야 합니다.")
-        if order_id in self._orders:
+        if order_id in self._book.orders:
             raise TossError(400, "DUPLICATED_ORDER_ID", "이미 승인 및 취소가 진행된 중복된 주문번호 입니다.")
         outcome = self._outcomes.get(billing_key)
         if outcome in OUTCOME_ONCE:
@@ -277,54 +274,35 @@ class SandboxEngine:
             raise TossError.of(OUTCOME_ONCE[outcome])
         match = _BILLING_KEY.fullmatch(billing_key)
         card_number = match.group(1) if match else "0000000000000000"
-        order = _Order(_payment_key(), order_id, order_name, amount, card_number, _now())
+        order = Order(_payment_key(), order_id, order_name, amount, card_number, self._clock(), customer_key)
         if not match:
             decline = _NOT_FOUND_BILLING_KEY
         elif match.group(2) != _customer_digest(customer_key):
             decline = (400, "NOT_MATCHES_CUSTOMER_KEY", "빌링 인증 고객키와 결제 요청 고객키가 일치하지 않습니다.")
         elif outcome is not None:
-            decline = OUTCOME_DECLINES[outcome]
+            decline = OUTCOME_DECLINES.get(outcome)  # HOLD_IN_PROGRESS: no decline either
         else:
             decline = TEST_CARD_DECLINES.get(card_number)
-        self._orders[order_id] = order
-        self._by_payment_key[order.payment_key] = order
+        self._book.add(order)
         if decline:
             # A declined order is remembered, so a lookup can settle it as failed.
             order.status = "ABORTED"
             order.failure = {"code": decline[1], "message": decline[2]}
             raise TossError.of(decline)
-        order.approved_at = _now()
-        order.balance = amount
-        self._charges.append({"orderId": order_id, "amount": amount, "paymentKey": order.payment_key})
+        if outcome == HOLD_IN_PROGRESS:
+            order.status = "IN_PROGRESS"  # not charged yet: `complete_order` decides
+        else:
+            self._book.approve(order, self._clock())
         return order.to_json()
 
-    def _cancel(self, payment_key: str, reason: str, amount: int | None) -> dict[str, Any]:
-        order = self._by_payment_key.get(payment_key)
-        if order is None:
-            raise TossError(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")
-        if order.status == "CANCELED":
-            raise TossError(400, "ALREADY_CANCELED_PAYMENT", "이미 취소된 결제 입니다.")
-        if order.status not in ("DONE", "PARTIAL_CANCELED"):
-            raise TossError(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다.")
-        amount = order.balance if amount is None else amount
-        if amount <= 0:
-            raise TossError(400, "INVALID_REQUEST", "취소 금액은 0보다 커야 합니다.")
-        if amount > order.balance:
-            raise TossError(403, "NOT_CANCELABLE_AMOUNT", "취소 할 수 없는 금액 입니다.")
-        order.balance -= amount
-        order.status = "CANCELED" if order.balance == 0 else "PARTIAL_CANCELED"
-        cancel = {"cancelAmount": amount, "cancelReason": reason, "canceledAt": _rfc3339(_now())}
-        order.cancels.append({**cancel, "transactionKey": secrets.token_hex(16), "cancelStatus": "DONE"})
-        return order.to_json()
+    def _cancel(self, payment_key: str, reason: str, amount: int | None, idempotency_key: str | None) -> dict[str, Any]:
+        if self.faults.refuse_refunds > 0:
+            self.faults.refuse_refunds -= 1
+            raise Unprocessed(*_REFUND_FAILED)
+        return self._book.cancel(payment_key, reason, amount, self._clock(), idempotency_key)
 
     def _lookup(self, order_id: str) -> dict[str, Any]:
-        order = self._orders.get(order_id)
+        order = self._book.orders.get(order_id)
         if order is None:
-            raise TossError(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")
+            raise TossError.of(NOT_FOUND_PAYMENT)
         return order.to_json()
-
-
-def _processed(status: int) -> bool:
-    """False for answers given without processing the request (in flight, rate
-    limited, server errors): they are never replayed and never dropped."""
-    return status < 500 and status not in (409, 429)

@@ -3,13 +3,17 @@ sandbox gateway, which speaks the same API.
 
 Charges carry `Idempotency-Key: orderId`, so the in-call retries (tenacity; SPEC §3)
 and any later repeat of the same order can never charge twice.
+
+`list_transactions` pages through Toss' `GET /v1/transactions` (cursor
+`startingAfter` = the last item's transactionKey); its objects and dates, with their
+source, are described in `toss_objects.py`.
 """
 from __future__ import annotations
 
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,38 +28,30 @@ from tenacity import (
 )
 
 from domain.errors import SandboxOnly
-from domain.ports import BillingKey, ChargeResult, ChargeStatus, DeclineCode, GatewayError, RefundResult
+from domain.ports import (
+    BillingKey,
+    ChargeResult,
+    ChargeStatus,
+    DeclineCode,
+    GatewayError,
+    GatewayTransaction,
+    RefundResult,
+    RefundStatus,
+)
 from gateways.sandbox_app import SandboxTransport
 from gateways.sandbox_engine import SandboxEngine
+from gateways.toss_objects import decline_code_for, listing_range, payment_result, transaction
+
+__all__ = ["RETRIES", "TossGateway", "decline_code_for", "in_process_sandbox"]
 
 logger = logging.getLogger(__name__)
 
-#: SPEC §5: Toss error codes → DeclineCode; any other code is OTHER, 5xx (and 429) PROVIDER_ERROR.
-DECLINE_CODES = {
-    "REJECT_CARD_PAYMENT": DeclineCode.INSUFFICIENT_FUNDS,
-    "EXCEED_MAX_AMOUNT": DeclineCode.LIMIT_EXCEEDED,
-    "EXCEED_MAX_ONE_DAY_AMOUNT": DeclineCode.LIMIT_EXCEEDED,
-    "EXCEED_MAX_DAILY_PAYMENT_COUNT": DeclineCode.LIMIT_EXCEEDED,
-    "INVALID_STOPPED_CARD": DeclineCode.CARD_SUSPENDED,
-    "INVALID_REJECT_CARD": DeclineCode.CARD_SUSPENDED,
-    "NOT_FOUND_BILLING_KEY": DeclineCode.INVALID_BILLING_KEY,
-    "INVALID_BILLING_KEY": DeclineCode.INVALID_BILLING_KEY,
-    "PROVIDER_ERROR": DeclineCode.PROVIDER_ERROR,
-}
-
 #: In-call retries after the first try (SPEC §3), waiting base × 1, 2, 4.
 RETRIES = 3
-_KST = timezone(timedelta(hours=9))
 # Errors raised before any byte of the request left: the provider cannot have acted.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_APPROVED = frozenset({"DONE", "PARTIAL_CANCELED", "CANCELED"})
-_FAILED = frozenset({"ABORTED", "EXPIRED"})
-
-
-def decline_code_for(provider_code: str | None, http_status: int = 400) -> DeclineCode:
-    if http_status >= 500 or http_status == 429:
-        return DeclineCode.PROVIDER_ERROR
-    return DECLINE_CODES.get(provider_code or "", DeclineCode.OTHER)
+#: Items per page of the transaction listing (Toss' `limit`).
+TRANSACTIONS_PAGE = 5000
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
@@ -109,40 +105,6 @@ class _Exchange:
         return GatewayError(decline_code_for(code, self.response.status_code), code, message)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    parsed = datetime.fromisoformat(value)
-    # Toss always sends an offset; a bare time would be Korean local time.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_KST)
-
-
-def _payment_result(order_id: str, payment: dict[str, Any]) -> ChargeResult:
-    """A Toss Payment object as the port's outcome of the order."""
-    status = payment.get("status")
-    if status in _APPROVED:
-        return ChargeResult(
-            ChargeStatus.APPROVED,
-            order_id,
-            payment_key=payment.get("paymentKey"),
-            amount=payment.get("totalAmount"),
-            approved_at=_parse_time(payment.get("approvedAt")),
-        )
-    if status in _FAILED:
-        failure = payment.get("failure") or {}
-        code = failure.get("code")
-        return ChargeResult(
-            ChargeStatus.DECLINED,
-            order_id,
-            decline_code=decline_code_for(code),
-            provider_code=code,
-            message=failure.get("message"),
-        )
-    # IN_PROGRESS and the like: not settled yet, so neither charged nor failed for us.
-    payment_key = payment.get("paymentKey")
-    return ChargeResult(ChargeStatus.UNKNOWN, order_id, payment_key=payment_key, message=f"status {status}")
-
-
 class TossGateway:
     def __init__(
         self,
@@ -155,6 +117,7 @@ class TossGateway:
         sandbox: bool = False,
     ) -> None:
         self.provider = provider
+        self.transactions_page = TRANSACTIONS_PAGE
         self._sandbox = sandbox
         self._retry_base_seconds = retry_base_seconds
         self._client = httpx.AsyncClient(
@@ -189,7 +152,7 @@ class TossGateway:
             idempotency_key=order_id,
         )
         if exchange.succeeded:
-            return _payment_result(order_id, exchange.body())
+            return payment_result(order_id, exchange.body())
         code, message = exchange.error_of()
         status = ChargeStatus.DECLINED
         if exchange.ambiguous and not exchange.settled:
@@ -212,11 +175,17 @@ class TossGateway:
         if exchange.succeeded:
             # The last cancel is this request's (also when the answer is a replay).
             cancels = exchange.body().get("cancels") or [{"cancelAmount": amount}]
-            return RefundResult(ok=True, refunded_amount=cancels[-1]["cancelAmount"])
+            return RefundResult(RefundStatus.DONE, refunded_amount=cancels[-1]["cancelAmount"])
         code, message = exchange.error_of()
+        # Unsettled (409 in flight, or 5xx/429 to the last retry, or no answer at all) is
+        # UNKNOWN only when some try may have been processed unheard (`ambiguous`: an
+        # answer lost after sending, or a 409 for an earlier try still running). Toss
+        # keeps no answer it did not process, so a 5xx/429 on every try, or a connection
+        # that never opened, processed nothing: REFUSED, and the same key may be reused.
         if exchange.ambiguous and not exchange.settled:
             message = f"refund outcome unknown, repeat with the same idempotency key: {message}"
-        return RefundResult(ok=False, provider_code=code, message=message)
+            return RefundResult(RefundStatus.UNKNOWN, provider_code=code, message=message)
+        return RefundResult(RefundStatus.REFUSED, provider_code=code, message=message)
 
     async def lookup_order(self, order_id: str) -> ChargeResult | None:
         exchange = await self._exchange("lookup_order", "GET", f"/v1/payments/orders/{quote(order_id, safe='')}")
@@ -224,10 +193,36 @@ class TossGateway:
         if not exchange.settled:
             raise GatewayError(DeclineCode.NETWORK_ERROR, code, f"order lookup impossible: {message}")
         if exchange.succeeded:
-            return _payment_result(order_id, exchange.body())
+            return payment_result(order_id, exchange.body())
         if code == "NOT_FOUND_PAYMENT":
             return None
         raise exchange.failure()
+
+    async def list_transactions(self, since: datetime, until: datetime) -> list[GatewayTransaction]:
+        start_date, end_date = listing_range(since, until)
+        params = {"startDate": start_date, "endDate": end_date, "limit": str(self.transactions_page)}
+        found: list[GatewayTransaction] = []
+        while True:
+            exchange = await self._exchange("list_transactions", "GET", "/v1/transactions", params=params)
+            code, message = exchange.error_of()
+            if not exchange.settled:
+                raise GatewayError(DeclineCode.NETWORK_ERROR, code, f"transaction listing impossible: {message}")
+            if not exchange.succeeded:
+                raise exchange.failure()
+            assert exchange.response is not None
+            try:
+                page = exchange.response.json()
+            except ValueError:
+                page = None
+            if not isinstance(page, list):
+                raise GatewayError(DeclineCode.PROVIDER_ERROR, None, "transaction listing is not a JSON array")
+            found.extend(transaction(item) for item in page)
+            if len(page) < self.transactions_page:
+                return found
+            cursor = page[-1].get("transactionKey") if isinstance(page[-1], dict) else None
+            if not cursor or cursor == params.get("startingAfter"):
+                raise GatewayError(DeclineCode.PROVIDER_ERROR, None, "transaction listing gave no next cursor")
+            params["startingAfter"] = cursor
 
     async def set_sandbox_outcome(self, billing_key: str, outcome: str) -> None:
         if not self._sandbox:
@@ -247,6 +242,7 @@ class TossGateway:
         path: str,
         json: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        params: dict[str, str] | None = None,
     ) -> _Exchange:
         """Send, retrying transient failures under the same Idempotency-Key.
         `operation` names the call in logs: paths may hold billing keys, which never go to logs."""
@@ -257,7 +253,7 @@ class TossGateway:
         async def attempt() -> httpx.Response:
             nonlocal ambiguous, last_error
             try:
-                response = await self._client.request(method, path, json=json, headers=headers)
+                response = await self._client.request(method, path, json=json, headers=headers, params=params)
             except httpx.TransportError as exc:
                 ambiguous = ambiguous or not isinstance(exc, _NEVER_SENT)
                 last_error = f"{type(exc).__name__}: {exc}"

@@ -61,3 +61,6 @@ class SandboxOutcome(enum.Enum):
     INVALID_BILLING_KEY = "INVALID_BILLING_KEY"
     SERVER_ERROR_ONCE = strawberry.enum_value("SERVER_ERROR_ONCE", description="Answer 500 once, then succeed.")
     RATE_LIMITED_ONCE = strawberry.enum_value("RATE_LIMITED_ONCE", description="Answer 429 once, then succeed.")
+    HOLD_IN_PROGRESS = strawberry.enum_value(
+        "HOLD_IN_PROGRESS", description="Leave every charge IN_PROGRESS at the provider until the sandbox completes it."
+    )

@@ -3,14 +3,15 @@ refunds, lookups, outcomes and faults (engine and app, in process)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
 from gateways.sandbox_app import SandboxTransport
-from gateways.sandbox_engine import Faults, SandboxEngine
+from gateways.sandbox_engine import KST, Faults, SandboxEngine
 
 AUTH = ("test_sk_sandbox_tests", "")
 
@@ -286,7 +287,15 @@ async def test_many_concurrent_charges_under_latency_and_a_cap(engine: SandboxEn
 
 @pytest.mark.parametrize(
     "faults",
-    [{"errorBurst": {"status": 404, "count": 1}}, {"latencyMs": -1}, {"refuse": "yes"}, {"dropResponses": True}],
+    [
+        {"errorBurst": {"status": 404, "count": 1}},
+        {"latencyMs": -1},
+        {"refuse": "yes"},
+        {"dropResponses": True},
+        {"refundLatencyMs": "slow"},
+        {"dropRefundResponses": -1},
+        {"refuseRefunds": True},
+    ],
 )
 async def test_bad_fault_requests(client: httpx.AsyncClient, faults: dict) -> None:
     response = await client.post("/sandbox/faults", json=faults)
@@ -303,3 +312,196 @@ async def test_charges_list_and_reset(client: httpx.AsyncClient) -> None:
     assert (await client.get("/sandbox/charges")).json() == {"charges": []}
     # Reset forgets orders too: the order id is free again.
     assert (await charge(client, key, "order-1")).status_code == 200
+
+
+# -- orders held IN_PROGRESS, refund faults and records, the transaction listing --
+
+
+async def hold(client: httpx.AsyncClient, card: str = "4300000000000001") -> str:
+    key = await issue(client, card)
+    held = await client.post(f"/sandbox/billing/{key}/outcome", json={"outcome": "HOLD_IN_PROGRESS"})
+    assert held.status_code == 200
+    return key
+
+
+async def cancel(
+    client: httpx.AsyncClient, payment_key: str, amount: int | None = None, idempotency_key: str | None = None
+) -> httpx.Response:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    body = {"cancelReason": "r"} | ({"cancelAmount": amount} if amount is not None else {})
+    return await client.post(f"/v1/payments/{payment_key}/cancel", json=body, headers=headers)
+
+
+async def test_held_charges_stay_in_progress_until_completed(client: httpx.AsyncClient, engine: SandboxEngine) -> None:
+    key = await hold(client, "4300000000000002")  # the hold overrides the test card's decline
+    held = await charge(client, key, "order-1", 5000)
+    assert held.status_code == 200
+    assert (held.json()["status"], held.json()["approvedAt"]) == ("IN_PROGRESS", None)
+    assert (await charge(client, key, "order-2")).json()["status"] == "IN_PROGRESS"  # every charge on the key
+    assert (await client.get("/v1/payments/orders/order-1")).json()["status"] == "IN_PROGRESS"
+    assert engine.charges() == []
+    refused = await cancel(client, held.json()["paymentKey"])
+    assert (refused.status_code, refused.json()["code"]) == (403, "NOT_CANCELABLE_PAYMENT")
+    done = await client.post("/sandbox/orders/order-1/complete", json={"status": "DONE"})
+    assert done.status_code == 200
+    assert (done.json()["status"], done.json()["balanceAmount"]) == ("DONE", 5000) and done.json()["approvedAt"]
+    looked_up = (await client.get("/v1/payments/orders/order-1")).json()
+    assert (looked_up["status"], looked_up["paymentKey"]) == ("DONE", held.json()["paymentKey"])
+    assert engine.charges() == [{"orderId": "order-1", "amount": 5000, "paymentKey": held.json()["paymentKey"]}]
+    assert (await client.get("/v1/payments/orders/order-2")).json()["status"] == "IN_PROGRESS"
+
+
+async def test_held_charge_completed_as_aborted(client: httpx.AsyncClient, engine: SandboxEngine) -> None:
+    await charge(client, await hold(client), "order-1")
+    aborted = engine.complete_order("order-1", "ABORTED")
+    assert aborted["status"] == "ABORTED" and aborted["failure"]["code"] == "REJECT_CARD_PAYMENT"
+    assert (await client.get("/v1/payments/orders/order-1")).json()["failure"]["code"] == "REJECT_CARD_PAYMENT"
+    assert engine.charges() == []
+
+
+async def test_complete_order_refuses_what_it_cannot_settle(client: httpx.AsyncClient) -> None:
+    unknown = await client.post("/sandbox/orders/never-charged/complete", json={"status": "DONE"})
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "NOT_FOUND_PAYMENT")
+    await charge(client, await issue(client), "order-done")
+    settled = await client.post("/sandbox/orders/order-done/complete", json={"status": "DONE"})
+    assert settled.status_code == 400
+    await charge(client, await hold(client), "order-held")
+    bad = await client.post("/sandbox/orders/order-held/complete", json={"status": "CANCELED"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_REQUEST")
+    assert (await client.get("/v1/payments/orders/order-held")).json()["status"] == "IN_PROGRESS"
+
+
+async def test_refunds_are_recorded_once_each(client: httpx.AsyncClient, engine: SandboxEngine) -> None:
+    payment_key = (await charge(client, await issue(client), "order-1", 10000)).json()["paymentKey"]
+    first = await cancel(client, payment_key, 3000, "refund-1")
+    await cancel(client, payment_key, 3000, "refund-1")  # a replay, not a new refund
+    await cancel(client, payment_key, 2000)
+    listed = (await client.get("/sandbox/refunds")).json()["refunds"]
+    assert listed == engine.refunds()
+    assert [(r["orderId"], r["paymentKey"], r["amount"], r["idempotencyKey"]) for r in listed] == [
+        ("order-1", payment_key, 3000, "refund-1"),
+        ("order-1", payment_key, 2000, None),
+    ]
+    assert listed[0]["transactionKey"] == first.json()["cancels"][0]["transactionKey"]
+    assert engine.cancelled_total("order-1") == 5000 and engine.cancelled_total("never-charged") == 0
+
+
+async def test_refused_refunds_are_not_kept_for_the_key(client: httpx.AsyncClient, engine: SandboxEngine) -> None:
+    payment_key = (await charge(client, await issue(client), "order-1", 1000)).json()["paymentKey"]
+    assert (await client.post("/sandbox/faults", json={"refuseRefunds": 2})).status_code == 200
+    for _ in range(2):
+        refused = await cancel(client, payment_key, 400, "refund-1")
+        assert (refused.status_code, refused.json()["code"]) == (403, "FAILED_REFUND_PROCESS")
+        assert refused.json()["message"].startswith("은행 응답시간 지연")
+    assert engine.refunds() == [] and engine.cancelled_total("order-1") == 0
+    processed = await cancel(client, payment_key, 400, "refund-1")
+    assert (processed.status_code, processed.json()["balanceAmount"]) == (200, 600)
+    assert len(engine.refunds()) == 1
+
+
+async def test_dropped_refund_is_processed_cut_off_then_replayed(
+    client: httpx.AsyncClient, engine: SandboxEngine
+) -> None:
+    payment_key = (await charge(client, await issue(client), "order-1", 1000)).json()["paymentKey"]
+    engine.set_faults(Faults(drop_refund_responses=1))
+    with pytest.raises(httpx.RemoteProtocolError):
+        await cancel(client, payment_key, 400, "refund-1")
+    assert [r["amount"] for r in engine.refunds()] == [400]
+    replay = await cancel(client, payment_key, 400, "refund-1")
+    assert replay.json()["balanceAmount"] == 600 and len(replay.json()["cancels"]) == 1
+    assert len(engine.refunds()) == 1
+    # Only refunds lose their answers: charges are untouched by this fault.
+    engine.set_faults(Faults(drop_refund_responses=1))
+    assert (await charge(client, await issue(client), "order-2")).status_code == 200
+
+
+async def test_refund_latency_slows_cancels_only_and_does_not_block(engine: SandboxEngine) -> None:
+    key = (await engine.issue_billing_key("test_card_4300000000000001", "cust-1")).body["billingKey"]
+    engine.set_faults(Faults(refund_latency_ms=200))
+    started = time.monotonic()
+    charged = [await engine.charge(key, "cust-1", 1000, f"order-{n}", "Premium") for n in range(2)]
+    assert time.monotonic() - started < 0.2
+    started = time.monotonic()
+    replies = await asyncio.gather(*(engine.cancel(c.body["paymentKey"], "r", 1000) for c in charged))
+    elapsed = time.monotonic() - started
+    assert {r.status for r in replies} == {200}
+    assert 0.2 <= elapsed < 0.35  # concurrent, not one after the other
+
+
+class PinnedClock:
+    def __init__(self) -> None:
+        self.now = datetime(2024, 3, 1, 10, 0, 0, 500_000, tzinfo=KST)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_transactions_list_approvals_in_range_page_by_page() -> None:
+    clock = PinnedClock()
+    engine = SandboxEngine(clock=clock)
+    async with httpx.AsyncClient(transport=SandboxTransport(engine), base_url="http://sandbox", auth=AUTH) as client:
+        key = await issue(client)
+        for n in range(5):  # approved at 10:00:00.5, 10:01:00.5, … 10:04:00.5 KST
+            await charge(client, key, f"order-{n}", 1000 * (n + 1))
+            clock.now += timedelta(minutes=1)
+        await charge(client, await issue(client, "4300000000000002"), "order-declined")
+        await charge(client, await hold(client), "order-held")
+
+        async def page(start: str, end: str, **more: object) -> httpx.Response:
+            return await client.get("/v1/transactions", params={"startDate": start, "endDate": end, **more})
+
+        everything = (await page("2024-03-01T00:00:00", "2024-03-01T23:59:59")).json()
+        assert [t["orderId"] for t in everything] == [f"order-{n}" for n in range(5)]
+        first = everything[0]
+        assert first.keys() >= {"mId", "transactionKey", "paymentKey", "orderId", "currency", "method", "customerKey"}
+        assert (first["amount"], first["status"], first["transactionAt"]) == (1000, "DONE", "2024-03-01T10:00:00+09:00")
+        assert (first["customerKey"], first["useEscrow"]) == ("cust-1", False)
+
+        seen: list[list[str]] = []
+        after: str | None = None
+        while True:
+            cursor = {"startingAfter": after} if after else {}
+            got = (await page("2024-03-01T00:00:00", "2024-03-01T23:59:59", limit=2, **cursor)).json()
+            seen.append([t["orderId"] for t in got])
+            if len(got) < 2:
+                break
+            after = got[-1]["transactionKey"]
+        assert seen == [["order-0", "order-1"], ["order-2", "order-3"], ["order-4"]]
+
+        # Korean local time without an offset; endDate covers its whole last second only when
+        # given to the second.
+        assert [t["orderId"] for t in (await page("2024-03-01T10:01:00", "2024-03-01T10:03:00")).json()] == [
+            "order-1", "order-2", "order-3"
+        ]
+        assert [t["orderId"] for t in (await page("2024-03-01T10:01:00.000", "2024-03-01T10:03:00.000")).json()] == [
+            "order-1", "order-2"
+        ]
+        with_offset = (await page("2024-03-01T01:00:00Z", "2024-03-01T01:01:00Z")).json()
+        assert [t["orderId"] for t in with_offset] == ["order-0", "order-1"]
+
+        # A held order is listed once approved, at its approval time.
+        engine.complete_order("order-held", "DONE")
+        latest = (await page("2024-03-01T10:04:01", "2024-03-01T23:59:59")).json()
+        assert [t["orderId"] for t in latest] == ["order-held"]
+
+        bad_cursor = await page("2024-03-01T00:00:00", "2024-03-01T23:59:59", startingAfter="nope")
+        assert (bad_cursor.status_code, bad_cursor.json()["code"]) == (400, "INVALID_TRANSACTION_KEY")
+        for params in ({"startDate": "2024-03-01T00:00:00"}, {"startDate": "yesterday", "endDate": "today"}):
+            bad = await client.get("/v1/transactions", params=params)
+            assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_REQUEST")
+        too_many = await page("2024-03-01T00:00:00", "2024-03-01T23:59:59", limit=10001)
+        assert too_many.status_code == 400
+    async with httpx.AsyncClient(transport=SandboxTransport(engine), base_url="http://sandbox") as anonymous:
+        params = {"startDate": "2024-03-01T00:00:00", "endDate": "2024-03-02T00:00:00"}
+        unauthorized = await anonymous.get("/v1/transactions", params=params)
+        assert unauthorized.status_code == 401
+
+
+async def test_transactions_show_the_order_status_after_a_refund(engine: SandboxEngine) -> None:
+    key = (await engine.issue_billing_key("test_card_4300000000000001", "cust-1")).body["billingKey"]
+    payment = (await engine.charge(key, "cust-1", 1000, "order-1", "Premium")).body
+    await engine.cancel(payment["paymentKey"], "r", 1000)
+    now = datetime.now(KST).replace(tzinfo=None)
+    hour = timedelta(hours=1)
+    listed = await engine.list_transactions((now - hour).isoformat(), (now + hour).isoformat())
+    assert [(t["orderId"], t["status"], t["amount"]) for t in listed.body] == [("order-1", "CANCELED", 1000)]

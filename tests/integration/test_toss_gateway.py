@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
 from domain.errors import SandboxOnly
-from domain.ports import ChargeStatus, DeclineCode, GatewayError
+from domain.ports import ChargeStatus, DeclineCode, GatewayError, RefundStatus
 from gateways.sandbox_engine import Faults, SandboxEngine
 from gateways.toss import TossGateway, decline_code_for, in_process_sandbox
+from gateways.toss_objects import listing_range
 from gateway_server import closed_port_url, serve_sandbox
 
 GOOD_CARD = "4300000000000001"
@@ -52,6 +55,17 @@ async def billing_key(gateway: TossGateway, card: str = GOOD_CARD, customer: str
 
 def new_order() -> str:
     return f"order-{uuid.uuid4()}"
+
+
+def refunds_for(control: httpx.Client, order_id: str) -> list[dict]:
+    return [r for r in control.get("/sandbox/refunds").json()["refunds"] if r["orderId"] == order_id]
+
+
+async def charged_order(gateway: TossGateway, amount: int = 10000) -> tuple[str, str]:
+    order_id = new_order()
+    charged = await gateway.charge(await billing_key(gateway), "cust-1", amount, order_id, "Plan")
+    assert charged.status is ChargeStatus.APPROVED and charged.payment_key
+    return order_id, charged.payment_key
 
 
 @pytest.mark.parametrize(
@@ -229,16 +243,32 @@ async def test_refund_partial_then_the_rest(gateway: TossGateway) -> None:
     charged = await gateway.charge(await billing_key(gateway), "cust-1", 10000, order_id, "Plan")
     assert charged.payment_key
     partial = await gateway.refund(charged.payment_key, 3000, "downgrade", f"{order_id}-refund-1")
-    assert (partial.ok, partial.refunded_amount) == (True, 3000)
+    assert (partial.status, partial.ok, partial.refunded_amount) == (RefundStatus.DONE, True, 3000)
     # The same idempotency key again replays the first refund instead of refunding twice.
     again = await gateway.refund(charged.payment_key, 3000, "downgrade", f"{order_id}-refund-1")
-    assert (again.ok, again.refunded_amount) == (True, 3000)
+    assert (again.status, again.refunded_amount) == (RefundStatus.DONE, 3000)
+    partly = await gateway.lookup_order(order_id)
+    assert partly is not None
+    assert (partly.status, partly.gateway_status) == (ChargeStatus.APPROVED, "PARTIAL_CANCELED")
+    assert partly.cancels == (3000,) and partly.charged
     too_much = await gateway.refund(charged.payment_key, 7001, "cancel", f"{order_id}-refund-2")
-    assert (too_much.ok, too_much.provider_code) == (False, "NOT_CANCELABLE_AMOUNT")
+    assert (too_much.status, too_much.ok, too_much.provider_code) == (
+        RefundStatus.REFUSED,
+        False,
+        "NOT_CANCELABLE_AMOUNT",
+    )
     rest = await gateway.refund(charged.payment_key, 7000, "cancel", f"{order_id}-refund-3")
-    assert (rest.ok, rest.refunded_amount) == (True, 7000)
+    assert (rest.status, rest.refunded_amount) == (RefundStatus.DONE, 7000)
+    # Wholly given back: a settled non-charge for the order, though the money was once taken.
     looked_up = await gateway.lookup_order(order_id)
-    assert looked_up is not None and looked_up.status is ChargeStatus.APPROVED  # CANCELED: it was charged
+    assert looked_up is not None
+    assert (looked_up.status, looked_up.decline_code, looked_up.gateway_status) == (
+        ChargeStatus.DECLINED,
+        DeclineCode.OTHER,
+        "CANCELED",
+    )
+    assert looked_up.cancels == (3000, 7000) and looked_up.charged and looked_up.amount == 10000
+    assert looked_up.payment_key == charged.payment_key and looked_up.message == "canceled at the provider"
 
 
 async def test_refund_in_full(gateway: TossGateway) -> None:
@@ -246,9 +276,9 @@ async def test_refund_in_full(gateway: TossGateway) -> None:
     charged = await gateway.charge(await billing_key(gateway), "cust-1", 5000, order_id, "Plan")
     assert charged.payment_key
     refunded = await gateway.refund(charged.payment_key, 5000, "cancel now", f"{order_id}-refund-1")
-    assert (refunded.ok, refunded.refunded_amount) == (True, 5000)
+    assert (refunded.status, refunded.refunded_amount) == (RefundStatus.DONE, 5000)
     after = await gateway.refund(charged.payment_key, 1, "again", f"{order_id}-refund-2")
-    assert (after.ok, after.provider_code) == (False, "ALREADY_CANCELED_PAYMENT")
+    assert (after.status, after.provider_code) == (RefundStatus.REFUSED, "ALREADY_CANCELED_PAYMENT")
 
 
 async def test_lookup_of_an_unknown_order_is_none(gateway: TossGateway) -> None:
@@ -273,6 +303,148 @@ async def test_set_sandbox_outcome_outside_the_sandbox_is_refused(sandbox_url: s
     try:
         with pytest.raises(SandboxOnly):
             await gateway.set_sandbox_outcome("bk_sbx_any", "SUCCEED")
+    finally:
+        await gateway.aclose()
+
+
+# -- orders still moving at the provider, refunds' three outcomes, the transaction listing --
+
+
+async def test_an_order_in_progress_is_unknown_until_completed(gateway: TossGateway, control: httpx.Client) -> None:
+    key = await billing_key(gateway)
+    await gateway.set_sandbox_outcome(key, "HOLD_IN_PROGRESS")
+    order_id = new_order()
+    charged = await gateway.charge(key, "cust-1", 4000, order_id, "Plan")
+    assert (charged.status, charged.gateway_status, charged.charged) == (ChargeStatus.UNKNOWN, "IN_PROGRESS", False)
+    assert charged.payment_key and charged.approved_at is None and charged.decline_code is None
+    looked_up = await gateway.lookup_order(order_id)
+    assert looked_up is not None
+    assert (looked_up.status, looked_up.gateway_status) == (ChargeStatus.UNKNOWN, "IN_PROGRESS")
+    assert charges_for(control, order_id) == []
+    control.post(f"/sandbox/orders/{order_id}/complete", json={"status": "DONE"}).raise_for_status()
+    done = await gateway.lookup_order(order_id)
+    assert done is not None
+    assert (done.status, done.gateway_status, done.amount, done.cancels) == (ChargeStatus.APPROVED, "DONE", 4000, ())
+    assert done.charged and done.approved_at is not None and done.payment_key == charged.payment_key
+    assert [c["paymentKey"] for c in charges_for(control, order_id)] == [charged.payment_key]
+
+
+async def test_an_order_in_progress_can_end_aborted(gateway: TossGateway, control: httpx.Client) -> None:
+    key = await billing_key(gateway)
+    await gateway.set_sandbox_outcome(key, "HOLD_IN_PROGRESS")
+    order_id = new_order()
+    assert (await gateway.charge(key, "cust-1", 1000, order_id, "Plan")).status is ChargeStatus.UNKNOWN
+    control.post(f"/sandbox/orders/{order_id}/complete", json={"status": "ABORTED"}).raise_for_status()
+    aborted = await gateway.lookup_order(order_id)
+    assert aborted is not None
+    assert (aborted.status, aborted.decline_code, aborted.provider_code, aborted.gateway_status) == (
+        ChargeStatus.DECLINED,
+        DeclineCode.INSUFFICIENT_FUNDS,
+        "REJECT_CARD_PAYMENT",
+        "ABORTED",
+    )
+    assert not aborted.charged and charges_for(control, order_id) == []
+
+
+async def test_refused_refund_processes_nothing_and_the_same_key_works_later(
+    gateway: TossGateway, control: httpx.Client
+) -> None:
+    order_id, payment_key = await charged_order(gateway)
+    set_faults(control, refuseRefunds=1)
+    refused = await gateway.refund(payment_key, 2500, "downgrade", f"{order_id}-refund-1")
+    assert (refused.status, refused.ok, refused.provider_code) == (RefundStatus.REFUSED, False, "FAILED_REFUND_PROCESS")
+    assert refused.refunded_amount == 0 and refused.message
+    assert refunds_for(control, order_id) == []
+    # The refusal was not kept as the key's answer: the same key now refunds.
+    retried = await gateway.refund(payment_key, 2500, "downgrade", f"{order_id}-refund-1")
+    assert (retried.status, retried.refunded_amount) == (RefundStatus.DONE, 2500)
+    assert [r["amount"] for r in refunds_for(control, order_id)] == [2500]
+
+
+async def test_refund_with_every_answer_lost_is_unknown_and_the_repeat_is_a_replay(
+    gateway: TossGateway, control: httpx.Client
+) -> None:
+    order_id, payment_key = await charged_order(gateway)
+    set_faults(control, dropRefundResponses=4)  # the first try and every retry lose their answer
+    lost = await gateway.refund(payment_key, 3000, "downgrade", f"{order_id}-refund-1")
+    assert (lost.status, lost.ok) == (RefundStatus.UNKNOWN, False)
+    [refund] = refunds_for(control, order_id)
+    assert (refund["amount"], refund["idempotencyKey"]) == (3000, f"{order_id}-refund-1")
+    assert refund["paymentKey"] == payment_key
+    again = await gateway.refund(payment_key, 3000, "downgrade", f"{order_id}-refund-1")
+    assert (again.status, again.refunded_amount) == (RefundStatus.DONE, 3000)
+    assert refunds_for(control, order_id) == [refund]
+    looked_up = await gateway.lookup_order(order_id)
+    assert looked_up is not None and looked_up.cancels == (3000,)
+
+
+async def test_a_lost_refund_answer_is_recovered_by_the_retry_replay(
+    gateway: TossGateway, control: httpx.Client
+) -> None:
+    order_id, payment_key = await charged_order(gateway)
+    set_faults(control, dropRefundResponses=1)
+    refunded = await gateway.refund(payment_key, 10000, "cancel", f"{order_id}-refund-1")
+    assert (refunded.status, refunded.refunded_amount) == (RefundStatus.DONE, 10000)
+    assert len(refunds_for(control, order_id)) == 1
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_refund_answered_5xx_on_every_try_processed_nothing(
+    gateway: TossGateway, control: httpx.Client, status: int
+) -> None:
+    order_id, payment_key = await charged_order(gateway)
+    set_faults(control, errorBurst={"status": status, "count": 4})
+    result = await gateway.refund(payment_key, 1000, "r", f"{order_id}-refund-1")
+    assert result.status is RefundStatus.REFUSED and refunds_for(control, order_id) == []
+
+
+async def test_refund_errors_then_a_lost_answer_is_unknown(gateway: TossGateway, control: httpx.Client) -> None:
+    order_id, payment_key = await charged_order(gateway)
+    set_faults(control, errorBurst={"status": 503, "count": 3}, dropRefundResponses=1)  # the last try is lost
+    result = await gateway.refund(payment_key, 1000, "r", f"{order_id}-refund-1")
+    assert result.status is RefundStatus.UNKNOWN
+    assert len(refunds_for(control, order_id)) == 1
+
+
+async def test_slow_refunds_still_succeed(gateway: TossGateway, control: httpx.Client) -> None:
+    order_id, payment_key = await charged_order(gateway)
+    set_faults(control, refundLatencyMs=300)
+    started = time.monotonic()
+    refunded = await gateway.refund(payment_key, 1000, "r", f"{order_id}-refund-1")
+    assert time.monotonic() - started >= 0.3
+    assert (refunded.status, refunded.refunded_amount) == (RefundStatus.DONE, 1000)
+    # Only cancels are slow.
+    started = time.monotonic()
+    await charged_order(gateway)
+    assert time.monotonic() - started < 0.3
+
+
+def test_listing_range_is_korean_local_time_with_an_inclusive_end() -> None:
+    since = datetime(2024, 1, 31, 15, 0, tzinfo=timezone.utc)
+    assert listing_range(since, since + timedelta(days=1)) == ("2024-02-01T00:00:00.000", "2024-02-01T23:59:59.999")
+
+
+async def test_list_transactions_pages_through_every_approval(gateway: TossGateway, control: httpx.Client) -> None:
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    approved = [await charged_order(gateway, amount) for amount in (1000, 2000, 3000, 4000, 5000)]
+    await gateway.charge(await billing_key(gateway, "4300000000000002"), "cust-1", 700, new_order(), "Plan")  # declined
+    held = await billing_key(gateway)
+    await gateway.set_sandbox_outcome(held, "HOLD_IN_PROGRESS")
+    await gateway.charge(held, "cust-1", 800, new_order(), "Plan")  # still in progress
+    gateway.transactions_page = 2  # three pages: 2 + 2 + 1
+    listed = await gateway.list_transactions(since, datetime.now(timezone.utc) + timedelta(minutes=1))
+    assert [(t.order_id, t.payment_key) for t in listed] == approved
+    assert [t.amount for t in listed] == [1000, 2000, 3000, 4000, 5000]
+    assert {t.status for t in listed} == {"DONE"} and all(since <= t.at for t in listed)
+    assert await gateway.list_transactions(since - timedelta(hours=1), since) == []
+
+
+async def test_list_transactions_when_the_provider_cannot_be_reached() -> None:
+    gateway = TossGateway(closed_port_url(), "test_sk_gateway_tests", retry_base_seconds=0.01)
+    try:
+        with pytest.raises(GatewayError) as raised:
+            await gateway.list_transactions(datetime.now(timezone.utc) - timedelta(hours=1), datetime.now(timezone.utc))
+        assert raised.value.decline_code is DeclineCode.NETWORK_ERROR
     finally:
         await gateway.aclose()
 
@@ -312,5 +484,22 @@ async def test_same_order_charged_concurrently_charges_once_and_the_other_is_unk
         assert first.status is ChargeStatus.APPROVED
         assert (second.status, second.provider_code) == (ChargeStatus.UNKNOWN, "IDEMPOTENT_REQUEST_PROCESSING")
         assert len(engine.charges()) == 1
+    finally:
+        await gateway.aclose()
+
+
+async def test_same_refund_sent_concurrently_refunds_once_and_the_other_is_unknown() -> None:
+    engine = SandboxEngine()
+    gateway = in_process_sandbox(engine, retry_base_seconds=0.01)
+    try:
+        _, payment_key = await charged_order(gateway)
+        engine.set_faults(Faults(refund_latency_ms=500))  # far longer than the retries (≈ 0.07 s)
+        first, second = await asyncio.gather(
+            gateway.refund(payment_key, 1000, "r", "refund-raced"),
+            gateway.refund(payment_key, 1000, "r", "refund-raced"),
+        )
+        assert (first.status, first.refunded_amount) == (RefundStatus.DONE, 1000)
+        assert (second.status, second.provider_code) == (RefundStatus.UNKNOWN, "IDEMPOTENT_REQUEST_PROCESSING")
+        assert len(engine.refunds()) == 1
     finally:
         await gateway.aclose()
