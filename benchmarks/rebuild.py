@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.common import emit, peak_rss_mb
 from domain.customer import Customer
-from domain.payment import Payment
+from domain.payments.payment import Payment
 from domain.payment_commands import purchase_lot_id
 from domain.wallet import LOT_LIFETIME, Wallet
 
@@ -55,7 +55,8 @@ def _user_history(n: int, tag: str, rng: random.Random) -> list[Any]:
             if amount > 0:
                 wallet.debit(type="USAGE", amount=amount, at=now, description="spent", reference_type="amount", reference_id=f"s-{i}")
     if n % 10 == 0:
-        payment.refund(100, "goodwill", now)
+        refund = payment.request_refund(100, "goodwill", now)
+        payment.settle_refund(refund.id, True, now)
     return [customer, wallet, payment]
 
 

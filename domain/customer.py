@@ -25,7 +25,8 @@ class Customer(Aggregate):
     def __init__(self, user_id: str, at: datetime) -> None:
         self.user_id = user_id
         self.registered_at = at
-        # method id -> {"id", "provider", "billing_key", "customer_key", "card_masked", "active", "created_at"}
+        # method id -> {"id", "provider", "billing_key", "customer_key", "card_masked", "active", "created_at",
+        #               "hard_decline" (a decline code, once the provider refused the method for good)}
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.had_trial = False
         # Contact details from the token's claims (personal data, SPEC §7).
@@ -61,6 +62,15 @@ class Customer(Aggregate):
     def remove_payment_method(self, method_id: str, at: datetime) -> None:
         self.method(method_id)
         self._payment_method_removed(method_id=method_id, at=at)
+
+    def remember_hard_decline(self, method_id: str, decline_code: str, at: datetime) -> bool:
+        """A hard decline (SPEC §5) is remembered on the method, whichever operation met it:
+        no later charge of it is sent to the provider. False when it was remembered already."""
+        method = self.payment_methods.get(method_id)
+        if method is None or method.get("hard_decline"):
+            return False
+        self._hard_declined(method_id=method_id, decline_code=decline_code, at=at)
+        return True
 
     def start_trial(self, at: datetime) -> None:
         if not self.had_trial:
@@ -127,11 +137,16 @@ class Customer(Aggregate):
             "card_masked": card_masked,
             "active": True,
             "created_at": at,
+            "hard_decline": None,
         }
 
     @event("PaymentMethodRemoved")
     def _payment_method_removed(self, method_id: str, at: datetime) -> None:
         self.payment_methods[method_id]["active"] = False
+
+    @event("PaymentMethodHardDeclined")
+    def _hard_declined(self, method_id: str, decline_code: str, at: datetime) -> None:
+        self.payment_methods[method_id]["hard_decline"] = decline_code
 
     @event("TrialStarted")
     def _trial_started(self, at: datetime) -> None:

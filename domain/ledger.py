@@ -1,8 +1,11 @@
 """The ledger: one eventsourcing Application holding every aggregate.
 
-Commands live in mixins, one per area (`wallet_commands`, `payment_commands`);
-this module holds what they share: loading, the conflict-retry loop, the
-per-aggregate locks and idempotency keys. Every command takes `now` from the
+Money has its own home, `domain/payments`: the ledger hands itself to a
+`PaymentBook` and registers, per payment purpose, what settling means for the
+wallet and the subscriptions. Wallet and subscription commands still live in
+mixins, one per area (`wallet_commands`, `subscription_commands`); this module
+holds what every command shares: loading, the conflict-retry loop, the
+per-aggregate locks and idempotency keys (one mechanism: `IdempotencyRecord`). Every command takes `now` from the
 caller (the clock is a port), and saves all aggregates it changed in one
 `save(...)`, i.e. one transaction.
 """
@@ -28,7 +31,8 @@ from domain.idempotency import Idempotency, IdempotencyRecord, fingerprint
 from domain.ids import customer_id, idempotency_record_id, wallet_id
 from domain.group_commit import GroupCommitter
 from domain.locks import KeyedLocks
-from domain.payment import Payment
+from domain.payments.book import PaymentBook
+from domain.payments.payment import Payment
 from domain.payment_commands import PaymentCommands
 from domain.personal_commands import PersonalDataCommands
 from domain.personal_data import MemoryKeys, PersonalDataMapper
@@ -36,6 +40,7 @@ from domain.ports import PersonalDataKeys
 from domain.transactions import transaction_from_event
 from domain.wallet import Wallet
 from domain.subscription import Subscription
+from domain.renewal_commands import PAYMENT_PURPOSES
 from domain.subscription_commands import SubscriptionCommands
 from domain.wallet_commands import WalletCommands
 
@@ -65,6 +70,10 @@ class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, Subscription
         self.committer = GroupCommitter(self.save)
         #: Called with the recordings of every save: in-process read models follow without polling.
         self.listeners: list[Callable[[list[Any]], None]] = []
+        subscriptions = self.subscription_handler()
+        self.payments = PaymentBook(
+            self, {"points": self.points_handler(), **{purpose: subscriptions for purpose in PAYMENT_PURPOSES}}
+        )
 
     def construct_mapper(self) -> PersonalDataMapper:
         plain = super().construct_mapper()

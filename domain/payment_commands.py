@@ -1,8 +1,9 @@
-"""Payment methods, points purchases and refunds (SPEC §4, §5).
+"""Payment methods and the wallet's side of points purchases and their refunds (SPEC §4, §5).
 
-These are the ledger halves of flows that also call a gateway: the gateway
-call itself happens in `domain/billing.py`, between `begin_*` (PENDING recorded)
-and `settle_payment` (outcome recorded with its effects in one save).
+A purchase is recorded PENDING here (`begin_points_purchase`); `domain/payments`
+calls the gateway and settles it, asking `points_handler` what settling means for
+the wallet (a lot credited) and what a refund takes back (the lot's points, in the
+refund's own transaction) or, when refused, gives back.
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import IdempotencyKeyReused, NotFound
-from domain.idempotency import fingerprint
-from domain.ids import NAMESPACE, customer_id, payment_id, purchase_order_id, wallet_id
-from domain.payment import FAILED, SUCCEEDED, Payment
-from domain.ports import ChargeResult, ChargeStatus
+from domain.errors import NotFound
+from domain.idempotency import Idempotency
+from domain.ids import customer_id, purchase_order_id, wallet_id
+from domain.payments.book import PurposeHandler
+from domain.payments.payment import FAILED, SUCCEEDED, Payment, Refund
+from domain.payments.refunds import Reservation, points_refund_quote
 from domain.wallet import LOT_LIFETIME
 
 if TYPE_CHECKING:
@@ -75,25 +77,13 @@ class PaymentCommands:
         self: Ledger, user_id: str, package_id: str, method_id: str, now: datetime, idempotency_key: str | None
     ) -> Payment:
         """Record the purchase's payment as PENDING (and the points as pending in the
-        wallet) before any gateway call. With an idempotency key the order id is derived
-        from it, so a repeat finds the same payment instead of starting a new charge."""
+        wallet) before any gateway call. A repeat of the idempotency key answers the same
+        payment (in whatever state it reached) instead of starting a new charge."""
         package = self.catalog.package(package_id)
         method = self.payment_method(user_id, method_id)
-        request_print = fingerprint("purchasePoints", {"packageId": package_id, "paymentMethodId": method_id})
-        if idempotency_key is None:
-            purchase = uuid.uuid4()
-        else:
-            purchase = uuid.uuid5(NAMESPACE, f"purchase:{user_id}:{idempotency_key}")
-        order_id = purchase_order_id(purchase)
+        order_id = purchase_order_id(uuid.uuid4())
 
         def body() -> tuple[Payment, list[Any]]:
-            existing = self.payment(payment_id(order_id))
-            if existing is not None:
-                if existing.purpose.get("fingerprint") != request_print:
-                    raise IdempotencyKeyReused(
-                        f"idempotency key {idempotency_key!r} was already used for a different purchasePoints request"
-                    )
-                return existing, []
             payment = Payment(
                 order_id=order_id,
                 order_name=f"{package.total:,} points ({package.id})",
@@ -104,49 +94,30 @@ class PaymentCommands:
                 payment_method_id=method_id,
                 subscription_id=None,
                 attempt=1,
-                purpose={
-                    "type": "points",
-                    "package_id": package.id,
-                    "points": package.points,
-                    "bonus": package.bonus,
-                    "fingerprint": request_print,
-                },
+                purpose={"type": "points", "package_id": package.id, "points": package.points, "bonus": package.bonus},
                 at=now,
             )
             wallet = self.wallet_or_new(user_id, now)
             wallet.await_purchase(str(payment.id), package.total, now)
             return payment, [payment, wallet]
 
-        return self.run(body, lock=[payment_id(order_id), wallet_id(user_id)])
+        request = {"packageId": package_id, "paymentMethodId": method_id}
+        return self.run(
+            body, lock=[wallet_id(user_id)],
+            idempotency=Idempotency(user_id, "purchasePoints", idempotency_key, request, now),
+            replay=lambda stored: self.payment(stored["payment_id"]), encode=lambda payment: {"payment_id": str(payment.id)},
+        )
 
-    def settle_payment(self: Ledger, pay_id: Any, result: ChargeResult, now: datetime) -> Payment:
-        """Record the gateway's outcome of a PENDING payment, with its effects, in one save.
-        Settling an already settled payment changes nothing (a racing settler won)."""
+    # ------------------------------------------------------------ what money means for the wallet
+    def points_handler(self: Ledger) -> PurposeHandler:
+        return PurposeHandler(
+            settle=self._settle_points,
+            locks=lambda payment: [wallet_id(payment.user_id)],
+            reserve=self._reserve_points_refund,
+            release=self._release_points_refund,
+        )
 
-        def body() -> tuple[Payment, list[Any]]:
-            payment = self.payment(pay_id)
-            if payment is None:
-                raise NotFound(f"payment {pay_id} not found")
-            if payment.status != "PENDING":
-                return payment, []
-            changed: list[Any] = [payment]
-            if result.status == ChargeStatus.APPROVED:
-                payment.succeed(result.payment_key or "", result.approved_at or now, now)
-            else:
-                code = result.decline_code.value if result.decline_code else "OTHER"
-                payment.fail(code, result.provider_code, result.message, now)
-            if payment.purpose.get("type") == "points":
-                changed.append(self._settle_points(payment, now))
-            elif payment.subscription_id is not None:
-                changed.extend(self.settle_subscription_payment(payment, now))
-            return payment, changed
-
-        payment = self.payment(pay_id)
-        user = payment.user_id if payment else ""
-        extra = self.subscription_locks(payment) if payment else []
-        return self.run(body, lock=[payment.id if payment else pay_id, wallet_id(user), *extra])
-
-    def _settle_points(self: Ledger, payment: Payment, now: datetime) -> Any:
+    def _settle_points(self: Ledger, payment: Payment, now: datetime) -> list[Any]:
         wallet = self.wallet_or_new(payment.user_id, now)
         if payment.status == SUCCEEDED:
             wallet.credit(
@@ -161,45 +132,24 @@ class PaymentCommands:
             )
         elif payment.status == FAILED:
             wallet.abandon_purchase(str(payment.id), now)
-        return wallet
+        return [wallet]
 
-    def points_refund_quote(self: Ledger, payment: Payment) -> int:
-        """Money back for the unspent part of a purchase's lot: floor(price × unspent / lot size).
-        The lot holds the bought points and the bonus together, so spending is shared
-        between them in proportion (documented in the README)."""
+    def _reserve_points_refund(self: Ledger, payment: Payment, amount: int | None, now: datetime) -> Reservation:
+        """SPEC §4: every point still in the purchase's lot is taken back, in the refund's own
+        transaction, and the money is decided from those points: a spend racing the refund
+        either lands first (and lowers the refund) or finds the points gone."""
         wallet = self.wallet(payment.user_id)
-        lot = wallet.lots.get(purchase_lot_id(payment)) if wallet else None
-        if lot is None or lot["remaining"] <= 0:
-            return 0
-        return min(payment.refundable, payment.amount * lot["remaining"] // lot["amount"])
+        lot_id = purchase_lot_id(payment)
+        lot = wallet.lots.get(lot_id) if wallet else None
+        quote = points_refund_quote(payment, lot["amount"], lot["remaining"]) if lot else 0
+        if wallet is None or lot is None or quote <= 0:
+            return Reservation(limit=0)
+        taken = wallet.take_back_lot(lot_id, now, f"refund of {payment.order_name}", str(payment.id))
+        return Reservation(limit=quote, points=taken, lot_id=lot_id, aggregates=(wallet,))
 
-    def record_refund(
-        self: Ledger,
-        pay_id: Any,
-        amount: int,
-        reason: str,
-        now: datetime,
-        key: str | None = None,
-        request_print: str | None = None,
-    ) -> Payment:
-        """Record a refund the provider accepted; a points purchase also takes back its lot's unspent points."""
-
-        def body() -> tuple[Payment, list[Any]]:
-            payment = self.payment(pay_id)
-            if payment is None:
-                raise NotFound(f"payment {pay_id} not found")
-            payment.refund(amount, reason, now, key, request_print)
-            changed: list[Any] = [payment]
-            if payment.kind == "POINTS":
-                wallet = self.wallet_or_new(payment.user_id, now)
-                wallet.take_back_lot(purchase_lot_id(payment), now, f"refund of {payment.order_name}", str(payment.id))
-                changed.append(wallet)
-            return payment, changed
-
-        payment = self.payment(pay_id)
-        if payment is None:
-            raise NotFound(f"payment {pay_id} not found")
-        return self.run(body, lock=[payment.id, wallet_id(payment.user_id)])
-
-
-
+    def _release_points_refund(self: Ledger, payment: Payment, refund: Refund, now: datetime) -> list[Any]:
+        wallet = self.wallet(payment.user_id)
+        if wallet is None or not refund.points or refund.lot_id is None:
+            return []
+        wallet.restore_lot(refund.lot_id, refund.points, now, f"refund of {payment.order_name} refused", str(payment.id))
+        return [wallet]

@@ -1,7 +1,7 @@
 """The ports the domain needs from the outside world: a payment gateway and a clock.
 
 Gateways are async (they talk HTTP); the ledger is synchronous (eventsourcing),
-so the billing use cases in `domain/billing.py` await the gateway and run ledger
+so the billing use cases in `domain/payments/flows.py` await the gateway and run ledger
 commands in a thread.
 """
 from __future__ import annotations
@@ -40,6 +40,9 @@ class BillingKey:
 
 @dataclass(frozen=True)
 class ChargeResult:
+    """A charge's answer, or what an order lookup found. Only terminal provider states
+    are APPROVED or DECLINED; anything still moving at the provider is UNKNOWN."""
+
     status: ChargeStatus
     order_id: str
     payment_key: str | None = None
@@ -48,14 +51,48 @@ class ChargeResult:
     decline_code: DeclineCode | None = None
     provider_code: str | None = None
     message: str | None = None
+    #: The provider's own word for the order's state (Toss: DONE, IN_PROGRESS, CANCELED…).
+    gateway_status: str | None = None
+    #: Amounts of the order's cancellations (refunds) at the provider, oldest first.
+    cancels: tuple[int, ...] = ()
+
+    @property
+    def charged(self) -> bool:
+        """The provider took the money for this order (it may have given some back since)."""
+        return self.gateway_status in CHARGED_STATES if self.gateway_status else self.status == ChargeStatus.APPROVED
+
+
+#: Provider states of an order whose money was taken (Toss names; other providers map onto them).
+CHARGED_STATES = frozenset({"DONE", "PARTIAL_CANCELED", "CANCELED"})
+
+
+class RefundStatus(str, enum.Enum):
+    DONE = "DONE"  # the provider gave the money back
+    REFUSED = "REFUSED"  # the provider definitely did not (and will not for this key)
+    UNKNOWN = "UNKNOWN"  # the request may have been processed; look the payment up
 
 
 @dataclass(frozen=True)
 class RefundResult:
-    ok: bool
+    status: RefundStatus
     refunded_amount: int = 0
     provider_code: str | None = None
     message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RefundStatus.DONE
+
+
+@dataclass(frozen=True)
+class GatewayTransaction:
+    """One order as the provider's transaction listing shows it (reconciliation)."""
+
+    order_id: str
+    payment_key: str
+    status: str
+    amount: int
+    at: datetime
 
 
 class GatewayError(Exception):
@@ -83,11 +120,15 @@ class PaymentGateway(Protocol):
         """Charge once under `order_id` (also the Idempotency-Key); never raises for declines."""
 
     async def refund(self, payment_key: str, amount: int, reason: str, idempotency_key: str) -> RefundResult:
-        """Refund part or all of a charge."""
+        """Refund part or all of a charge under `idempotency_key` (a repeat never refunds twice);
+        never raises for refusals; UNKNOWN when the answer was lost."""
 
     async def lookup_order(self, order_id: str) -> ChargeResult | None:
-        """The outcome of an order at the provider; None when the provider has no such order.
-        Raises GatewayError(NETWORK_ERROR) when the provider cannot be asked."""
+        """The outcome of an order at the provider, with its cancellations; None when the
+        provider has no such order. Raises GatewayError(NETWORK_ERROR) when it cannot be asked."""
+
+    async def list_transactions(self, since: datetime, until: datetime) -> list[GatewayTransaction]:
+        """Every order the provider charged in [since, until) (reconciliation); raises GatewayError."""
 
     async def set_sandbox_outcome(self, billing_key: str, outcome: str) -> None:
         """Sandbox only: how later charges on this billing key end; raises SandboxOnly elsewhere."""

@@ -17,8 +17,9 @@ from uuid import UUID
 
 from domain.errors import NotFound
 from domain.ids import customer_id
-from domain.payment import FAILED, SUCCEEDED, Payment
-from domain.ports import HARD_DECLINES, DeclineCode
+from domain.payments.payment import FAILED, SUCCEEDED, Payment
+from domain.payments.book import PurposeHandler
+from domain.ports import DeclineCode
 from domain.promo import PromoCode, promo_id
 from domain.subscription import CANCELING, PAST_DUE, SUSPENDED, TRIALING, Subscription
 from domain.subscription_rules import period_order_id
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 #: Kinds of payment a subscription makes, as `Payment.purpose["type"]`.
 START, PERIOD, PRORATION = "subscription_start", "subscription_period", "proration"
+PAYMENT_PURPOSES = (START, PERIOD, PRORATION)
 
 
 class RenewalCommands:
@@ -79,11 +81,12 @@ class RenewalCommands:
             if terms["amount"] == 0:
                 sub.pay_period(None, number, restart, terms, method_id, now, self.tz)
                 return ("renewed", None), [sub]
-            if method is None or method["id"] in sub.hard_declined_methods:
-                # Not sent (SPEC §3, hard declines): still a failed attempt on the same dates.
-                code = DeclineCode.INVALID_BILLING_KEY.value if method is None else sub.hard_declined_methods[method["id"]]
-                sub.fail_charge(None, code, None, scheduled, now, self.tz)
+            if method is None:
+                # No method left to charge: a failed attempt on the same dates, nothing sent.
+                sub.fail_charge(None, DeclineCode.INVALID_BILLING_KEY.value, scheduled, now, self.tz)
                 return ("failed", None), [sub]
+            # A hard-declined method is still recorded as a payment here; `domain/payments`
+            # fails it without sending it (SPEC §5), and that counts as the attempt.
             attempt = sub.attempts + 1
             payment = Payment(
                 order_id=period_order_id(sub.id, number, attempt),
@@ -104,7 +107,7 @@ class RenewalCommands:
         return self.run(body, lock=[lock_key(subscription_id)])
 
     def settle_subscription_payment(self: Ledger, payment: Payment, now: datetime) -> list[Any]:
-        """The subscription side of a settled payment (called inside `settle_payment`'s
+        """The subscription side of a settled payment (called inside `PaymentBook.settle_charge`'s
         save): the aggregates it changed, to be saved with the payment."""
         purpose = payment.purpose
         kind = purpose.get("type")
@@ -113,19 +116,14 @@ class RenewalCommands:
         sub = self.subscription(payment.subscription_id)
         if sub is None:
             return []
-        hard = payment.failure_code in {code.value for code in HARD_DECLINES}
         if payment.status == FAILED:
             scheduled = bool(purpose.get("scheduled")) and kind == PERIOD
-            sub.fail_charge(
-                str(payment.id), payment.failure_code or "OTHER",
-                payment.payment_method_id if hard and scheduled else None, scheduled, now, self.tz,
-            )
+            sub.fail_charge(str(payment.id), payment.failure_code or "OTHER", scheduled, now, self.tz)
         elif payment.status == SUCCEEDED and kind == PERIOD:
             method = None if purpose.get("scheduled") else payment.payment_method_id
             sub.pay_period(str(payment.id), purpose["number"], purpose["restart"], purpose, method, now, self.tz)
         elif payment.status == SUCCEEDED and kind == PRORATION:
             sub.change_now(purpose["plan_id"], purpose["list_price"], str(payment.id), payment.amount, now)
-            sub.note_request(purpose.get("key"), purpose.get("fingerprint", ""), now)
         return [sub]
 
     def _settle_start(self: Ledger, payment: Payment, now: datetime) -> list[Any]:
@@ -143,9 +141,14 @@ class RenewalCommands:
             subscription_id=payment.subscription_id, user_id=payment.user_id, plan_id=purpose["plan_id"],
             cycle=purpose["cycle"], list_price=purpose["list_price"], promo=purpose.get("promo"),
             payment_method_id=payment.payment_method_id, trial_days=0, now=payment.created_at, tz=self.tz,
-            payment_id=str(payment.id), request_print=purpose.get("fingerprint"),
+            payment_id=str(payment.id),
         )
         return [sub]
+
+    def subscription_handler(self: Ledger) -> PurposeHandler:
+        """What money means for subscriptions: a settled charge pays (or fails) a period,
+        starts one, or applies a plan change. A refund reserves nothing beyond its amount."""
+        return PurposeHandler(settle=self.settle_subscription_payment, locks=self.subscription_locks)
 
     def subscription_locks(self: Ledger, payment: Payment) -> list[Any]:
         if payment.subscription_id is None:

@@ -37,7 +37,7 @@ class Subscription(SubscriptionReads, Aggregate):
     def start(
         cls, *, subscription_id: str, user_id: str, plan_id: str, cycle: str, list_price: int,
         promo: dict[str, Any] | None, payment_method_id: str | None, trial_days: int,
-        now: datetime, tz: tzinfo, payment_id: str | None = None, request_print: str | None = None,
+        now: datetime, tz: tzinfo, payment_id: str | None = None,
     ) -> Subscription:
         """A new subscription: TRIALING for `trial_days` × 24 h, else ACTIVE in period 0
         (already paid by `payment_id`, or free)."""
@@ -52,7 +52,7 @@ class Subscription(SubscriptionReads, Aggregate):
             list_price=list_price, promo=promo, payment_method_id=payment_method_id, status=status,
             started_at=now, trial_ends_at=trial_end, anchor=anchor, period_number=number,
             period_start=start, period_end=end, price=period_price(list_price, promo, plan_id, 0),
-            next_charge_at=end, payment_id=payment_id, request_print=request_print, at=now,
+            next_charge_at=end, payment_id=payment_id, request_print=None, at=now,
         )
 
     @event("Subscribed")
@@ -77,7 +77,6 @@ class Subscription(SubscriptionReads, Aggregate):
         self.attempts = 0  # payments started for the period being charged (order ids, `attempt`)
         self.consecutive_failures = 0
         self.first_failed_on: str | None = None
-        self.hard_declined_methods: dict[str, str] = {}  # method id -> its hard decline code
         self.cancel_at_period_end = False
         self.canceled_at: datetime | None = None
         self.cancel_reason: str | None = None
@@ -87,6 +86,8 @@ class Subscription(SubscriptionReads, Aggregate):
         self.usage_window_start: datetime | None = None
         self.usage: dict[str, int] = {}
         self.reminders: list[str] = []
+        # `request_print` and RequestNoted: idempotency keys were kept on the subscription
+        # before the ledger had one mechanism for them (IdempotencyRecord); kept to replay them.
         self.request_prints: dict[str, str] = {"subscribe": request_print} if request_print else {}
 
     # ------------------------------------------------------------ charging
@@ -118,8 +119,7 @@ class Subscription(SubscriptionReads, Aggregate):
         )
 
     def fail_charge(
-        self, payment_id: str | None, decline_code: str, hard_method: str | None, scheduled: bool,
-        now: datetime, tz: tzinfo,
+        self, payment_id: str | None, decline_code: str, scheduled: bool, now: datetime, tz: tzinfo,
     ) -> None:
         """A failed attempt. A scheduled one (renewal, trial end, retry) counts for dunning;
         one asked for by the user (a new payment method) leaves the state as it was."""
@@ -137,7 +137,7 @@ class Subscription(SubscriptionReads, Aggregate):
             status = PAST_DUE if next_charge_at is not None else SUSPENDED
             suspended_at = now if status == SUSPENDED else None
         self._charge_failed(
-            payment_id=payment_id, decline_code=decline_code, hard_method=hard_method, counted=scheduled,
+            payment_id=payment_id, decline_code=decline_code, hard_method=None, counted=scheduled,
             consecutive_failures=failures, first_failed_on=first, period_number=number, period_start=start,
             period_end=end, period_paid=paid, period_payments=list(period_payments), status=status,
             next_charge_at=next_charge_at, suspended_at=suspended_at, at=now,
@@ -221,10 +221,6 @@ class Subscription(SubscriptionReads, Aggregate):
         self._reminded(kind=kind, days_before=days, due_at=target, amount=amount, at=now)
         return True
 
-    def note_request(self, key: str | None, fingerprint: str, now: datetime) -> None:
-        if key is not None:
-            self._request_noted(key=key, fingerprint=fingerprint, at=now)
-
     # ------------------------------------------------------------ events
     @event("ChargeStarted")
     def _charge_started(self, payment_id: str, period: bool, at: datetime) -> None:
@@ -258,8 +254,8 @@ class Subscription(SubscriptionReads, Aggregate):
     ) -> None:
         if payment_id is not None and payment_id == self.pending_payment_id:
             self.pending_payment_id = None
-        if hard_method:
-            self.hard_declined_methods[hard_method] = decline_code
+        # `hard_method`: older events named a hard-declined method here; the customer's
+        # payment method remembers hard declines now (PaymentMethodHardDeclined).
         self.consecutive_failures, self.first_failed_on = consecutive_failures, first_failed_on
         self.period_number, self.period_start, self.period_end = period_number, period_start, period_end
         self.period_paid, self.status, self.next_charge_at = period_paid, status, next_charge_at

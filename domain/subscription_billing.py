@@ -1,23 +1,24 @@
-"""Subscription use cases that move money: they await the gateway between ledger
-commands (DESIGN.md, Charging exactly once).
+"""Subscription use cases that move money: the ledger records the change and the
+money it moves in one transaction (`domain/subscription_changes.py`), then the
+payments area sends each movement and settles it (`domain/payments/flows.py`).
 
-Charges: the ledger records the payment PENDING with the subscription's
-`ChargeStarted` → `Billing.charge` sends it under its order id (the provider's
-Idempotency-Key) and settles it, which applies the outcome to the subscription
-in the same save. Refunds: the ledger quotes them (nothing saved) → the
-provider refunds under a key derived from the payment and the subscription's
-version → the ledger records the refunds with the cancellation or plan change
-in one save; a repeat after a crash reuses the key, so the provider refunds once.
+Charges: the payment is recorded PENDING with the subscription's `ChargeStarted`
+→ sent under its order id (the provider's Idempotency-Key) → settled, which
+applies the outcome to the subscription in the same save. Refunds (cancel now, a
+downgrade): recorded PENDING with the cancellation or plan change → sent under
+their own keys → settled. A crash in between leaves PENDING movements that the
+settle job finishes; nothing is ever sent that the ledger has not recorded.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from domain.billing import Billing
-from domain.errors import Conflict, NotFound, PaymentFailed
-from domain.payment import FAILED, PENDING, Payment
+from domain.errors import Conflict, PaymentFailed
+from domain.payments.flows import Billing
+from domain.payments.payment import FAILED, PENDING, Payment
 from domain.subscription import Subscription
+from domain.subscription_changes import MoneyToMove
 
 
 class SubscriptionBilling:
@@ -44,29 +45,23 @@ class SubscriptionBilling:
 
     async def change_plan(
         self, user_id: str | None, subscription_id: str, plan_id: str, cycle: str | None, policy: str,
-        now: datetime, key: str | None,
+        now: datetime, key: str | None, *, actor: str,
     ) -> Subscription:
-        ledger = self.ledger
-        quote = await self.run_sync(ledger.plan_change_quote, user_id, subscription_id, plan_id, cycle, policy, now, key)
-        if quote["mode"] == "replay":
-            return await self.run_sync(ledger.owned_subscription, subscription_id, user_id)
-        if quote["mode"] == "charge":
-            payment = await self.run_sync(ledger.begin_proration, subscription_id, quote, now)
-            await self._send(payment, now)
-            return await self.run_sync(ledger.owned_subscription, subscription_id, user_id)
-        refunds = await self._refund(quote["refunds"], "plan change", f"v{quote['version']}")
-        return await self.run_sync(ledger.apply_plan_change, subscription_id, quote, refunds, now)
+        moved = await self.run_sync(
+            self.ledger.change_plan, user_id, subscription_id, plan_id, cycle, policy, now, key, actor=actor
+        )
+        await self._move(moved, now)
+        return await self.run_sync(self.ledger.owned_subscription, moved.subscription_id, user_id)
 
     async def cancel(
         self, user_id: str | None, subscription_id: str, at_period_end: bool, reason: str | None,
-        now: datetime, key: str | None,
+        now: datetime, key: str | None, *, actor: str,
     ) -> Subscription:
-        ledger = self.ledger
-        quote = await self.run_sync(ledger.cancel_quote, user_id, subscription_id, at_period_end, reason, now, key)
-        if quote["mode"] == "replay":
-            return await self.run_sync(ledger.owned_subscription, subscription_id, user_id)
-        refunds = await self._refund(quote["refunds"], reason or "subscription canceled", f"v{quote['version']}")
-        return await self.run_sync(ledger.apply_cancel, subscription_id, quote, refunds, now)
+        moved = await self.run_sync(
+            self.ledger.cancel_subscription, user_id, subscription_id, at_period_end, reason, now, key, actor=actor
+        )
+        await self._move(moved, now)
+        return await self.run_sync(self.ledger.owned_subscription, moved.subscription_id, user_id)
 
     async def update_payment_method(
         self, user_id: str | None, subscription_id: str, method_id: str, now: datetime
@@ -94,9 +89,16 @@ class SubscriptionBilling:
         if payment is None:
             return outcome
         settled = await self.billing.charge(payment, now)
-        return settled.status.lower()
+        return settled.status.value.lower()
 
     # ------------------------------------------------------------ gateway steps
+    async def _move(self, moved: MoneyToMove, now: datetime) -> None:
+        """Send what a recorded change owes: its proration charge, or its refunds."""
+        if moved.payment_id is not None:
+            payment = await self.run_sync(self.billing.book.load, moved.payment_id)
+            await self._send(payment, now)
+        await self.billing.send_refunds(moved.refunds, now)
+
     async def _send(self, payment: Payment, now: datetime) -> Payment:
         """Charge a PENDING payment; a decline answers PAYMENT_FAILED (recorded as FAILED)."""
         if payment.status == PENDING:
@@ -104,16 +106,3 @@ class SubscriptionBilling:
         if payment.status == FAILED:
             raise PaymentFailed(payment.failure_code or "OTHER", str(payment.id), payment.failure_message or "")
         return payment
-
-    async def _refund(self, refunds: list[tuple[str, int]], reason: str, tag: str) -> list[tuple[str, int]]:
-        done = []
-        for pay_id, amount in refunds:
-            payment = await self.run_sync(self.ledger.payment, pay_id)
-            if payment is None:
-                raise NotFound(f"payment {pay_id} not found")
-            gateway = self.billing.gateway(payment.provider)
-            outcome = await gateway.refund(payment.payment_key or "", amount, reason, f"{payment.order_id}-rf-{tag}")
-            if not outcome.ok:
-                raise Conflict(f"the provider refused the refund: {outcome.provider_code} {outcome.message}")
-            done.append((pay_id, outcome.refunded_amount or amount))
-        return done

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from domain.catalog import Plan
 from domain.errors import Conflict, InvalidInput, NotFound, PromoCodeInvalid
-from domain.idempotency import Idempotency, fingerprint
-from domain.ids import NAMESPACE, customer_id, payment_id
-from domain.payment import Payment
+from domain.idempotency import Idempotency
+from domain.ids import customer_id
+from domain.payments.payment import Payment
 from domain.promo import PromoCode, check_promo_input, promo_id
 from domain.renewal_commands import START, RenewalCommands, lock_key
 from domain.subscription import PAST_DUE, SUSPENDED, Subscription
-from domain.subscription_changes import SubscriptionChanges, answer_repeat
+from domain.subscription_changes import SubscriptionChanges
 from domain.subscription_rules import period_order_id, period_price
 
 if TYPE_CHECKING:
@@ -73,20 +73,16 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
         skip_trial: bool, now: datetime, key: str | None,
     ) -> Subscription | Payment:
         """A trial or free subscription is created here; a paid start answers its first
-        payment, PENDING (the subscription is created when it succeeds)."""
+        payment, PENDING (the subscription is created when it succeeds). A repeat of the
+        idempotency key answers the same subscription or payment, in whatever state it reached."""
         plan = self.catalog.plan(plan_id)
         if not plan.active:
             raise InvalidInput(f"plan {plan_id} is no longer offered")
         list_price = plan.price(cycle)
-        request = {"planId": plan_id, "cycle": cycle, "method": method_id, "promo": promo_code, "skipTrial": skip_trial}
-        request_print = fingerprint("subscribe", request)
-        sub_id = str(uuid.uuid5(NAMESPACE, f"subscription:{user_id}:{key}") if key else uuid.uuid4())
+        sub_id = str(uuid.uuid4())
         start_order = period_order_id(uuid.UUID(sub_id), 0, 1)
 
         def body() -> tuple[Subscription | Payment, list[Any]]:
-            earlier = self.subscription(sub_id) or self.payment(payment_id(start_order))
-            if earlier is not None:
-                return answer_repeat(earlier, request_print, key), []
             customer = self.customer_or_new(user_id, now)
             method = customer.method(method_id) if method_id else None
             customer.open_subscription(sub_id, now)
@@ -105,7 +101,7 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
                 sub = Subscription.start(
                     subscription_id=sub_id, user_id=user_id, plan_id=plan.id, cycle=cycle, list_price=list_price,
                     promo=terms, payment_method_id=method_id, trial_days=plan.trial_days if trial else 0, now=now,
-                    tz=self.tz, request_print=request_print if key else None,
+                    tz=self.tz,
                 )
                 return sub, [a for a in (sub, customer, promo) if a is not None]
             if method is None:
@@ -114,13 +110,28 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
                 order_id=start_order, order_name=f"{plan.id} {cycle.lower()} subscription", user_id=user_id,
                 provider=method["provider"], kind="SUBSCRIPTION", amount=first_price, payment_method_id=method["id"],
                 subscription_id=sub_id, attempt=1,
-                purpose={"type": START, "plan_id": plan.id, "cycle": cycle, "list_price": list_price, "promo": terms,
-                         "fingerprint": request_print},
+                purpose={"type": START, "plan_id": plan.id, "cycle": cycle, "list_price": list_price, "promo": terms},
                 at=now,
             )
             return payment, [a for a in (payment, customer, promo) if a is not None]
 
-        return self.run(body, lock=[uuid.UUID(sub_id), customer_id(user_id)])
+        def replay(stored: dict[str, Any]) -> Subscription | Payment:
+            started = self.subscription(stored["subscription_id"]) or self.payment(stored["payment_id"])
+            if started is None:
+                raise NotFound(f"subscription {stored['subscription_id']} not found")
+            return started
+
+        def encode(started: Subscription | Payment) -> dict[str, Any]:
+            if isinstance(started, Payment):
+                return {"subscription_id": started.subscription_id, "payment_id": str(started.id)}
+            return {"subscription_id": str(started.id), "payment_id": None}
+
+        request = {"planId": plan_id, "cycle": cycle, "paymentMethodId": method_id, "promoCode": promo_code,
+                   "skipTrial": skip_trial}
+        return self.run(
+            body, lock=[customer_id(user_id)], idempotency=Idempotency(user_id, "subscribe", key, request, now),
+            replay=replay, encode=encode,
+        )
 
     # ------------------------------------------------------------ resume
     def resume_subscription(self: Ledger, user_id: str | None, subscription_id: Any, now: datetime) -> Subscription:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
-from domain.errors import Conflict, IdempotencyKeyReused
+from domain.errors import Conflict
 from domain.periods import is_due, period_bounds, quota_window
 from domain.subscription_rules import period_price, unused_share
 
@@ -96,14 +96,6 @@ class SubscriptionReads:
         # SPEC §3: no new attempt starts while one is PENDING.
         if self.pending_payment_id is not None:
             raise Conflict(f"a charge of subscription {self.id} is still being confirmed; try again later")
-
-    def seen_request(self, key: str | None, fingerprint: str) -> bool:
-        """True when this idempotency key was already applied with the same request."""
-        if key is None or key not in self.request_prints:
-            return False
-        if self.request_prints[key] != fingerprint:
-            raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different request")
-        return True
 
     def refund_due(self, now: datetime) -> int:
         """What canceling now gives back: the unused share of a paid, priced period."""

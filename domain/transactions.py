@@ -13,15 +13,21 @@ from domain.wallet import Wallet
 
 def transaction_from_event(event: Any, user_id: str) -> dict[str, Any] | None:
     """The transaction a wallet event records, or None for events that move no points."""
+    drawn_from: list[dict[str, Any]] = []
     if isinstance(event, Wallet.Credited):
         amount = event.amount
         expires_at = event.expires_at
     elif isinstance(event, Wallet.Debited):
         amount = -event.amount
         expires_at = None
+        drawn_from = [{"lot_id": d[0], "amount": d[1], "expires_at": d[2] if len(d) > 2 else None} for d in event.draws]
     elif isinstance(event, Wallet.Expired):
         amount = -event.amount
         expires_at = None
+        drawn_from = [{"lot_id": event.lot_id, "amount": event.amount, "expires_at": event.expires_at}]
+    elif isinstance(event, Wallet.LotRestored):  # a refused refund gave the points back
+        amount = event.amount
+        expires_at = event.expires_at
     else:
         return None
     is_expiry = isinstance(event, Wallet.Expired)
@@ -29,13 +35,15 @@ def transaction_from_event(event: Any, user_id: str) -> dict[str, Any] | None:
         "id": transaction_id(event.originator_id, event.originator_version),
         "user_id": user_id,
         "wallet_version": event.originator_version,
-        "type": "EXPIRATION" if is_expiry else event.type,
+        "type": "EXPIRATION" if is_expiry else "REFUND" if isinstance(event, Wallet.LotRestored) else event.type,
         "amount": amount,
         "balance_before": event.balance_after - amount,
         "balance_after": event.balance_after,
         "description": f"points expired ({event.lot_id})" if is_expiry else event.description,
-        "reference_type": "lot" if is_expiry else event.reference_type,
+        "reference_type": "lot" if is_expiry else "payment" if isinstance(event, Wallet.LotRestored) else event.reference_type,
         "reference_id": event.lot_id if is_expiry else event.reference_id,
         "created_at": event.at,
         "expires_at": expires_at,
+        #: Lineage (SPEC §4, FIFO by expiry): the lots a debit or expiry took its points from.
+        "drawn_from": drawn_from,
     }

@@ -143,7 +143,7 @@ class Wallet(Aggregate):
         left = amount
         for lot in self.usable_lots(at):
             take = min(left, lot["remaining"])
-            draws.append([lot["id"], take])
+            draws.append([lot["id"], take, lot["expires_at"]])  # lineage: which lot paid, and its expiry
             left -= take
             if left == 0:
                 break
@@ -168,7 +168,7 @@ class Wallet(Aggregate):
             self._debited(
                 type="REFUND",
                 amount=remaining,
-                draws=[[lot_id, remaining]],
+                draws=[[lot_id, remaining, lot["expires_at"]]],
                 balance_after=self.total_balance - remaining,
                 usable_after=self.usable_balance(at) - (remaining if _is_live(lot, at) else 0),
                 description=description,
@@ -178,6 +178,22 @@ class Wallet(Aggregate):
                 at=at,
             )
         return remaining
+
+    @property
+    def taken_back(self) -> dict[str, dict[str, Any]]:
+        """Lots emptied by a refund, as they were, until the refund settles (wallets
+        snapshotted before refunds were movements lack the attribute)."""
+        return self.__dict__.setdefault("_taken_back", {})
+
+    def restore_lot(self, lot_id: str, points: int, at: datetime, description: str, reference_id: str) -> None:
+        """A refused refund gives back the points it took from lot `lot_id`, with the lot's expiry."""
+        lot = self.taken_back.get(lot_id) or self.lots.get(lot_id)
+        if lot is not None and points > 0:
+            self._lot_restored(
+                lot_id=lot_id, amount=points, lot_amount=lot["amount"], type=lot["type"], expires_at=lot["expires_at"],
+                credited_at=lot["credited_at"], balance_after=self.total_balance + points, description=description,
+                reference_id=reference_id, at=at,
+            )
 
     def expire_due_lots(self, now: datetime) -> int:
         """Sweep every lot past its expiry into an EXPIRATION transaction; returns the points expired."""
@@ -259,10 +275,25 @@ class Wallet(Aggregate):
         service_id: str | None,
         at: datetime,
     ) -> None:
-        for lot_id, taken in draws:
+        for lot_id, taken, *_ in draws:  # [lot, points, expiry]; events before lineage lack the expiry
+            if type == "REFUND":  # kept until the refund settles: a refused one gives the points back
+                self.taken_back[lot_id] = dict(self.lots[lot_id])
             self._draw(lot_id, taken)
         if type != "REFUND":
             self.lifetime_spent += amount
+
+    @event("LotRestored")
+    def _lot_restored(
+        self, lot_id: str, amount: int, lot_amount: int, type: str, expires_at: datetime | None,
+        credited_at: datetime, balance_after: int, description: str, reference_id: str, at: datetime,
+    ) -> None:
+        lot = self.lots.get(lot_id)
+        if lot is not None:
+            lot["remaining"] += amount
+        else:
+            self.lots[lot_id] = {"id": lot_id, "type": type, "amount": lot_amount, "remaining": amount,
+                                 "credited_at": credited_at, "expires_at": expires_at, "reference_id": reference_id}
+        self.taken_back.pop(lot_id, None)
 
     @event("Expired")
     def _expired(self, lot_id: str, amount: int, balance_after: int, expires_at: datetime, at: datetime) -> None:

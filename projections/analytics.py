@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.payment import Payment
+from domain.payments.payment import Payment
 from domain.subscription import Subscription
 from projections.database import ViewCursor, ViewDatabase
 from projections.runner import Tracked

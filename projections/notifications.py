@@ -19,7 +19,7 @@ from uuid import uuid5
 
 from domain.errors import InvalidInput
 from domain.ids import NAMESPACE
-from domain.payment import Payment
+from domain.payments.payment import Payment
 from domain.renewal_commands import PERIOD
 from domain.subscription import SUSPENDED, Subscription
 from domain.wallet import Wallet

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import InvalidInput
-from domain.payment import Payment
+from domain.payments.payment import Payment
 from projections.database import ViewCursor, ViewDatabase
 from projections.generations import LiveProjection
 from projections.runner import Tracked
@@ -26,6 +26,8 @@ class PaymentsProjection:
 
     def __init__(self, prefix: str = "") -> None:
         self.table = f"{prefix}payments"
+        #: One row per refund movement: the settle job finds the PENDING ones here.
+        self.refunds = f"{prefix}payment_refunds"
         self.tracking_name = f"{prefix}{self.name}"
 
     def create_tables(self, cursor: ViewCursor) -> None:
@@ -37,6 +39,12 @@ class PaymentsProjection:
         )
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_user_seq ON {self.table} (user_id, seq)")
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_status ON {self.table} (status, created_at)")
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.refunds} ("
+            " refund_id TEXT PRIMARY KEY, payment_id TEXT NOT NULL, status TEXT NOT NULL, amount BIGINT NOT NULL,"
+            " requested_at TEXT NOT NULL)"
+        )
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.refunds}_status ON {self.refunds} (status, requested_at)")
 
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
         """A batch in a few statements: payments requested in it are settled in memory
@@ -45,6 +53,8 @@ class PaymentsProjection:
         new: dict[str, list[Any]] = {}
         statuses: dict[str, str] = {}
         refunds: dict[str, int] = {}
+        movements: dict[str, list[Any]] = {}  # refund id -> row, for refunds requested in this batch
+        settled: dict[str, str] = {}  # refund id -> status, for refunds requested earlier
         for position, event in events:
             payment_id = str(event.originator_id)
             row = new.get(payment_id)
@@ -57,7 +67,13 @@ class PaymentsProjection:
                     row[_STATUS] = status
                 else:
                     statuses[payment_id] = status
+            elif isinstance(event, Payment.RefundRequested):
+                movements[event.refund_id] = [event.refund_id, payment_id, "PENDING", event.amount, to_utc_text(event.at)]
+            elif isinstance(event, Payment.RefundFailed):
+                _settle_movement(movements, settled, event.refund_id, "FAILED")
             elif isinstance(event, Payment.Refunded):
+                if event.refund_id is not None:
+                    _settle_movement(movements, settled, event.refund_id, "SUCCEEDED")
                 if row is not None:
                     row[_REFUNDED] += event.amount
                     row[_STATUS] = "REFUNDED" if row[_REFUNDED] >= row[_AMOUNT] else "PARTIALLY_REFUNDED"
@@ -71,6 +87,15 @@ class PaymentsProjection:
             " WHERE payment_id = ?",
             [(amount, amount, p) for p, amount in refunds.items()],
         )
+        cursor.insert_rows(self.refunds, ("refund_id", "payment_id", "status", "amount", "requested_at"), list(movements.values()))
+        cursor.executemany(f"UPDATE {self.refunds} SET status = ? WHERE refund_id = ?", [(s, r) for r, s in settled.items()])
+
+
+def _settle_movement(movements: dict[str, list[Any]], settled: dict[str, str], refund_id: str, status: str) -> None:
+    if refund_id in movements:
+        movements[refund_id][2] = status
+    else:
+        settled[refund_id] = status
 
 
 _COLUMNS = ("payment_id", "user_id", "order_id", "kind", "status", "amount", "refunded_amount", "subscription_id", "created_at", "seq")
@@ -103,6 +128,27 @@ class PaymentsQueries:
             rows = cursor.execute(
                 f"SELECT payment_id FROM {table} WHERE status = 'PENDING' AND created_at < ? ORDER BY seq",
                 (to_utc_text(created_before),),
+            ).fetchall()
+        return [UUID(row["payment_id"]) for row in rows]
+
+    def payment_ids_between(self, since: datetime | None, until: datetime) -> list[UUID]:
+        """Payments requested in [since, until], oldest first (reconciliation: `until` is
+        usually now, and a payment requested at this very instant belongs to the report)."""
+        table = self.table
+        with self.view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT payment_id FROM {table} WHERE created_at >= ? AND created_at <= ? ORDER BY seq",
+                (to_utc_text(since) if since else "", to_utc_text(until)),
+            ).fetchall()
+        return [UUID(row["payment_id"]) for row in rows]
+
+    def payments_with_pending_refunds(self, requested_before: datetime) -> list[UUID]:
+        """Payments with a refund still PENDING that was requested before `requested_before`."""
+        refunds = self._live.current().refunds
+        with self.view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT DISTINCT payment_id FROM {refunds} WHERE status = 'PENDING' AND requested_at < ?",
+                (to_utc_text(requested_before),),
             ).fetchall()
         return [UUID(row["payment_id"]) for row in rows]
 

@@ -22,7 +22,7 @@ from typing import Any
 from projections.copies import create_copies, fill_copies
 from projections.database import ViewCursor, ViewDatabase
 from projections.generations import prefix_of, primary_key, tables_with_prefix, with_prefix
-from projections.verify_rules import RULES, Replay, replay_ledger
+from projections.verify_rules import RULES, Replay, check_lineage, replay_ledger
 
 #: Mismatches listed in full; beyond this only their number is reported.
 MAX_LISTED = 500
@@ -81,6 +81,8 @@ def verify(
         replay = replay_ledger(ledger, batch_size, (lambda done, at, to: progress("replay", at, to)) if progress else None)
         report.events_replayed, report.aggregates_checked = replay.events, len(replay.aggregates)
         report.mismatches.extend(replay.problems)
+        for problem in check_lineage(replay):
+            report.add(problem)
         for snapshot in snapshots:
             rule = RULES.get(snapshot.name)
             if rule is not None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.payment import Payment
+from domain.payments.payment import Payment
 from domain.wallet import Wallet
 from projections.aggregates import aggregate_type
 from projections.wallet_history import to_utc_text
@@ -25,6 +25,8 @@ class Replay:
     last_position: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     types: dict[str, str] = field(default_factory=dict)
+    #: (wallet id, lot id) -> points credited to the lot minus every draw on it, from the events alone.
+    lot_flows: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def settled(self, aggregate_id: str, position: int) -> Any:
         """The replayed aggregate if its whole history is at or before `position`, else None."""
@@ -54,6 +56,8 @@ def replay_ledger(ledger: Any, batch_size: int, progress: Callable[[int, int, in
                 event = ledger.mapper.to_domain_event(n)
                 replay.types.setdefault(key, aggregate_type(event))
                 replay.aggregates[key] = event.mutate(replay.aggregates.get(key))
+                if isinstance(event, Wallet.Event):
+                    account_lots(replay.lot_flows, key, event)
             except Exception as error:  # an aggregate that cannot be replayed is itself a finding
                 broken.add(key)
                 replay.aggregates.pop(key, None)
@@ -62,6 +66,32 @@ def replay_ledger(ledger: Any, batch_size: int, progress: Callable[[int, int, in
         if progress is not None:
             progress(replay.events, position, head)
     return replay
+
+
+def account_lots(flows: dict[tuple[str, str], int], wallet: str, event: Any) -> None:
+    """Lineage: a lot gains its credit (or a refused refund's restore) and loses each draw."""
+    if isinstance(event, (Wallet.Credited, Wallet.LotRestored)):
+        flows[(wallet, event.lot_id)] = flows.get((wallet, event.lot_id), 0) + event.amount
+    elif isinstance(event, Wallet.Debited):
+        for lot_id, taken, *_ in event.draws:
+            flows[(wallet, lot_id)] = flows.get((wallet, lot_id), 0) - taken
+    elif isinstance(event, Wallet.Expired):
+        flows[(wallet, event.lot_id)] = flows.get((wallet, event.lot_id), 0) - event.amount
+
+
+def check_lineage(replay: Replay) -> Iterator[str]:
+    """Every lot's remainder equals its credit minus its draws (SPEC §4: points never appear
+    or vanish between the purchase or reward that created them and what ended them)."""
+    for (wallet_key, lot_id), flow in sorted(replay.lot_flows.items()):
+        wallet = replay.aggregates.get(wallet_key)
+        if wallet is None:
+            continue
+        held = wallet.lots.get(lot_id, {}).get("remaining", 0)
+        if flow != held or flow < 0:
+            yield (
+                f"ledger: wallet of {wallet.user_id}, lot {lot_id}: credited minus drawn is {flow},"
+                f" the wallet holds {held}"
+            )
 
 
 def check_payments(snapshot: Any, replay: Replay) -> Iterator[str]:

@@ -78,6 +78,33 @@ class WalletHistory:
             cursor.execute(statement)
 
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        # The batch rules below hold because a lot is credited before anything draws on
+        # it; a lot restored by a refused refund breaks that, so the batch is cut there
+        # (restores are rare) and the restore applied on its own, in order.
+        start = 0
+        for index, (seq, event) in enumerate(events):
+            if isinstance(event, Wallet.LotRestored):
+                self._apply_batch(cursor, events[start:index])
+                self._restore(cursor, seq, event)
+                start = index + 1
+        self._apply_batch(cursor, events[start:])
+
+    def _restore(self, cursor: ViewCursor, seq: int, event: Any) -> None:
+        user_id = self._owner(cursor, str(event.originator_id))
+        transaction = transaction_from_event(event, user_id)
+        assert transaction is not None
+        cursor.insert_rows(self.transactions, (*_COLUMNS.replace(" ", "").split(","), "seq"), [_transaction_row(transaction, seq)])
+        key = (user_id, event.lot_id)
+        held = cursor.execute(f"SELECT remaining FROM {self.lots} WHERE user_id = ? AND lot_id = ?", key).fetchone()
+        if held is not None:
+            cursor.execute(f"UPDATE {self.lots} SET remaining = remaining + ? WHERE user_id = ? AND lot_id = ?", (event.amount, *key))
+        else:
+            expires = to_utc_text(event.expires_at) if event.expires_at else None
+            cursor.insert_rows(self.lots, ("user_id", "lot_id", "expires_at", "remaining"), [(*key, expires, event.amount)])
+
+    def _apply_batch(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        if not events:
+            return
         owners: dict[str, str] = {}
         new_owners, transactions, new_lots, draws = [], [], [], []
         for seq, event in events:
@@ -98,7 +125,7 @@ class WalletHistory:
                 expires = to_utc_text(event.expires_at) if event.expires_at else None
                 new_lots.append((user_id, event.lot_id, expires, event.amount))
             elif isinstance(event, Wallet.Debited):
-                draws.extend((taken, user_id, lot_id) for lot_id, taken in event.draws)
+                draws.extend((taken, user_id, lot_id) for lot_id, taken, *_ in event.draws)
             elif isinstance(event, Wallet.Expired):
                 draws.append((event.amount, user_id, event.lot_id))
         cursor.insert_rows(self.owners, ("wallet_id", "user_id"), new_owners)

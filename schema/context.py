@@ -12,7 +12,7 @@ from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
 
-from domain.billing import Billing
+from domain.payments.flows import Billing
 from domain.ledger import Ledger
 from domain.ports import Clock
 from schema.auth import Caller, decode_token
@@ -36,6 +36,7 @@ class Services:
     read_models: Any = None  # projections.read_models.ReadModels (status, rebuild, verify, events)
     contacts: Any = None  # schema.contacts.ContactRecorder (contact details from the token's claims)
     analytics: Any = None  # projections.analytics queries (business metrics)
+    reconcile: Any = None  # async (since, until) -> domain.payments.reconcile.Report
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
-from domain.payment import Payment
+from domain.payments.payment import Payment
 
 REQUESTS = Counter("subledger_http_requests_total", "HTTP requests answered.", ["route", "method", "status"])
 GRAPHQL_ERRORS = Counter("subledger_graphql_errors_total", "GraphQL errors answered, by contract code.", ["code"])

@@ -78,7 +78,8 @@ class PaymentsMutation:
         info.context.caller.require("admin")
         services = info.context.services
         payment = await services.billing.refund_payment(
-            str(input.payment_id), input.amount, input.reason, services.clock.now(), input.idempotency_key
+            str(input.payment_id), input.amount, input.reason, services.clock.now(),
+            actor=info.context.caller.user_id, idempotency_key=input.idempotency_key,
         )
         return Payment.of(payment)
 

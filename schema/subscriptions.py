@@ -131,7 +131,7 @@ class SubscriptionsMutation:
         sub = await services.subscription_billing.change_plan(
             acting_as(info), str(input.subscription_id), str(input.plan_id),
             input.billing_cycle.value if input.billing_cycle else None, input.proration.value,
-            services.clock.now(), input.idempotency_key,
+            services.clock.now(), input.idempotency_key, actor=info.context.caller.user_id,
         )
         return await answer(info, sub)
 
@@ -140,7 +140,7 @@ class SubscriptionsMutation:
         services = info.context.services
         sub = await services.subscription_billing.cancel(
             acting_as(info), str(input.subscription_id), input.at_period_end, input.reason,
-            services.clock.now(), input.idempotency_key,
+            services.clock.now(), input.idempotency_key, actor=info.context.caller.user_id,
         )
         return await answer(info, sub)
 

@@ -43,7 +43,7 @@ class JobContext:
     run_sync: Callable[..., Awaitable[Any]]
     history: Any  # projections.wallet_history queries
     catch_up: Callable[[], None]  # brings the in-process read models up to the ledger's head
-    billing: Any = None  # domain.billing.Billing
+    billing: Any = None  # domain.payments.flows.Billing
     payments: Any = None  # projections.payments.PaymentsQueries
     #: Charges and lookups in flight at once (SUBLEDGER_CHARGE_CONCURRENCY).
     concurrency: int = 32

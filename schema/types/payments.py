@@ -5,9 +5,36 @@ from typing import Any
 
 import strawberry
 
-from domain.payment import Payment as PaymentAggregate
+from domain.payments.payment import Payment as PaymentAggregate
+from domain.payments.payment import Refund as RefundMovement
+from domain.payments.payment import RefundStatus as RefundStatusValue
 from schema.scalars import DateTime
 from schema.types.enums import DeclineCode, PaymentKind, PaymentProvider, PaymentStatus
+
+RefundStatus = strawberry.enum(RefundStatusValue, name="RefundStatus", description=(
+    "PENDING: recorded, its amount reserved, waiting for the provider's answer; SUCCEEDED: the provider gave "
+    "the money back; FAILED: the provider refused, and what the refund reserved was released."
+))
+
+
+@strawberry.type(description="One refund of a payment, recorded before the provider was asked.")
+class Refund:
+    id: strawberry.ID
+    amount: int
+    reason: str
+    status: RefundStatus
+    points_taken_back: int = strawberry.field(description="Points a points-purchase refund took back from its lot.")
+    requested_at: DateTime
+    settled_at: DateTime | None
+    failure_code: str | None = strawberry.field(description="The provider's code when it refused the refund.")
+
+    @classmethod
+    def of(cls, refund: RefundMovement) -> Refund:
+        return cls(
+            id=strawberry.ID(refund.id), amount=refund.amount, reason=refund.reason, status=refund.status,
+            points_taken_back=refund.points, requested_at=refund.requested_at, settled_at=refund.settled_at,
+            failure_code=refund.failure_code,
+        )
 
 
 @strawberry.type
@@ -52,6 +79,9 @@ class Payment:
     attempt: int = strawberry.field(description="Attempt number within the current dunning cycle (1 for a first attempt).")
     created_at: DateTime
     paid_at: DateTime | None
+    refunds: list[Refund] = strawberry.field(
+        description="Every refund of this payment, oldest first; refundedAmount counts the SUCCEEDED ones."
+    )
 
     @classmethod
     def of(cls, payment: PaymentAggregate) -> Payment:
@@ -71,4 +101,5 @@ class Payment:
             attempt=payment.attempt,
             created_at=payment.created_at,
             paid_at=payment.paid_at,
+            refunds=[Refund.of(r) for r in payment.refunds],
         )

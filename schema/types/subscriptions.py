@@ -9,7 +9,7 @@ from uuid import UUID
 import strawberry
 
 from domain import catalog as domain_catalog
-from domain.payment import Payment as PaymentAggregate
+from domain.payments.payment import Payment as PaymentAggregate
 from domain.promo import PromoCode as PromoAggregate
 from domain.subscription import Subscription as SubscriptionAggregate
 from domain.subscription_commands import usage_report

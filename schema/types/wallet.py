@@ -16,6 +16,13 @@ from schema.types.payments import Payment
 MAX_EXPIRING_WINDOW_DAYS = 3650
 
 
+@strawberry.type(description="Points a debit or an expiry took from one lot (FIFO by expiry).")
+class LotDraw:
+    lot_id: str = strawberry.field(description="The lot: a purchase's lot, a reward, an adjustment.")
+    amount: int
+    expires_at: DateTime | None = strawberry.field(description="The lot's expiry (null for lots without one, and for draws recorded before lineage was kept).")
+
+
 @strawberry.type
 class PointTransaction:
     id: strawberry.ID
@@ -29,6 +36,20 @@ class PointTransaction:
     reference_id: str | None
     created_at: DateTime
     expires_at: DateTime | None = strawberry.field(description="For credits: when these points expire.")
+    wallet_version: strawberry.Private[int]
+    known_draws: strawberry.Private[list[dict[str, Any]] | None]
+
+    @strawberry.field(description=(
+        "Lineage: the lots this debit, refund or expiry took its points from, and how many from each "
+        "(empty for credits). Follow a lot id back to the credit that created it."
+    ))
+    async def drawn_from(self, info: Info) -> list[LotDraw]:
+        draws = self.known_draws
+        if draws is None:  # read from the ledger: the history read model keeps no lineage
+            services = info.context.services
+            tx = await services.run_sync(services.ledger.wallet_transaction, str(self.user_id), self.wallet_version)
+            draws = tx["drawn_from"]
+        return [LotDraw(lot_id=d["lot_id"], amount=d["amount"], expires_at=d["expires_at"]) for d in draws]
 
     @classmethod
     def of(cls, tx: dict[str, Any]) -> PointTransaction:
@@ -44,6 +65,8 @@ class PointTransaction:
             reference_id=tx["reference_id"],
             created_at=tx["created_at"],
             expires_at=tx["expires_at"],
+            wallet_version=tx["wallet_version"],
+            known_draws=tx.get("drawn_from"),
         )
 
 

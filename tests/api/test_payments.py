@@ -1,6 +1,8 @@
 """Payment methods, sandbox outcomes, points refunds and restarts (SPEC §4, §5)."""
 from __future__ import annotations
 
+import asyncio
+
 from tests.api.conftest import Api
 
 PURCHASE = """mutation($p: ID!, $m: ID!) { purchasePoints(input: {packageId: $p, paymentMethodId: $m}) {
@@ -52,6 +54,14 @@ def test_sandbox_outcome_changes_later_charges(api: Api, user: str) -> None:
     api.gql(OUTCOME, {"m": method, "o": "CARD_SUSPENDED"}, user=user)
     error = api.error(PURCHASE, {"p": "starter", "m": method}, user=user)
     assert (error.code, error.extensions["declineCode"]) == ("PAYMENT_FAILED", "CARD_SUSPENDED")
+    # A hard decline is remembered on the method: the next charge fails without reaching the gateway.
+    api.gql(OUTCOME, {"m": method, "o": "SUCCEED"}, user=user)
+    again = api.error(PURCHASE, {"p": "starter", "m": method}, user=user)
+    assert (again.code, again.extensions["declineCode"]) == ("PAYMENT_FAILED", "CARD_SUSPENDED")
+    second_order = api.built.ledger.payment(again.extensions["paymentId"]).order_id
+    assert asyncio.run(api.sandbox.lookup_order(second_order)).status == 404
+    assert api.sandbox.charges() == []
+    method = api.add_card(user)
     api.gql(OUTCOME, {"m": method, "o": "SERVER_ERROR_ONCE"}, user=user)
     bought = buy(api, user, method, "starter")
     assert bought["payment"]["status"] == "SUCCEEDED"  # retried in the call under the same key

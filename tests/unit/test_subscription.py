@@ -49,9 +49,9 @@ def renew(sub: Subscription, payment: str = "p") -> None:
     sub.pay_period(payment, sub.due_number, False, sub.next_terms(), None, run, SEOUL)
 
 
-def fail(sub: Subscription, hard_method: str | None = None, code: str = "INSUFFICIENT_FUNDS") -> datetime:
+def fail(sub: Subscription, code: str = "INSUFFICIENT_FUNDS") -> datetime:
     run = datetime.combine(sub.next_charge_at.astimezone(SEOUL).date(), time(0), tzinfo=SEOUL)
-    sub.fail_charge(None, code, hard_method, True, run, SEOUL)
+    sub.fail_charge(None, code, True, run, SEOUL)
     return run
 
 
@@ -85,9 +85,8 @@ def test_dunning_retries_3_and_6_days_after_the_first_failure_then_suspends() ->
     assert (sub.period_number, sub.period_paid, sub.period_start) == (1, False, kst(2026, 4, 1, 10))
     fail(sub)
     assert (sub.status, sub.consecutive_failures, sub.next_charge_at) == ("PAST_DUE", 2, kst(2026, 4, 7))
-    fail(sub, hard_method="pm-1", code="CARD_SUSPENDED")
+    fail(sub, code="CARD_SUSPENDED")
     assert (sub.status, sub.next_charge_at, sub.suspended_at) == ("SUSPENDED", None, kst(2026, 4, 7))
-    assert sub.hard_declined_methods == {"pm-1": "CARD_SUSPENDED"}
     assert not sub.is_due(kst(2026, 5, 1), SEOUL)
     assert replayed(sub).__dict__ == sub.__dict__
 
@@ -97,7 +96,7 @@ def test_a_user_asked_charge_that_fails_leaves_the_state_as_it_was() -> None:
     fail(sub)
     before = dict(sub.__dict__)
     sub.start_charge("manual", kst(2026, 4, 2, 12))
-    sub.fail_charge("manual", "INSUFFICIENT_FUNDS", None, False, kst(2026, 4, 2, 12), SEOUL)
+    sub.fail_charge("manual", "INSUFFICIENT_FUNDS", False, kst(2026, 4, 2, 12), SEOUL)
     after = sub.__dict__
     for field in ("status", "consecutive_failures", "next_charge_at", "period_number", "period_start", "pending_payment_id"):
         assert after[field] == before[field], field
@@ -114,7 +113,7 @@ def test_guards_of_the_state_machine() -> None:
         sub.start_charge("p2", T0)  # no new attempt while one is PENDING
     with pytest.raises(Conflict):
         sub.cancel(None, 0, T0)
-    sub.fail_charge("p1", "PROVIDER_ERROR", None, False, T0, SEOUL)
+    sub.fail_charge("p1", "PROVIDER_ERROR", False, T0, SEOUL)
     sub.schedule_cancel("bye", T0)
     assert (sub.status, sub.next_charge_at, sub.cancel_at_period_end) == ("CANCELING", None, True)
     with pytest.raises(Conflict):

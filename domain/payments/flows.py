@@ -1,0 +1,169 @@
+"""Use cases that move money: they await a gateway between ledger commands.
+
+The ledger is synchronous (eventsourcing), so every ledger step goes through
+`run_sync` (a thread pool sized to the database pool). Every movement follows
+the same three steps (docs/payments.md): recorded PENDING under a deterministic
+provider key (`PaymentBook`) → the gateway called with that key → settled from
+the answer. An answer that was lost is looked up at the gateway before anything
+else; one that stays unknown leaves the movement PENDING for the settle job.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from domain.errors import Conflict, InvalidInput, PaymentFailed
+from domain.ledger import Ledger
+from domain.payments.payment import FAILED, PENDING, Payment, RefundStatus
+from domain.payments.refunds import LookupVerdict, RefundTicket
+from domain.ports import ChargeResult, ChargeStatus, DeclineCode, GatewayError, PaymentGateway, RefundStatus as Answer
+
+RunSync = Callable[..., Awaitable[Any]]
+
+
+class Billing:
+    def __init__(self, ledger: Ledger, gateways: Mapping[str, PaymentGateway], run_sync: RunSync) -> None:
+        self.ledger = ledger
+        self.book = ledger.payments
+        self.gateways = dict(gateways)
+        self.run_sync = run_sync
+
+    def gateway(self, provider: str) -> PaymentGateway:
+        gateway = self.gateways.get(provider)
+        if gateway is None:
+            enabled = ", ".join(sorted(self.gateways)) or "none"
+            raise InvalidInput(f"payment provider {provider} is not enabled (enabled: {enabled})")
+        return gateway
+
+    # ------------------------------------------------------------ payment methods
+    async def register_payment_method(
+        self, user_id: str, provider: str, auth_key: str, customer_key: str, now: datetime
+    ) -> dict[str, Any]:
+        if not auth_key.strip() or not customer_key.strip():
+            raise InvalidInput("authKey and customerKey must not be empty")
+        gateway = self.gateway(provider)
+        try:
+            issued = await gateway.issue_billing_key(auth_key, customer_key)
+        except GatewayError as error:
+            raise InvalidInput(f"the provider refused the authKey: {error.message}", providerCode=error.provider_code)
+        return await self.run_sync(
+            self.ledger.add_payment_method, user_id, provider, issued.billing_key, customer_key, issued.card_masked, now
+        )
+
+    async def set_sandbox_outcome(self, user_id: str, method_id: str, outcome: str) -> dict[str, Any]:
+        method = await self.run_sync(self.ledger.payment_method, user_id, method_id)
+        await self.gateway(method["provider"]).set_sandbox_outcome(method["billing_key"], outcome)
+        return method
+
+    # ------------------------------------------------------------ charges
+    async def purchase_points(
+        self, user_id: str, package_id: str, method_id: str, now: datetime, idempotency_key: str | None
+    ) -> Payment:
+        payment = await self.run_sync(
+            self.ledger.begin_points_purchase, user_id, package_id, method_id, now, idempotency_key
+        )
+        if payment.status == PENDING:
+            payment = await self.charge(payment, now)
+        if payment.status == FAILED:
+            raise PaymentFailed(payment.failure_code or "OTHER", str(payment.id), payment.failure_message or "")
+        return payment
+
+    async def charge(self, payment: Payment, now: datetime) -> Payment:
+        """Send a PENDING payment to its provider and settle it from the answer. Safe to
+        repeat: the order id is the Idempotency-Key, so the provider charges it at most once.
+        A method the provider refused for good (a hard decline) is not sent again."""
+        method = await self.run_sync(self.ledger.payment_method, payment.user_id, payment.payment_method_id)
+        if method.get("hard_decline"):
+            result = ChargeResult(
+                ChargeStatus.DECLINED, payment.order_id, decline_code=DeclineCode(method["hard_decline"]),
+                message="not sent: the provider refused this payment method for good earlier",
+            )
+        else:
+            result = await self.gateway(payment.provider).charge(
+                method["billing_key"], method["customer_key"], payment.amount, payment.order_id, payment.order_name
+            )
+            if result.status == ChargeStatus.UNKNOWN:
+                result = await self.look_up(payment) or result
+        return await self.run_sync(self.book.settle_charge, payment.id, result, now)
+
+    async def look_up(self, payment: Payment) -> ChargeResult | None:
+        """Ask the provider what became of an order whose outcome we did not see.
+        Not found means it never charged: FAILED with NETWORK_ERROR (SPEC §3). None when
+        the provider cannot be asked; an order still in progress answers UNKNOWN."""
+        try:
+            found = await self.gateway(payment.provider).lookup_order(payment.order_id)
+        except GatewayError:
+            return None
+        if found is None:
+            return ChargeResult(
+                status=ChargeStatus.DECLINED,
+                order_id=payment.order_id,
+                decline_code=DeclineCode.NETWORK_ERROR,
+                message="the provider has no record of the order",
+            )
+        return found
+
+    async def settle_stale(self, payment: Payment, now: datetime) -> Payment:
+        """A PENDING payment left by a crash or an unknown outcome: look it up, never re-charge
+        blindly. A refund left PENDING is finished the same way (`settle_stale_refund`)."""
+        if payment.status == PENDING:
+            result = await self.look_up(payment)
+            if result is not None:
+                payment = await self.run_sync(self.book.settle_charge, payment.id, result, now)
+        refund = payment.pending_refund
+        if refund is not None:
+            payment = await self.settle_stale_refund(RefundTicket(str(payment.id), refund.id), now)
+        return payment
+
+    # ------------------------------------------------------------ refunds
+    async def refund_payment(
+        self, pay_id: str, amount: int | None, reason: str, now: datetime, *, actor: str, idempotency_key: str | None
+    ) -> Payment:
+        """refundPayment: recorded (with what it takes back) → sent → settled. A refusal
+        answers CONFLICT after releasing the reservation; an unknown outcome answers the
+        payment with the refund still PENDING (the settle job finishes it)."""
+        ticket = await self.run_sync(
+            self.book.request_refund, pay_id, amount, reason, now, actor=actor, key=idempotency_key
+        )
+        payment = await self.send_refund(ticket, now)
+        refund = payment.refund(ticket.refund_id)
+        if refund.status == RefundStatus.FAILED:
+            raise Conflict(f"the provider refused the refund: {refund.failure_code} {refund.failure_message}")
+        return payment
+
+    async def send_refunds(self, tickets: list[RefundTicket], now: datetime) -> None:
+        for ticket in tickets:
+            await self.send_refund(ticket, now)
+
+    async def send_refund(self, ticket: RefundTicket, now: datetime) -> Payment:
+        """Send a recorded refund under its own key and settle it; a lost answer is looked
+        up in the payment's cancellations at the provider. Safe to repeat."""
+        payment = await self.run_sync(self.book.load, ticket.payment_id)
+        refund = payment.refund(ticket.refund_id)
+        if refund.status != RefundStatus.PENDING:
+            return payment
+        result = await self.gateway(payment.provider).refund(payment.payment_key or "", refund.amount, refund.reason, refund.key)
+        if result.status == Answer.UNKNOWN:
+            await self._settle_refund_by_lookup(payment, ticket, now)
+            return await self.run_sync(self.book.load, ticket.payment_id)
+        return await self.run_sync(self.book.settle_refund, payment.id, refund.id, result, now)
+
+    async def settle_stale_refund(self, ticket: RefundTicket, now: datetime) -> Payment:
+        """A refund left PENDING: the provider's cancellations say whether it was made; if
+        they show it was not, it is sent again under the same key (the provider makes it
+        at most once), and settled from that answer."""
+        payment = await self.run_sync(self.book.load, ticket.payment_id)
+        verdict = await self._settle_refund_by_lookup(payment, ticket, now)
+        if verdict == LookupVerdict.ABSENT:
+            return await self.send_refund(ticket, now)
+        return await self.run_sync(self.book.load, ticket.payment_id)
+
+    async def _settle_refund_by_lookup(self, payment: Payment, ticket: RefundTicket, now: datetime) -> LookupVerdict | None:
+        try:
+            found = await self.gateway(payment.provider).lookup_order(payment.order_id)
+        except GatewayError:
+            return None
+        if found is None:
+            return LookupVerdict.DISAGREES  # a paid order the provider does not know: reconcile reports it
+        return await self.run_sync(self.book.settle_refund_from_lookup, payment.id, ticket.refund_id, found.cancels, now)
