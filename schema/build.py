@@ -15,6 +15,7 @@ from schema.metrics import CommandLatency
 from schema.scalars import SCALAR_MAP
 from schema.operations import OperationsMutation, OperationsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
+from schema.reconciliation import ReconciliationQuery
 from schema.notifications import NotificationsQuery
 from schema.subscriptions import SubscriptionsMutation, SubscriptionsQuery
 from schema.wallet import WalletMutation, WalletQuery
@@ -23,7 +24,11 @@ MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 4000
 
-Query = merge_types("Query", (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery, AnalyticsQuery))
+Query = merge_types(
+    "Query",
+    (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery, AnalyticsQuery,
+     ReconciliationQuery),
+)
 Mutation = merge_types(
     "Mutation", (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation)
 )

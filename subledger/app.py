@@ -12,12 +12,14 @@ import functools
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
 
-from domain.billing import Billing
+from domain.payments.flows import Billing
 from domain.catalog import load_catalog
+from domain.payments.reconcile import Reconciler, Report
 from domain.ledger import Ledger
 from domain.ports import PaymentGateway
 from domain.subscription_billing import SubscriptionBilling
@@ -71,6 +73,21 @@ class Built:
     def catch_up(self) -> None:
         for runner in self.runners:
             runner.catch_up()
+
+    async def reconcile(
+        self, since: datetime | None = None, until: datetime | None = None, progress: Any = None
+    ) -> Report:
+        """Every payment requested in [since, until] against its gateway, and every order the
+        gateways charged then against the ledger (`domain/payments/reconcile.py`)."""
+        now = self.clock.now()
+        until = until or now
+        run_sync = self.services.run_sync
+        await run_sync(self.catch_up)
+        ids = await run_sync(self.services.payments.payment_ids_between, since, until)
+        if progress is not None:
+            progress.total(len(ids))
+        reconciler = Reconciler(self.gateways, lambda pay_id: run_sync(self.ledger.payment, pay_id))
+        return await reconciler.run(ids, since, until, now, progress=progress.advance if progress else lambda _: None)
 
     def start_projections(self) -> None:
         for runner in self.runners:
@@ -200,6 +217,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
+    services.reconcile = built.reconcile
 
     def ready() -> list[str]:
         return [

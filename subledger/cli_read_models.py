@@ -1,4 +1,4 @@
-"""`subledger projector`, `subledger projections rebuild`, `subledger audit verify|replay` (SPEC §1)."""
+"""`subledger projector`, `subledger projections rebuild`, `subledger audit verify|replay|reconcile` (SPEC §1)."""
 from __future__ import annotations
 
 import json
@@ -107,6 +107,56 @@ def verify() -> None:
         f"{len(report.mismatches) + report.more} mismatch(es)"
     )
     raise typer.Exit(1 if report.mismatches else 0)
+
+
+class _Count:
+    """A rich progress task for a known number of items (reconciliation's payments)."""
+
+    def __init__(self, progress: Progress, description: str) -> None:
+        self.progress = progress
+        self.task = progress.add_task(description, total=None, rate="")
+
+    def total(self, count: int) -> None:
+        self.progress.update(self.task, total=max(count, 1))
+
+    def advance(self, step: int) -> None:
+        self.progress.advance(self.task, step)
+
+
+@audit_app.command("reconcile")
+def reconcile(
+    since: str | None = typer.Option(None, "--since", help="RFC 3339 time or a date (YYYY-MM-DD, UTC); default: every payment."),
+) -> None:
+    """Ask the gateways about every payment since --since and report each disagreement with the
+    ledger (and every order they charged that the ledger lacks); exit 1 on any."""
+    import asyncio
+    from datetime import timezone
+
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        console.print("[red]--since must be a date (YYYY-MM-DD) or an RFC 3339 time[/red]")
+        raise typer.Exit(2) from None
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    built = _built()
+
+    async def run() -> Any:
+        try:
+            with _progress() as progress:
+                return await built.reconcile(start, progress=_Count(progress, "reconcile"))
+        finally:
+            await built.aclose()
+
+    report = asyncio.run(run())
+    for d in report.disagreements:
+        print(f"{d.finding.value} provider={d.provider} order={d.order_id} payment={d.payment_id or '-'}"
+              f" ledger=[{d.ledger}] gateway=[{d.gateway}]")
+    console.print(
+        f"{report.payments_checked} payments and {report.gateway_orders_checked} gateway orders checked, "
+        f"{len(report.disagreements)} disagreement(s)"
+    )
+    raise typer.Exit(0 if report.clean else 1)
 
 
 @audit_app.command("replay")
