@@ -80,6 +80,8 @@ class Built:
         """Every payment requested in [since, until] against its gateway, and every order the
         gateways charged then against the ledger (`domain/payments/reconcile.py`)."""
         now = self.clock.now()
+        # The gateways keep real time: on the test clock, their listing runs to the wall clock's now.
+        listed_until = until or max(now, SystemClock().now())
         until = until or now
         run_sync = self.services.run_sync
         await run_sync(self.catch_up)
@@ -87,7 +89,9 @@ class Built:
         if progress is not None:
             progress.total(len(ids))
         reconciler = Reconciler(self.gateways, lambda pay_id: run_sync(self.ledger.payment, pay_id))
-        return await reconciler.run(ids, since, until, now, progress=progress.advance if progress else lambda _: None)
+        return await reconciler.run(
+            ids, since, until, now, listed_until=listed_until, progress=progress.advance if progress else lambda _: None
+        )
 
     def start_projections(self) -> None:
         for runner in self.runners:

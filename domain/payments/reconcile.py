@@ -106,8 +106,9 @@ class Reconciler:
 
     async def run(
         self, payment_ids: Iterable[Any], since: datetime | None, until: datetime, now: datetime,
-        progress: Callable[[int], None] = lambda _: None,
+        progress: Callable[[int], None] = lambda _: None, listed_until: datetime | None = None,
     ) -> Report:
+        """`listed_until`: the end of the gateways' listing, if not `until` (their clock is real time)."""
         report = Report(since, until)
         for pay_id in payment_ids:
             payment = await self.load(pay_id)
@@ -117,7 +118,7 @@ class Reconciler:
             report.payments_checked += 1
             report.disagreements.extend(await self._check(payment, now))
         for provider, gateway in sorted(self.gateways.items()):
-            report.disagreements.extend(await self._unknown_orders(provider, gateway, since, until, report))
+            report.disagreements.extend(await self._unknown_orders(provider, gateway, since, listed_until or until, report))
         return report
 
     async def _check(self, payment: Payment, now: datetime) -> list[Disagreement]:
