@@ -37,7 +37,7 @@ from domain.payment_commands import PaymentCommands
 from domain.personal_commands import PersonalDataCommands
 from domain.personal_data import MemoryKeys, PersonalDataMapper
 from domain.ports import PersonalDataKeys
-from domain.transactions import transaction_from_event
+from domain.transactions import lineage_of, transaction_from_event
 from domain.wallet import Wallet
 from domain.subscription import Subscription
 from domain.renewal_commands import PAYMENT_PURPOSES
@@ -132,6 +132,11 @@ class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, Subscription
         if transaction is None:
             raise LookupError(f"wallet of {user_id} has no transaction at version {version}")
         return transaction
+
+    def wallet_lineage(self, user_id: str, version: int) -> list[dict[str, Any]]:
+        """The lots the wallet's event at `version` drew its points from."""
+        events = list(self.repository.event_store.get(wallet_id(user_id), gt=version - 1, lte=version))
+        return lineage_of(events[0]) if events else []
 
     # ------------------------------------------------------------ running commands
     def run(

@@ -13,18 +13,15 @@ from domain.wallet import Wallet
 
 def transaction_from_event(event: Any, user_id: str) -> dict[str, Any] | None:
     """The transaction a wallet event records, or None for events that move no points."""
-    drawn_from: list[dict[str, Any]] = []
     if isinstance(event, Wallet.Credited):
         amount = event.amount
         expires_at = event.expires_at
     elif isinstance(event, Wallet.Debited):
         amount = -event.amount
         expires_at = None
-        drawn_from = [{"lot_id": d[0], "amount": d[1], "expires_at": d[2] if len(d) > 2 else None} for d in event.draws]
     elif isinstance(event, Wallet.Expired):
         amount = -event.amount
         expires_at = None
-        drawn_from = [{"lot_id": event.lot_id, "amount": event.amount, "expires_at": event.expires_at}]
     elif isinstance(event, Wallet.LotRestored):  # a refused refund gave the points back
         amount = event.amount
         expires_at = event.expires_at
@@ -44,6 +41,15 @@ def transaction_from_event(event: Any, user_id: str) -> dict[str, Any] | None:
         "reference_id": event.lot_id if is_expiry else event.reference_id,
         "created_at": event.at,
         "expires_at": expires_at,
-        #: Lineage (SPEC §4, FIFO by expiry): the lots a debit or expiry took its points from.
-        "drawn_from": drawn_from,
     }
+
+
+def lineage_of(event: Any) -> list[dict[str, Any]]:
+    """The lots a debit or an expiry took its points from, and how many from each (FIFO by
+    expiry, SPEC §4); empty for credits. Debits recorded before lineage was kept name their
+    lots without the expiry."""
+    if isinstance(event, Wallet.Debited):
+        return [{"lot_id": d[0], "amount": d[1], "expires_at": d[2] if len(d) > 2 else None} for d in event.draws]
+    if isinstance(event, Wallet.Expired):
+        return [{"lot_id": event.lot_id, "amount": event.amount, "expires_at": event.expires_at}]
+    return []

@@ -37,18 +37,15 @@ class PointTransaction:
     created_at: DateTime
     expires_at: DateTime | None = strawberry.field(description="For credits: when these points expire.")
     wallet_version: strawberry.Private[int]
-    known_draws: strawberry.Private[list[dict[str, Any]] | None]
 
     @strawberry.field(description=(
         "Lineage: the lots this debit, refund or expiry took its points from, and how many from each "
         "(empty for credits). Follow a lot id back to the credit that created it."
     ))
     async def drawn_from(self, info: Info) -> list[LotDraw]:
-        draws = self.known_draws
-        if draws is None:  # read from the ledger: the history read model keeps no lineage
-            services = info.context.services
-            tx = await services.run_sync(services.ledger.wallet_transaction, str(self.user_id), self.wallet_version)
-            draws = tx["drawn_from"]
+        # Read from the ledger's event, only when asked for: the history read model keeps no lineage.
+        services = info.context.services
+        draws = await services.run_sync(services.ledger.wallet_lineage, str(self.user_id), self.wallet_version)
         return [LotDraw(lot_id=d["lot_id"], amount=d["amount"], expires_at=d["expires_at"]) for d in draws]
 
     @classmethod
@@ -66,7 +63,6 @@ class PointTransaction:
             created_at=tx["created_at"],
             expires_at=tx["expires_at"],
             wallet_version=tx["wallet_version"],
-            known_draws=tx.get("drawn_from"),
         )
 
 

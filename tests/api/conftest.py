@@ -113,7 +113,7 @@ def api_factory(database_url: str) -> Iterator[Any]:
         built = build(make_settings(database_url, **overrides), sandbox=sandbox)
         context = serve_asgi(built.http)
         url = context.__enter__()
-        api = Api(url=url, built=built, client=httpx.Client(timeout=60), sandbox=sandbox, server=context)
+        api = Api(url=url, built=built, client=httpx.Client(timeout=180), sandbox=sandbox, server=context)
         started.append(api)
         return api
 
