@@ -89,7 +89,7 @@ def in_process(settings: Settings, users: list[str], seconds: float, callers: in
         done, elapsed = run_threads(
             callers,
             seconds,
-            lambda i: lambda: built.ledger.spend_points(
+            lambda i: lambda: built.ledger.wallets.spend_points(
                 users[i % len(users)], service=None, amount=1, service_id=uuid.uuid4().hex, now=now
             ),
         )
@@ -105,7 +105,7 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16) -> None
     users = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(connections)]
     built = build(settings)
     for user in users:
-        built.ledger.adjust_points(user, 100_000_000, "bench", now=datetime.now(timezone.utc), actor="bench")
+        built.ledger.wallets.adjust_points(user, 100_000_000, "bench", now=datetime.now(timezone.utc), actor="bench")
     built.ledger.close()
     http = over_http(database_url, users, seconds, connections)
     direct = in_process(settings, users, seconds, connections)

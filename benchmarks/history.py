@@ -39,7 +39,7 @@ def spend_latencies(ledger: Ledger, user: str, count: int, now: datetime) -> lis
     latencies = []
     for _ in range(count):
         began = time.perf_counter()
-        ledger.spend_points(user, service=None, amount=1, service_id=uuid.uuid4().hex, now=now)
+        ledger.wallets.spend_points(user, service=None, amount=1, service_id=uuid.uuid4().hex, now=now)
         latencies.append(time.perf_counter() - began)
     return latencies
 

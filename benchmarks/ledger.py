@@ -41,11 +41,11 @@ def spends(db: Database, callers: int, seconds: float) -> float:
     now = datetime.now(timezone.utc)
     users = [f"bench-{uuid.uuid4().hex[:8]}-{i}" for i in range(callers)]
     for user in users:
-        ledger.adjust_points(user, 10_000_000, "bench", now=now, actor="bench")
+        ledger.wallets.adjust_points(user, 10_000_000, "bench", now=now, actor="bench")
 
     def make_step(i: int):
         user = users[i]
-        return lambda: ledger.spend_points(user, service=None, amount=1, service_id=uuid.uuid4().hex, now=now)
+        return lambda: ledger.wallets.spend_points(user, service=None, amount=1, service_id=uuid.uuid4().hex, now=now)
 
     try:
         done, elapsed = run_threads(callers, seconds, make_step)

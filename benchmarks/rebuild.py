@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.common import emit, peak_rss_mb
 from domain.customer import Customer
 from domain.payments.payment import Payment
-from domain.payment_commands import purchase_lot_id
+from domain.purchase_commands import purchase_lot_id
 from domain.wallet import LOT_LIFETIME, Wallet
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)

@@ -1,11 +1,12 @@
 """The ledger: one eventsourcing Application holding every aggregate.
 
-Money has its own home, `domain/payments`: the ledger hands itself to a
-`PaymentBook` and registers, per payment purpose, what settling means for the
-wallet and the subscriptions. Wallet and subscription commands still live in
-mixins, one per area (`wallet_commands`, `subscription_commands`); this module
-holds what every command shares: loading, the conflict-retry loop, the
-per-aggregate locks and idempotency keys (one mechanism: `IdempotencyRecord`). Every command takes `now` from the
+This module holds only what every command shares: loading, the conflict-retry
+loop, the per-aggregate locks, idempotency keys (one mechanism:
+`IdempotencyRecord`), group commit and the test clock. The commands live in one
+class per area, each handed the ledger: `ledger.wallets`, `ledger.purchases`,
+`ledger.customers`, `ledger.subscriptions`, and money's own home,
+`ledger.payments` (`domain/payments`), to which the areas register what settling
+a charge or releasing a refund means for them. Every command takes `now` from the
 caller (the clock is a port), and saves all aggregates it changed in one
 `save(...)`, i.e. one transaction.
 """
@@ -31,10 +32,10 @@ from domain.idempotency import Idempotency, IdempotencyRecord, fingerprint
 from domain.ids import customer_id, idempotency_record_id, wallet_id
 from domain.group_commit import GroupCommitter
 from domain.locks import KeyedLocks
+from domain.customer_commands import CustomerCommands
 from domain.payments.book import PaymentBook
 from domain.payments.payment import Payment
-from domain.payment_commands import PaymentCommands
-from domain.personal_commands import PersonalDataCommands
+from domain.purchase_commands import PointsPurchases
 from domain.personal_data import MemoryKeys, PersonalDataMapper
 from domain.ports import PersonalDataKeys
 from domain.transactions import lineage_of, transaction_from_event
@@ -51,7 +52,7 @@ R = TypeVar("R")
 MAX_CONFLICT_RETRIES = 30
 
 
-class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, SubscriptionCommands, Application):
+class Ledger(Application):
     name = "ledger"
     # Wallets grow without bound; snapshots keep loading them cheap. Customers are
     # never snapshotted: a snapshot would hold their personal data in clear,
@@ -70,9 +71,13 @@ class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, Subscription
         self.committer = GroupCommitter(self.save)
         #: Called with the recordings of every save: in-process read models follow without polling.
         self.listeners: list[Callable[[list[Any]], None]] = []
-        subscriptions = self.subscription_handler()
+        self.wallets = WalletCommands(self)
+        self.purchases = PointsPurchases(self)
+        self.customers = CustomerCommands(self)
+        self.subscriptions = SubscriptionCommands(self)
+        renewals = self.subscriptions.subscription_handler()
         self.payments = PaymentBook(
-            self, {"points": self.points_handler(), **{purpose: subscriptions for purpose in PAYMENT_PURPOSES}}
+            self, {"points": self.purchases.points_handler(), **{purpose: renewals for purpose in PAYMENT_PURPOSES}}
         )
 
     def construct_mapper(self) -> PersonalDataMapper:
@@ -106,6 +111,13 @@ class Ledger(WalletCommands, PaymentCommands, PersonalDataCommands, Subscription
         except ValueError:
             return None
         return self.load(Payment, key)
+
+    def subscription(self, subscription_id: Any) -> Subscription | None:
+        try:
+            key = subscription_id if isinstance(subscription_id, UUID) else UUID(str(subscription_id))
+        except ValueError:
+            return None
+        return self.load(Subscription, key)
 
     def as_of(self, cls: type[A], aggregate_id: UUID, when: datetime) -> A | None:
         """The aggregate as it stood at business time `when` (its events with `at` ≤ when)."""

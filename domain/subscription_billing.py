@@ -33,7 +33,7 @@ class SubscriptionBilling:
         skip_trial: bool, now: datetime, key: str | None,
     ) -> Subscription:
         started = await self.run_sync(
-            self.ledger.begin_subscription, user_id, plan_id, cycle, method_id, promo_code, skip_trial, now, key
+            self.ledger.subscriptions.begin_subscription, user_id, plan_id, cycle, method_id, promo_code, skip_trial, now, key
         )
         if isinstance(started, Subscription):
             return started
@@ -48,20 +48,20 @@ class SubscriptionBilling:
         now: datetime, key: str | None, *, actor: str,
     ) -> Subscription:
         moved = await self.run_sync(
-            self.ledger.change_plan, user_id, subscription_id, plan_id, cycle, policy, now, key, actor=actor
+            self.ledger.subscriptions.change_plan, user_id, subscription_id, plan_id, cycle, policy, now, key, actor=actor
         )
         await self._move(moved, now)
-        return await self.run_sync(self.ledger.owned_subscription, moved.subscription_id, user_id)
+        return await self.run_sync(self.ledger.subscriptions.owned_subscription, moved.subscription_id, user_id)
 
     async def cancel(
         self, user_id: str | None, subscription_id: str, at_period_end: bool, reason: str | None,
         now: datetime, key: str | None, *, actor: str,
     ) -> Subscription:
         moved = await self.run_sync(
-            self.ledger.cancel_subscription, user_id, subscription_id, at_period_end, reason, now, key, actor=actor
+            self.ledger.subscriptions.cancel_subscription, user_id, subscription_id, at_period_end, reason, now, key, actor=actor
         )
         await self._move(moved, now)
-        return await self.run_sync(self.ledger.owned_subscription, moved.subscription_id, user_id)
+        return await self.run_sync(self.ledger.subscriptions.owned_subscription, moved.subscription_id, user_id)
 
     async def update_payment_method(
         self, user_id: str | None, subscription_id: str, method_id: str, now: datetime
@@ -69,23 +69,23 @@ class SubscriptionBilling:
         """SPEC §3: a PAST_DUE or SUSPENDED subscription is charged at once with the new
         method; success → ACTIVE, failure → PAYMENT_FAILED and the state stays."""
         ledger = self.ledger
-        sub, charge_now = await self.run_sync(ledger.set_subscription_method, user_id, subscription_id, method_id, now)
+        sub, charge_now = await self.run_sync(ledger.subscriptions.set_subscription_method, user_id, subscription_id, method_id, now)
         if not charge_now:
             return sub
-        outcome, payment = await self.run_sync(ledger.begin_period_charge, sub.id, now, method_id=method_id)
+        outcome, payment = await self.run_sync(ledger.subscriptions.begin_period_charge, sub.id, now, method_id=method_id)
         if payment is not None:
             await self._send(payment, now)
         elif outcome == "skipped":  # no longer owed (a retry paid it meanwhile): just set the method
-            sub, _ = await self.run_sync(ledger.set_subscription_method, user_id, subscription_id, method_id, now)
+            sub, _ = await self.run_sync(ledger.subscriptions.set_subscription_method, user_id, subscription_id, method_id, now)
             return sub
-        return await self.run_sync(ledger.owned_subscription, subscription_id, user_id)
+        return await self.run_sync(ledger.subscriptions.owned_subscription, subscription_id, user_id)
 
     # ------------------------------------------------------------ the daily run
     async def charge_due(self, subscription_id: Any, now: datetime) -> str:
         """Renew, end a trial or retry, if the subscription is due at `now` (else nothing).
         Answers what happened: "succeeded", "failed", "pending", "renewed", "expired",
         "in_flight" or "skipped"."""
-        outcome, payment = await self.run_sync(self.ledger.begin_period_charge, subscription_id, now)
+        outcome, payment = await self.run_sync(self.ledger.subscriptions.begin_period_charge, subscription_id, now)
         if payment is None:
             return outcome
         settled = await self.billing.charge(payment, now)

@@ -47,14 +47,15 @@ class MoneyToMove:
 
 
 class SubscriptionChanges:
+    ledger: Ledger
     # ------------------------------------------------------------ change plan
     def change_plan(
-        self: Ledger, user_id: str | None, subscription_id: Any, plan_id: str, cycle: str | None, policy: str,
+        self, user_id: str | None, subscription_id: Any, plan_id: str, cycle: str | None, policy: str,
         now: datetime, key: str | None, *, actor: str,
     ) -> MoneyToMove:
         """SPEC §3: switch now (with a PRORATION charge, or refunds against the period's
         payments), schedule for the next cycle, or clear a scheduled change."""
-        plan = self.catalog.plan(plan_id)
+        plan = self.ledger.catalog.plan(plan_id)
         if not plan.active:
             raise InvalidInput(f"plan {plan_id} is no longer offered")
 
@@ -88,12 +89,12 @@ class SubscriptionChanges:
             return MoneyToMove(str(sub.id), refunds=tickets), [sub, *changed]
 
         request = {"subscriptionId": str(subscription_id), "planId": plan_id, "cycle": cycle, "policy": policy}
-        return self.run(
+        return self.ledger.run(
             body, lock=[lock_key(subscription_id)], idempotency=Idempotency(actor, "changePlan", key, request, now),
             replay=MoneyToMove.decode, encode=MoneyToMove.encode,
         )
 
-    def _proration(self: Ledger, sub: Subscription, plan_id: str, list_price: int, net: int, key: str | None,
+    def _proration(self, sub: Subscription, plan_id: str, list_price: int, net: int, key: str | None,
                    now: datetime) -> Payment:
         """The PRORATION payment, PENDING; settling it applies the change (or leaves the plan)."""
         method = self.usable_method(sub.user_id, sub.payment_method_id)
@@ -110,7 +111,7 @@ class SubscriptionChanges:
 
     # ------------------------------------------------------------ cancel
     def cancel_subscription(
-        self: Ledger, user_id: str | None, subscription_id: Any, at_period_end: bool, reason: str | None,
+        self, user_id: str | None, subscription_id: Any, at_period_end: bool, reason: str | None,
         now: datetime, key: str | None, *, actor: str,
     ) -> MoneyToMove:
         """At the period's end (CANCELING), or now (CANCELED) with the unused part of the
@@ -131,7 +132,7 @@ class SubscriptionChanges:
             return MoneyToMove(str(sub.id), refunds=tickets), [*changed, *self._end(sub, now, reason=reason, refunded=refunded)]
 
         request = {"subscriptionId": str(subscription_id), "atPeriodEnd": at_period_end, "reason": reason}
-        return self.run(
+        return self.ledger.run(
             body, lock=[lock_key(subscription_id)],
             idempotency=Idempotency(actor, "cancelSubscription", key, request, now),
             replay=MoneyToMove.decode, encode=MoneyToMove.encode,
@@ -139,18 +140,18 @@ class SubscriptionChanges:
 
     # ------------------------------------------------------------ refunds
     def _reserve_refunds(
-        self: Ledger, sub: Subscription, amount: int, reason: str, now: datetime
+        self, sub: Subscription, amount: int, reason: str, now: datetime
     ) -> tuple[list[RefundTicket], list[Any], int]:
         """Spread a refund over the current period's payments, oldest first, each recorded
         PENDING on its payment (to be saved with the change that owes it); answers the
         tickets, the aggregates to save and the total reserved."""
         if amount <= 0:
             return [], [], 0
-        payments = [p for p in (self.payment(pid) for pid in sub.period_payments) if p is not None]
+        payments = [p for p in (self.ledger.payment(pid) for pid in sub.period_payments) if p is not None]
         by_id = {str(p.id): p for p in payments}
         tickets, changed, total = [], [], 0
         for pay_id, share in split_refund(amount, [(str(p.id), p.refundable) for p in payments]):
-            refund, aggregates = self.payments.reserve_refund(by_id[pay_id], share, reason, now)
+            refund, aggregates = self.ledger.payments.reserve_refund(by_id[pay_id], share, reason, now)
             tickets.append(RefundTicket(pay_id, refund.id))
             changed.extend(aggregates)
             total += share

@@ -28,31 +28,36 @@ if TYPE_CHECKING:
     from domain.ledger import Ledger
 
 class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
+    """Handed the ledger; `ledger.subscriptions`. Its parts (changes, renewals) are one area."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
     # ------------------------------------------------------------ reads
-    def owned_subscription(self: Ledger, subscription_id: Any, user_id: str | None) -> Subscription:
-        sub = self.subscription(subscription_id)
+    def owned_subscription(self, subscription_id: Any, user_id: str | None) -> Subscription:
+        sub = self.ledger.subscription(subscription_id)
         if sub is None or (user_id is not None and sub.user_id != user_id):
             raise NotFound(f"subscription {subscription_id} not found")
         return sub
 
-    def current_subscription(self: Ledger, user_id: str) -> Subscription | None:
-        customer = self.customer(user_id)
+    def current_subscription(self, user_id: str) -> Subscription | None:
+        customer = self.ledger.customer(user_id)
         live = customer.live_subscription if customer else None
-        sub = self.subscription(live) if live else None
+        sub = self.ledger.subscription(live) if live else None
         return sub if sub is not None and sub.live else None
 
-    def promo_code(self: Ledger, code: str) -> PromoCode | None:
-        return self.load(PromoCode, promo_id(code))
+    def promo_code(self, code: str) -> PromoCode | None:
+        return self.ledger.load(PromoCode, promo_id(code))
 
-    def plan_of(self: Ledger, sub: Subscription) -> Plan | None:
-        return self.catalog.plans.get(sub.plan_id)
+    def plan_of(self, sub: Subscription) -> Plan | None:
+        return self.ledger.catalog.plans.get(sub.plan_id)
 
     # ------------------------------------------------------------ promo codes
     def create_promo_code(
-        self: Ledger, code: str, percent_off: int | None, amount_off: int | None, duration_periods: int | None,
+        self, code: str, percent_off: int | None, amount_off: int | None, duration_periods: int | None,
         max_redemptions: int | None, expires_at: datetime | None, plan_ids: list[str] | None, now: datetime,
     ) -> PromoCode:
-        check_promo_input(code, percent_off, amount_off, duration_periods, max_redemptions, plan_ids, self.catalog.plans)
+        check_promo_input(code, percent_off, amount_off, duration_periods, max_redemptions, plan_ids, self.ledger.catalog.plans)
         if expires_at is not None and expires_at <= now:
             raise InvalidInput("expiresAt must be in the future")
 
@@ -65,17 +70,17 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
             )
             return promo, [promo]
 
-        return self.run(body, lock=[promo_id(code)])
+        return self.ledger.run(body, lock=[promo_id(code)])
 
     # ------------------------------------------------------------ subscribe
     def begin_subscription(
-        self: Ledger, user_id: str, plan_id: str, cycle: str, method_id: str | None, promo_code: str | None,
+        self, user_id: str, plan_id: str, cycle: str, method_id: str | None, promo_code: str | None,
         skip_trial: bool, now: datetime, key: str | None,
     ) -> Subscription | Payment:
         """A trial or free subscription is created here; a paid start answers its first
         payment, PENDING (the subscription is created when it succeeds). A repeat of the
         idempotency key answers the same subscription or payment, in whatever state it reached."""
-        plan = self.catalog.plan(plan_id)
+        plan = self.ledger.catalog.plan(plan_id)
         if not plan.active:
             raise InvalidInput(f"plan {plan_id} is no longer offered")
         list_price = plan.price(cycle)
@@ -83,7 +88,7 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
         start_order = period_order_id(uuid.UUID(sub_id), 0, 1)
 
         def body() -> tuple[Subscription | Payment, list[Any]]:
-            customer = self.customer_or_new(user_id, now)
+            customer = self.ledger.customer_or_new(user_id, now)
             method = customer.method(method_id) if method_id else None
             customer.open_subscription(sub_id, now)
             promo = None
@@ -101,7 +106,7 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
                 sub = Subscription.start(
                     subscription_id=sub_id, user_id=user_id, plan_id=plan.id, cycle=cycle, list_price=list_price,
                     promo=terms, payment_method_id=method_id, trial_days=plan.trial_days if trial else 0, now=now,
-                    tz=self.tz,
+                    tz=self.ledger.tz,
                 )
                 return sub, [a for a in (sub, customer, promo) if a is not None]
             if method is None:
@@ -116,7 +121,7 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
             return payment, [a for a in (payment, customer, promo) if a is not None]
 
         def replay(stored: dict[str, Any]) -> Subscription | Payment:
-            started = self.subscription(stored["subscription_id"]) or self.payment(stored["payment_id"])
+            started = self.ledger.subscription(stored["subscription_id"]) or self.ledger.payment(stored["payment_id"])
             if started is None:
                 raise NotFound(f"subscription {stored['subscription_id']} not found")
             return started
@@ -128,30 +133,30 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
 
         request = {"planId": plan_id, "cycle": cycle, "paymentMethodId": method_id, "promoCode": promo_code,
                    "skipTrial": skip_trial}
-        return self.run(
+        return self.ledger.run(
             body, lock=[customer_id(user_id)], idempotency=Idempotency(user_id, "subscribe", key, request, now),
             replay=replay, encode=encode,
         )
 
     # ------------------------------------------------------------ resume
-    def resume_subscription(self: Ledger, user_id: str | None, subscription_id: Any, now: datetime) -> Subscription:
+    def resume_subscription(self, user_id: str | None, subscription_id: Any, now: datetime) -> Subscription:
         def body() -> tuple[Subscription, list[Any]]:
             sub = self.owned_subscription(subscription_id, user_id)
             sub.resume(now)
             return sub, [sub]
 
-        return self.run(body, lock=[lock_key(subscription_id)])
+        return self.ledger.run(body, lock=[lock_key(subscription_id)])
 
     # ------------------------------------------------------------ payment method, usage
     def set_subscription_method(
-        self: Ledger, user_id: str | None, subscription_id: Any, method_id: str, now: datetime
+        self, user_id: str | None, subscription_id: Any, method_id: str, now: datetime
     ) -> tuple[Subscription, bool]:
         """Set the method; answers (subscription, True) when it must be charged at once
         instead (PAST_DUE, SUSPENDED): the method is then kept only if that charge succeeds."""
 
         def body() -> tuple[tuple[Subscription, bool], list[Any]]:
             sub = self.owned_subscription(subscription_id, user_id)
-            customer = self.customer(sub.user_id)
+            customer = self.ledger.customer(sub.user_id)
             if customer is None:
                 raise NotFound(f"payment method {method_id} not found")
             customer.method(method_id)
@@ -161,25 +166,25 @@ class SubscriptionCommands(SubscriptionChanges, RenewalCommands):
             sub.set_payment_method(method_id, now)
             return (sub, False), [sub]
 
-        return self.run(body, lock=[lock_key(subscription_id)])
+        return self.ledger.run(body, lock=[lock_key(subscription_id)])
 
     def record_usage(
-        self: Ledger, user_id: str | None, subscription_id: Any, service: str, amount: int, now: datetime,
+        self, user_id: str | None, subscription_id: Any, service: str, amount: int, now: datetime,
         *, actor: str, key: str | None = None,
     ) -> dict[str, Any]:
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise InvalidInput(f"amount must be a positive integer, got {amount!r}")
-        if not self.catalog.known_service(service):
+        if not self.ledger.catalog.known_service(service):
             raise InvalidInput(f"unknown service {service!r}")
 
         def body() -> tuple[dict[str, Any], list[Any]]:
             sub = self.owned_subscription(subscription_id, user_id)
             plan = self.plan_of(sub)
-            sub.record_usage(service, amount, plan.limit_for(service) if plan else 0, now, self.tz)
-            return usage_entry(sub, plan, service, now, self.tz), [sub]
+            sub.record_usage(service, amount, plan.limit_for(service) if plan else 0, now, self.ledger.tz)
+            return usage_entry(sub, plan, service, now, self.ledger.tz), [sub]
 
         request = {"subscriptionId": str(subscription_id), "service": service, "amount": amount}
-        return self.run(
+        return self.ledger.run(
             body, lock=[lock_key(subscription_id)], idempotency=Idempotency(actor, "recordUsage", key, request, now),
             replay=lambda stored: stored, encode=lambda usage: usage,
         )

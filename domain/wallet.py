@@ -14,31 +14,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.ids import service_spend_id, wallet_id
+from domain.ids import wallet_id
 
 from domain.errors import AlreadyClaimed, InsufficientPoints, InvalidInput
 
 LOT_LIFETIME = timedelta(days=365)
 #: A lot's POINTS_EXPIRING notice goes out this long before it expires (SPEC §4).
 EXPIRY_NOTICE = timedelta(days=7)
-
-
-class ServiceSpend(Aggregate):
-    """The spend recorded for one bought service (`serviceId`), once per user.
-
-    Kept beside the wallet rather than in it, so a wallet's state does not grow
-    with every service ever bought; saved in the spend's transaction, so a
-    concurrent repeat collides on its insert and answers the first spend."""
-
-    @staticmethod
-    def create_id(user_id: str, service_id: str, **_: Any) -> UUID:
-        return service_spend_id(user_id, service_id)
-
-    @event("Recorded")
-    def __init__(self, user_id: str, service_id: str, wallet_version: int, at: datetime) -> None:
-        self.user_id = user_id
-        self.service_id = service_id
-        self.wallet_version = wallet_version
 
 
 class Wallet(Aggregate):

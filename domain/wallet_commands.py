@@ -9,13 +9,19 @@ from domain.idempotency import Idempotency
 from domain.ids import service_spend_id, wallet_id
 from domain.periods import local_date
 from domain.transactions import transaction_from_event
-from domain.wallet import EXPIRY_NOTICE, ServiceSpend, check_positive
+from domain.service_spend import ServiceSpend
+from domain.wallet import EXPIRY_NOTICE, check_positive
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
 
 
 class WalletCommands:
+    """Handed the ledger; `ledger.wallets`."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
     def spend_points(
         self: Ledger,
         user_id: str,
@@ -30,7 +36,7 @@ class WalletCommands:
         The same `service_id` twice answers the first spend and spends once."""
         if (service is None) == (amount is None):
             raise InvalidInput("give exactly one of service or amount")
-        cost = self.catalog.service_cost(service) if service is not None else amount
+        cost = self.ledger.catalog.service_cost(service) if service is not None else amount
         check_positive(cost)
         if not service_id or not service_id.strip():
             raise InvalidInput("serviceId must not be empty")
@@ -39,7 +45,7 @@ class WalletCommands:
         attempts = 0
 
         def earlier() -> dict[str, Any] | None:
-            record = self.load(ServiceSpend, record_id)
+            record = self.ledger.load(ServiceSpend, record_id)
             return self.spend_result(user_id, record.wallet_version) if record is not None else None
 
         def body() -> tuple[dict[str, Any], list[Any]]:
@@ -51,7 +57,7 @@ class WalletCommands:
             attempts += 1
             if attempts > 1 and (found := earlier()) is not None:
                 return found, []
-            wallet = self.wallet_or_new(user_id, now)
+            wallet = self.ledger.wallet_or_new(user_id, now)
             try:
                 wallet.debit(
                     type="USAGE",
@@ -71,7 +77,7 @@ class WalletCommands:
             return _spend_result(wallet.pending_events[-1], user_id), [wallet, record]
 
         request = {"service": service, "amount": amount, "serviceId": service_id}
-        return self.run(
+        return self.ledger.run(
             body,
             lock=[wallet_id(user_id)],
             idempotency=Idempotency(user_id, "spendPoints", idempotency_key, request, now),
@@ -79,20 +85,20 @@ class WalletCommands:
             encode=lambda result: {"wallet_version": result["transaction"]["wallet_version"]},
         )
 
-    def spend_result(self: Ledger, user_id: str, version: int) -> dict[str, Any]:
+    def spend_result(self, user_id: str, version: int) -> dict[str, Any]:
         """The answer of an earlier spend, read back from its event (repeats answer the first result)."""
-        events = list(self.repository.event_store.get(wallet_id(user_id), gt=version - 1, lte=version))
+        events = list(self.ledger.repository.event_store.get(wallet_id(user_id), gt=version - 1, lte=version))
         return _spend_result(events[0], user_id)
 
     def reward_points(
-        self: Ledger, user_id: str, activity: str, *, now: datetime, actor: str, idempotency_key: str | None = None
+        self, user_id: str, activity: str, *, now: datetime, actor: str, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        reward = self.catalog.reward(activity)
+        reward = self.ledger.catalog.reward(activity)
 
         def body() -> tuple[int, list[Any]]:
-            wallet = self.wallet_or_new(user_id, now)
+            wallet = self.ledger.wallet_or_new(user_id, now)
             wallet.reward(
-                activity, reward.points, reward.once_per_day, reward.once_per_user, local_date(now, self.tz), now
+                activity, reward.points, reward.once_per_day, reward.once_per_user, local_date(now, self.ledger.tz), now
             )
             return _last_transaction(wallet, user_id), [wallet]
 
@@ -116,7 +122,7 @@ class WalletCommands:
             raise InvalidInput("reason must not be empty")
 
         def body() -> tuple[int, list[Any]]:
-            wallet = self.wallet_or_new(user_id, now)
+            wallet = self.ledger.wallet_or_new(user_id, now)
             common = {"type": "ADJUSTMENT", "at": now, "description": reason, "reference_type": "adjustment"}
             if amount > 0:
                 wallet.credit(amount=amount, expires_at=expires_at, reference_id=actor, **common)
@@ -127,34 +133,34 @@ class WalletCommands:
         request = {"userId": user_id, "amount": amount, "reason": reason}
         return self._wallet_command(user_id, "adjustPoints", actor, idempotency_key, request, now, body)
 
-    def expire_wallet_points(self: Ledger, user_id: str, now: datetime) -> int:
+    def expire_wallet_points(self, user_id: str, now: datetime) -> int:
         """Sweep the user's expired lots; returns the points expired (0 when nothing was due)."""
 
         def body() -> tuple[int, list[Any]]:
-            wallet = self.wallet(user_id)
+            wallet = self.ledger.wallet(user_id)
             if wallet is None:
                 return 0, []
             return wallet.expire_due_lots(now), [wallet]
 
-        return self.run(body, lock=[wallet_id(user_id)])
+        return self.ledger.run(body, lock=[wallet_id(user_id)])
 
-    def warn_expiring_points(self: Ledger, user_id: str, now: datetime) -> int:
+    def warn_expiring_points(self, user_id: str, now: datetime) -> int:
         """Warn once about each of the user's lots expiring within a week; returns how many."""
 
         def body() -> tuple[int, list[Any]]:
-            wallet = self.wallet(user_id)
+            wallet = self.ledger.wallet(user_id)
             if wallet is None:
                 return 0, []
             return wallet.warn_expiring(now, EXPIRY_NOTICE), [wallet]
 
-        return self.run(body, lock=[wallet_id(user_id)])
+        return self.ledger.run(body, lock=[wallet_id(user_id)])
 
-    def _wallet_command(self: Ledger, user_id, operation, actor, key, request, now, body) -> dict[str, Any]:
-        return self.run(
+    def _wallet_command(self, user_id, operation, actor, key, request, now, body) -> dict[str, Any]:
+        return self.ledger.run(
             body,
             lock=[wallet_id(user_id)],
             idempotency=Idempotency(actor, operation, key, request, now),
-            replay=lambda stored: self.wallet_transaction(user_id, stored["wallet_version"]),
+            replay=lambda stored: self.ledger.wallet_transaction(user_id, stored["wallet_version"]),
             encode=lambda transaction: {"wallet_version": transaction["wallet_version"]},
         )
 

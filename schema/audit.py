@@ -83,7 +83,7 @@ class AuditMutation:
     async def erase_user_data(self, info: Info, user_id: strawberry.ID) -> bool:
         user = info.context.caller.user_for(str(user_id))
         services = info.context.services
-        erased = await services.run_sync(services.ledger.erase_personal_data, user, services.clock.now())
+        erased = await services.run_sync(services.ledger.customers.erase_personal_data, user, services.clock.now())
         if services.contacts is not None:
             services.contacts.forget(user)
         return erased

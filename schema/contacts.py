@@ -35,7 +35,7 @@ class ContactRecorder:
         if claims == (None, None) or self._seen.get(caller.user_id) == claims:
             return
         try:
-            await self.run_sync(self.ledger.record_contact_details, caller.user_id, *claims, self.clock.now())
+            await self.run_sync(self.ledger.customers.record_contact_details, caller.user_id, *claims, self.clock.now())
         except DomainError as refused:
             # Malformed claims are the identity provider's problem, not a reason to fail the request.
             log.warning("contact_claims_ignored", user_id=caller.user_id, reason=refused.message)

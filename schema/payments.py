@@ -4,7 +4,7 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import NotFound
-from domain.payment_commands import payment_method_owner
+from domain.customer_commands import payment_method_owner
 from schema.context import Info
 from schema.types.enums import PaymentProvider, SandboxOutcome
 from schema.types.payments import Payment, PaymentMethod
@@ -70,7 +70,7 @@ class PaymentsMutation:
     async def remove_payment_method(self, info: Info, id: strawberry.ID) -> PaymentMethod:
         services = info.context.services
         owner = method_owner(info, str(id))
-        method = await services.run_sync(services.ledger.remove_payment_method, owner, str(id), services.clock.now())
+        method = await services.run_sync(services.ledger.customers.remove_payment_method, owner, str(id), services.clock.now())
         return PaymentMethod.of(owner, method)
 
     @strawberry.mutation(description="ADMIN: refund a payment through its provider; a points purchase takes back its unspent points.")

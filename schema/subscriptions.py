@@ -85,7 +85,7 @@ class SubscriptionsQuery:
     async def current_subscription(self, info: Info, user_id: strawberry.ID | None = None) -> Subscription | None:
         services = info.context.services
         user = info.context.caller.user_for(user_id)
-        sub = await services.run_sync(services.ledger.current_subscription, user)
+        sub = await services.run_sync(services.ledger.subscriptions.current_subscription, user)
         return await answer(info, sub) if sub else None
 
     @strawberry.field(
@@ -148,7 +148,7 @@ class SubscriptionsMutation:
     async def resume_subscription(self, info: Info, subscription_id: strawberry.ID) -> Subscription:
         services = info.context.services
         sub = await services.run_sync(
-            services.ledger.resume_subscription, acting_as(info), str(subscription_id), services.clock.now()
+            services.ledger.subscriptions.resume_subscription, acting_as(info), str(subscription_id), services.clock.now()
         )
         return await answer(info, sub)
 
@@ -169,7 +169,7 @@ class SubscriptionsMutation:
         services = info.context.services
         caller = info.context.caller
         usage = await services.run_sync(
-            lambda: services.ledger.record_usage(
+            lambda: services.ledger.subscriptions.record_usage(
                 acting_as(info), str(input.subscription_id), input.service, input.amount, services.clock.now(),
                 actor=caller.user_id, key=input.idempotency_key,
             )
@@ -181,7 +181,7 @@ class SubscriptionsMutation:
         info.context.caller.require("admin")
         services = info.context.services
         promo = await services.run_sync(
-            services.ledger.create_promo_code, input.code, input.percent_off, input.amount_off, input.duration_periods,
+            services.ledger.subscriptions.create_promo_code, input.code, input.percent_off, input.amount_off, input.duration_periods,
             input.max_redemptions, input.expires_at, [str(p) for p in input.plan_ids] if input.plan_ids else None,
             services.clock.now(),
         )

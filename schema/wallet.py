@@ -90,7 +90,7 @@ class WalletMutation:
         services = info.context.services
         user = caller.user_for(str(input.user_id) if input.user_id else None)
         result = await services.run_sync(
-            lambda: services.ledger.spend_points(
+            lambda: services.ledger.wallets.spend_points(
                 user,
                 service=input.service,
                 amount=input.amount,
@@ -124,7 +124,7 @@ class WalletMutation:
         caller.require("admin", "system")
         services = info.context.services
         transaction = await services.run_sync(
-            lambda: services.ledger.reward_points(
+            lambda: services.ledger.wallets.reward_points(
                 str(input.user_id),
                 input.activity,
                 now=services.clock.now(),
@@ -140,7 +140,7 @@ class WalletMutation:
         caller.require("admin")
         services = info.context.services
         transaction = await services.run_sync(
-            lambda: services.ledger.adjust_points(
+            lambda: services.ledger.wallets.adjust_points(
                 str(input.user_id),
                 input.amount,
                 input.reason,

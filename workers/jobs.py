@@ -60,7 +60,7 @@ async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
     succeeded = failed = 0
     for user_id in users:
         try:
-            swept = await ctx.run_sync(ctx.ledger.expire_wallet_points, user_id, now)
+            swept = await ctx.run_sync(ctx.ledger.wallets.expire_wallet_points, user_id, now)
         except Exception:
             failed += 1
             log.exception("expire_points_failed", user_id=user_id)
@@ -76,7 +76,7 @@ async def warn_expiring_points(ctx: JobContext, now: datetime) -> dict[str, int]
     users = sorted({user_id for user_id, *_ in lots})
     return await for_each(
         users,
-        lambda user_id: ctx.run_sync(ctx.ledger.warn_expiring_points, user_id, now),
+        lambda user_id: ctx.run_sync(ctx.ledger.wallets.warn_expiring_points, user_id, now),
         concurrency=ctx.concurrency,
         label="warn_expiring_points",
         total=len(users),

@@ -30,14 +30,14 @@ async def finish_cancellations(ctx: Any, now: datetime) -> dict[str, int]:
     """CANCELING subscriptions whose period has ended → CANCELED (00:00 run)."""
     await ctx.run_sync(ctx.catch_up)
     ids = await ctx.run_sync(ctx.subscriptions.cancellations_ended, now)
-    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.finish_cancellation, i, now), "finish_cancellations")
+    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.subscriptions.finish_cancellation, i, now), "finish_cancellations")
 
 
 async def expire_trials(ctx: Any, now: datetime) -> dict[str, int]:
     """Trials ending today without a usable payment method → EXPIRED (00:00 run)."""
     await ctx.run_sync(ctx.catch_up)
     ids = await ctx.run_sync(ctx.subscriptions.trials_ending, now, ctx.ledger.tz)
-    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.expire_trial, i, now), "expire_trials")
+    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.subscriptions.expire_trial, i, now), "expire_trials")
 
 
 async def charge_due_subscriptions(ctx: Any, now: datetime) -> dict[str, int]:
@@ -63,4 +63,4 @@ async def subscription_reminders(ctx: Any, now: datetime) -> dict[str, int]:
     """RENEWAL_REMINDER and TRIAL_ENDING notifications owed today (09:00 run)."""
     await ctx.run_sync(ctx.catch_up)
     ids = await ctx.run_sync(ctx.subscriptions.reminder_candidates, now, ctx.ledger.tz)
-    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.remind_subscription, i, now), "subscription_reminders")
+    return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.subscriptions.remind_subscription, i, now), "subscription_reminders")

@@ -48,11 +48,11 @@ class Billing:
         except GatewayError as error:
             raise InvalidInput(f"the provider refused the authKey: {error.message}", providerCode=error.provider_code)
         return await self.run_sync(
-            self.ledger.add_payment_method, user_id, provider, issued.billing_key, customer_key, issued.card_masked, now
+            self.ledger.customers.add_payment_method, user_id, provider, issued.billing_key, customer_key, issued.card_masked, now
         )
 
     async def set_sandbox_outcome(self, user_id: str, method_id: str, outcome: str) -> dict[str, Any]:
-        method = await self.run_sync(self.ledger.payment_method, user_id, method_id)
+        method = await self.run_sync(self.ledger.customers.payment_method, user_id, method_id)
         await self.gateway(method["provider"]).set_sandbox_outcome(method["billing_key"], outcome)
         return method
 
@@ -61,7 +61,7 @@ class Billing:
         self, user_id: str, package_id: str, method_id: str, now: datetime, idempotency_key: str | None
     ) -> Payment:
         payment = await self.run_sync(
-            self.ledger.begin_points_purchase, user_id, package_id, method_id, now, idempotency_key
+            self.ledger.purchases.begin_points_purchase, user_id, package_id, method_id, now, idempotency_key
         )
         if payment.status == PENDING:
             payment = await self.charge(payment, now)
@@ -73,7 +73,7 @@ class Billing:
         """Send a PENDING payment to its provider and settle it from the answer. Safe to
         repeat: the order id is the Idempotency-Key, so the provider charges it at most once.
         A method the provider refused for good (a hard decline) is not sent again."""
-        method = await self.run_sync(self.ledger.payment_method, payment.user_id, payment.payment_method_id)
+        method = await self.run_sync(self.ledger.customers.payment_method, payment.user_id, payment.payment_method_id)
         if method.get("hard_decline"):
             result = ChargeResult(
                 ChargeStatus.DECLINED, payment.order_id, decline_code=DeclineCode(method["hard_decline"]),

@@ -16,9 +16,9 @@ def pending_purchase(api: Api, user: str, *, charge_at_gateway: bool) -> str:
     method = api.add_card(user)
     built = api.built
     now = built.clock.now()
-    payment = built.ledger.begin_points_purchase(user, "regular", method, now, None)
+    payment = built.ledger.purchases.begin_points_purchase(user, "regular", method, now, None)
     if charge_at_gateway:
-        card = built.ledger.payment_method(user, method)
+        card = built.ledger.customers.payment_method(user, method)
         result = asyncio.run(
             built.gateways["SANDBOX"].charge(card["billing_key"], card["customer_key"], payment.amount, payment.order_id, "x")
         )

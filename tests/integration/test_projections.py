@@ -64,15 +64,15 @@ def drive(ledger: Ledger, users: list[str], steps: int, seed: int, now: datetime
         roll = rng.random()
         if roll < 0.3 or not usable:
             expires_at = now + timedelta(days=rng.randint(1, 15)) if rng.random() < 0.7 else None
-            ledger.adjust_points(user, rng.randint(1, 500), "goodwill", now=now, actor="admin", expires_at=expires_at)
+            ledger.wallets.adjust_points(user, rng.randint(1, 500), "goodwill", now=now, actor="admin", expires_at=expires_at)
         elif roll < 0.45:
-            ledger.reward_points(user, "community_post", now=now, actor=user)
+            ledger.wallets.reward_points(user, "community_post", now=now, actor=user)
         elif roll < 0.75:
-            ledger.spend_points(user, service=None, amount=rng.randint(1, usable), service_id=f"s-{seed}-{step}", now=now)
+            ledger.wallets.spend_points(user, service=None, amount=rng.randint(1, usable), service_id=f"s-{seed}-{step}", now=now)
         elif roll < 0.85:
-            ledger.adjust_points(user, -rng.randint(1, usable), "correction", now=now, actor="admin")
+            ledger.wallets.adjust_points(user, -rng.randint(1, usable), "correction", now=now, actor="admin")
         else:
-            ledger.expire_wallet_points(user, now)
+            ledger.wallets.expire_wallet_points(user, now)
     return now
 
 
@@ -255,7 +255,7 @@ def test_racing_runners_apply_each_event_once(ledger, view_db, users):
 
 def test_position_follows_ids_across_gaps(ledger, view_db, users):
     user = users[0]
-    ledger.adjust_points(user, 100, "grant", now=START, actor="admin")
+    ledger.wallets.adjust_points(user, 100, "grant", now=START, actor="admin")
     # A concurrent writer's losing insert: on PostgreSQL it consumes a notification id.
     winner, loser = ledger.wallet(user), ledger.wallet(user)
     winner.credit(type="ADJUSTMENT", amount=5, at=START, description="first", expires_at=None)
@@ -263,7 +263,7 @@ def test_position_follows_ids_across_gaps(ledger, view_db, users):
     ledger.save(winner)
     with pytest.raises(RecordConflictError):
         ledger.save(loser)
-    ledger.spend_points(user, service=None, amount=30, service_id="after-gap", now=START)
+    ledger.wallets.spend_points(user, service=None, amount=30, service_id="after-gap", now=START)
 
     history = WalletHistory()
     runner = ProjectionRunner(ledger, history, view_db, batch_size=1)
@@ -275,11 +275,11 @@ def test_position_follows_ids_across_gaps(ledger, view_db, users):
 def test_lots_table_finds_wallets_to_sweep(ledger, view_db, users):
     early, later, never = users
     day = timedelta(days=1)
-    ledger.adjust_points(early, 100, "grant", now=START, actor="admin", expires_at=START + day)
-    ledger.adjust_points(early, 50, "grant", now=START, actor="admin", expires_at=START + 10 * day)
-    ledger.adjust_points(later, 70, "grant", now=START, actor="admin", expires_at=START + 3 * day)
-    ledger.adjust_points(never, 30, "grant", now=START, actor="admin")
-    ledger.spend_points(early, service=None, amount=60, service_id="s1", now=START)  # drawn from the lot expiring first
+    ledger.wallets.adjust_points(early, 100, "grant", now=START, actor="admin", expires_at=START + day)
+    ledger.wallets.adjust_points(early, 50, "grant", now=START, actor="admin", expires_at=START + 10 * day)
+    ledger.wallets.adjust_points(later, 70, "grant", now=START, actor="admin", expires_at=START + 3 * day)
+    ledger.wallets.adjust_points(never, 30, "grant", now=START, actor="admin")
+    ledger.wallets.spend_points(early, service=None, amount=60, service_id="s1", now=START)  # drawn from the lot expiring first
     history = WalletHistory()
     runner = ProjectionRunner(ledger, history, view_db)
     runner.catch_up()
@@ -293,7 +293,7 @@ def test_lots_table_finds_wallets_to_sweep(ledger, view_db, users):
     ]
 
     for user in history.users_with_expired_lots(view_db, START + 5 * day):
-        ledger.expire_wallet_points(user, START + 5 * day)
+        ledger.wallets.expire_wallet_points(user, START + 5 * day)
     runner.catch_up()
     assert history.users_with_expired_lots(view_db, START + 5 * day) == []
     assert history.users_with_expired_lots(view_db, START + 11 * day) == [early]
@@ -312,7 +312,7 @@ def test_background_follower_and_status(ledger, view_db, users):
     runner.run_in_thread(poll_interval=5)
     try:
         assert runner.wait_until(head, timeout=60)
-        ledger.adjust_points(users[0], 10, "late", now=START + timedelta(days=400), actor="admin")
+        ledger.wallets.adjust_points(users[0], 10, "late", now=START + timedelta(days=400), actor="admin")
         runner.notify()
         assert runner.wait_until(runner.head(), timeout=60)
     finally:

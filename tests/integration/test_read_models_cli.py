@@ -138,7 +138,7 @@ def test_audit_verify_exits_1_and_names_a_corrupted_row(built, database_url):
 def test_audit_replay_prints_events_and_state_as_of(built, database_url):
     ledger = built.ledger
     for hours, amount in ((0, 100), (1, 250), (2, -50)):
-        ledger.adjust_points("u-replay", amount, "audit", now=T0 + timedelta(hours=hours), actor="ops")
+        ledger.wallets.adjust_points("u-replay", amount, "audit", now=T0 + timedelta(hours=hours), actor="ops")
     aggregate = str(wallet_id("u-replay"))
 
     halfway = cli(database_url, "audit", "replay", "--aggregate", aggregate, "--as-of", (T0 + timedelta(hours=1, minutes=30)).isoformat())

@@ -42,8 +42,8 @@ def test_promo_codes_expired_exhausted_or_for_another_plan(api: Api, user: str) 
         error = api.error(SUBSCRIBE, {"i": {"planId": "basic", "paymentMethodId": method, "promoCode": code}}, user=user)
         assert error.code == "PROMO_CODE_INVALID", code
     nothing_held(api, user)
-    assert api.built.ledger.promo_code("ONCE").redemptions == 1
-    assert api.built.ledger.promo_code("PREMIUMONLY").redemptions == 0
+    assert api.built.ledger.subscriptions.promo_code("ONCE").redemptions == 1
+    assert api.built.ledger.subscriptions.promo_code("PREMIUMONLY").redemptions == 0
     assert subscribe(api, user, "premium", promoCode="PREMIUMONLY")["price"] == 15920
 
 

@@ -16,10 +16,10 @@ def renewal_left_pending(api: Api, user: str, *, charged: bool) -> tuple[dict, s
     sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
     advance(api, seoul(2026, 3, 31, 23))
     ledger = api.built.ledger
-    outcome, payment = ledger.begin_period_charge(sub["id"], seoul(2026, 4, 1))
+    outcome, payment = ledger.subscriptions.begin_period_charge(sub["id"], seoul(2026, 4, 1))
     assert outcome == "charge" and payment.status == "PENDING"
     if charged:
-        card = ledger.payment_method(user, method)
+        card = ledger.customers.payment_method(user, method)
         result = asyncio.run(
             api.built.gateways["SANDBOX"].charge(card["billing_key"], card["customer_key"], payment.amount, payment.order_id, "x")
         )

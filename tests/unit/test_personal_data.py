@@ -34,9 +34,9 @@ def fresh_load(ledger: Ledger, user: str) -> Customer:
 
 
 def with_history(ledger: Ledger, user: str) -> None:
-    ledger.record_contact_details(user, EMAIL, NAME, T0)
-    ledger.add_payment_method(user, "SANDBOX", "bk-1", "cust-1", CARD, T0)
-    ledger.adjust_points(user, 500, "gift", now=T0, actor="ops")
+    ledger.customers.record_contact_details(user, EMAIL, NAME, T0)
+    ledger.customers.add_payment_method(user, "SANDBOX", "bk-1", "cust-1", CARD, T0)
+    ledger.wallets.adjust_points(user, 500, "gift", now=T0, actor="ops")
 
 
 def test_personal_fields_are_stored_sealed_and_read_back_plain(ledger):
@@ -51,10 +51,10 @@ def test_personal_fields_are_stored_sealed_and_read_back_plain(ledger):
 
 
 def test_contact_details_are_recorded_once_per_change(ledger):
-    assert ledger.record_contact_details("u2", EMAIL, NAME, T0) is True
-    assert ledger.record_contact_details("u2", EMAIL, NAME, T0 + timedelta(hours=1)) is False
-    assert ledger.record_contact_details("u2", "new@example.com", NAME, T0 + timedelta(hours=2)) is True
-    assert ledger.record_contact_details("u2", None, None, T0) is False
+    assert ledger.customers.record_contact_details("u2", EMAIL, NAME, T0) is True
+    assert ledger.customers.record_contact_details("u2", EMAIL, NAME, T0 + timedelta(hours=1)) is False
+    assert ledger.customers.record_contact_details("u2", "new@example.com", NAME, T0 + timedelta(hours=2)) is True
+    assert ledger.customers.record_contact_details("u2", None, None, T0) is False
     assert [type(e).__name__ for e in ledger.events.get(customer_id("u2"))] == [
         "Registered", "ContactDetailsRecorded", "ContactDetailsRecorded",
     ]
@@ -64,14 +64,14 @@ def test_contact_details_are_recorded_once_per_change(ledger):
 @pytest.mark.parametrize("email,name", [("", None), ("x" * 321, None), (42, None), (None, ["a"])])
 def test_bad_claims_are_refused_and_record_nothing(ledger, email, name):
     with pytest.raises(InvalidInput):
-        ledger.record_contact_details("u3", email, name, T0)
+        ledger.customers.record_contact_details("u3", email, name, T0)
     assert ledger.customer("u3") is None
 
 
 def test_erasure_makes_every_read_null_but_keeps_amounts_and_replays(ledger):
     with_history(ledger, "u4")
     with_history(ledger, "u5")
-    assert ledger.erase_personal_data("u4", T0 + timedelta(days=1)) is True
+    assert ledger.customers.erase_personal_data("u4", T0 + timedelta(days=1)) is True
 
     cached = ledger.customer("u4")
     replayed = fresh_load(ledger, "u4")
@@ -86,12 +86,12 @@ def test_erasure_makes_every_read_null_but_keeps_amounts_and_replays(ledger):
     # Another user's data is untouched.
     assert fresh_load(ledger, "u5").email == EMAIL
     # Claims presented after erasure are not collected again; a new card is sealed under a new key.
-    assert ledger.record_contact_details("u4", EMAIL, NAME, T0 + timedelta(days=2)) is False
-    ledger.add_payment_method("u4", "SANDBOX", "bk-2", "cust-1", "5500********0002", T0 + timedelta(days=2))
+    assert ledger.customers.record_contact_details("u4", EMAIL, NAME, T0 + timedelta(days=2)) is False
+    ledger.customers.add_payment_method("u4", "SANDBOX", "bk-2", "cust-1", "5500********0002", T0 + timedelta(days=2))
     cards = sorted(str(m["card_masked"]) for m in fresh_load(ledger, "u4").payment_methods.values())
     assert cards == ["5500********0002", "None"]
-    assert ledger.erase_personal_data("u4", T0 + timedelta(days=3)) is True
-    assert ledger.erase_personal_data("never-seen", T0) is True
+    assert ledger.customers.erase_personal_data("u4", T0 + timedelta(days=3)) is True
+    assert ledger.customers.erase_personal_data("never-seen", T0) is True
 
 
 def test_a_sealed_value_opens_only_with_its_key_subject_and_field():

@@ -1,4 +1,4 @@
-"""Payment methods and the wallet's side of points purchases and their refunds (SPEC §4, §5).
+"""The wallet's side of points purchases and their refunds (SPEC §4, §5).
 
 A purchase is recorded PENDING here (`begin_points_purchase`); `domain/payments`
 calls the gateway and settles it, asking `points_handler` what settling means for
@@ -7,14 +7,12 @@ refund's own transaction) or, when refused, gives back.
 """
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import NotFound
 from domain.idempotency import Idempotency
-from domain.ids import customer_id, purchase_order_id, wallet_id
+from domain.ids import purchase_order_id, wallet_id
 from domain.payments.book import PurposeHandler
 from domain.payments.payment import FAILED, SUCCEEDED, Payment, Refund
 from domain.payments.refunds import Reservation, points_refund_quote
@@ -24,63 +22,24 @@ if TYPE_CHECKING:
     from domain.ledger import Ledger
 
 
-def payment_method_id(user_id: str) -> str:
-    """Opaque, but naming its owner, so an admin can act on any user's method by id alone."""
-    owner = base64.urlsafe_b64encode(user_id.encode()).decode().rstrip("=")
-    return f"pm_{owner}_{uuid.uuid4().hex[:16]}"
-
-
-def payment_method_owner(method_id: str) -> str | None:
-    if not method_id.startswith("pm_"):
-        return None
-    owner, _, _ = method_id[3:].rpartition("_")
-    try:
-        return base64.urlsafe_b64decode(owner + "=" * (-len(owner) % 4)).decode() or None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def purchase_lot_id(payment: Payment) -> str:
     return f"purchase-{payment.id}"
 
 
-class PaymentCommands:
-    def add_payment_method(
-        self: Ledger, user_id: str, provider: str, billing_key: str, customer_key: str, card_masked: str | None, now: datetime
-    ) -> dict[str, Any]:
-        method_id = payment_method_id(user_id)
+class PointsPurchases:
+    """Handed the ledger; `ledger.purchases`."""
 
-        def body() -> tuple[dict[str, Any], list[Any]]:
-            customer = self.customer_or_new(user_id, now)
-            customer.add_payment_method(method_id, provider, billing_key, customer_key, card_masked, now)
-            return customer.payment_methods[method_id], [customer]
-
-        return self.run(body, lock=[customer_id(user_id)])
-
-    def remove_payment_method(self: Ledger, user_id: str, method_id: str, now: datetime) -> dict[str, Any]:
-        def body() -> tuple[dict[str, Any], list[Any]]:
-            customer = self.customer(user_id)
-            if customer is None:
-                raise NotFound(f"payment method {method_id} not found")
-            customer.remove_payment_method(method_id, now)
-            return customer.payment_methods[method_id], [customer]
-
-        return self.run(body, lock=[customer_id(user_id)])
-
-    def payment_method(self: Ledger, user_id: str, method_id: str) -> dict[str, Any]:
-        customer = self.customer(user_id)
-        if customer is None:
-            raise NotFound(f"payment method {method_id} not found")
-        return customer.method(method_id)
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     def begin_points_purchase(
-        self: Ledger, user_id: str, package_id: str, method_id: str, now: datetime, idempotency_key: str | None
+        self, user_id: str, package_id: str, method_id: str, now: datetime, idempotency_key: str | None
     ) -> Payment:
         """Record the purchase's payment as PENDING (and the points as pending in the
         wallet) before any gateway call. A repeat of the idempotency key answers the same
         payment (in whatever state it reached) instead of starting a new charge."""
-        package = self.catalog.package(package_id)
-        method = self.payment_method(user_id, method_id)
+        package = self.ledger.catalog.package(package_id)
+        method = self.ledger.customers.payment_method(user_id, method_id)
         order_id = purchase_order_id(uuid.uuid4())
 
         def body() -> tuple[Payment, list[Any]]:
@@ -97,19 +56,19 @@ class PaymentCommands:
                 purpose={"type": "points", "package_id": package.id, "points": package.points, "bonus": package.bonus},
                 at=now,
             )
-            wallet = self.wallet_or_new(user_id, now)
+            wallet = self.ledger.wallet_or_new(user_id, now)
             wallet.await_purchase(str(payment.id), package.total, now)
             return payment, [payment, wallet]
 
         request = {"packageId": package_id, "paymentMethodId": method_id}
-        return self.run(
+        return self.ledger.run(
             body, lock=[wallet_id(user_id)],
             idempotency=Idempotency(user_id, "purchasePoints", idempotency_key, request, now),
-            replay=lambda stored: self.payment(stored["payment_id"]), encode=lambda payment: {"payment_id": str(payment.id)},
+            replay=lambda stored: self.ledger.payment(stored["payment_id"]), encode=lambda payment: {"payment_id": str(payment.id)},
         )
 
     # ------------------------------------------------------------ what money means for the wallet
-    def points_handler(self: Ledger) -> PurposeHandler:
+    def points_handler(self) -> PurposeHandler:
         return PurposeHandler(
             settle=self._settle_points,
             locks=lambda payment: [wallet_id(payment.user_id)],
@@ -117,8 +76,8 @@ class PaymentCommands:
             release=self._release_points_refund,
         )
 
-    def _settle_points(self: Ledger, payment: Payment, now: datetime) -> list[Any]:
-        wallet = self.wallet_or_new(payment.user_id, now)
+    def _settle_points(self, payment: Payment, now: datetime) -> list[Any]:
+        wallet = self.ledger.wallet_or_new(payment.user_id, now)
         if payment.status == SUCCEEDED:
             wallet.credit(
                 type="PURCHASE",
@@ -134,11 +93,11 @@ class PaymentCommands:
             wallet.abandon_purchase(str(payment.id), now)
         return [wallet]
 
-    def _reserve_points_refund(self: Ledger, payment: Payment, amount: int | None, now: datetime) -> Reservation:
+    def _reserve_points_refund(self, payment: Payment, amount: int | None, now: datetime) -> Reservation:
         """SPEC §4: every point still in the purchase's lot is taken back, in the refund's own
         transaction, and the money is decided from those points: a spend racing the refund
         either lands first (and lowers the refund) or finds the points gone."""
-        wallet = self.wallet(payment.user_id)
+        wallet = self.ledger.wallet(payment.user_id)
         lot_id = purchase_lot_id(payment)
         lot = wallet.lots.get(lot_id) if wallet else None
         quote = points_refund_quote(payment, lot["amount"], lot["remaining"]) if lot else 0
@@ -147,8 +106,8 @@ class PaymentCommands:
         taken = wallet.take_back_lot(lot_id, now, f"refund of {payment.order_name}", str(payment.id))
         return Reservation(limit=quote, points=taken, lot_id=lot_id, aggregates=(wallet,))
 
-    def _release_points_refund(self: Ledger, payment: Payment, refund: Refund, now: datetime) -> list[Any]:
-        wallet = self.wallet(payment.user_id)
+    def _release_points_refund(self, payment: Payment, refund: Refund, now: datetime) -> list[Any]:
+        wallet = self.ledger.wallet(payment.user_id)
         if wallet is None or not refund.points or refund.lot_id is None:
             return []
         wallet.restore_lot(refund.lot_id, refund.points, now, f"refund of {payment.order_name} refused", str(payment.id))
