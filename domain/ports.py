@@ -68,7 +68,7 @@ CHARGED_STATES = frozenset({"DONE", "PARTIAL_CANCELED", "CANCELED"})
 
 class RefundStatus(str, enum.Enum):
     DONE = "DONE"  # the provider gave the money back
-    REFUSED = "REFUSED"  # the provider definitely did not (and will not for this key)
+    REFUSED = "REFUSED"  # the provider definitely did not process it (nothing was refunded)
     UNKNOWN = "UNKNOWN"  # the request may have been processed; look the payment up
 
 

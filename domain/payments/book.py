@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import InvalidInput, NotFound
 from domain.idempotency import Idempotency
 from domain.ids import customer_id
-from domain.payments.payment import FAILED, PENDING, Payment, Refund, RefundStatus
+from domain.payments.payment import PENDING, Payment, Refund, RefundStatus
 from domain.payments.refunds import LookupVerdict, RefundTicket, Reservation, refund_verdict
 from domain.ports import HARD_DECLINES, ChargeResult, ChargeStatus, RefundResult, RefundStatus as Answer
 
@@ -134,8 +134,9 @@ class PaymentBook:
         """Settle a refund whose answer was lost by the provider's record of cancellations.
         DONE settles it; ABSENT and DISAGREES leave it PENDING (the caller decides)."""
         payment = self.load(pay_id)
-        if payment.refund(refund_id).status != RefundStatus.PENDING:
-            return LookupVerdict.DONE if payment.refund(refund_id).status == RefundStatus.SUCCEEDED else LookupVerdict.ABSENT
+        status = payment.refund(refund_id).status
+        if status != RefundStatus.PENDING:
+            return LookupVerdict.DONE if status == RefundStatus.SUCCEEDED else LookupVerdict.ABSENT
         verdict = refund_verdict(payment, cancels)
         if verdict == LookupVerdict.DONE:
             self._settle_refund(pay_id, refund_id, True, now, None, None)
@@ -162,4 +163,4 @@ def check_reason(reason: str | None) -> str:
     return reason.strip()
 
 
-__all__ = ["FAILED", "PaymentBook", "PurposeHandler", "check_reason"]
+__all__ = ["PaymentBook", "PurposeHandler", "check_reason"]
