@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.ids import customer_id
-from domain.personal_data import personal
+from domain.personal_data import personal, secret
 
 from domain.errors import Conflict, NotFound
 
@@ -117,6 +117,8 @@ class Customer(Aggregate):
         self.name = None
         for method in self.payment_methods.values():
             method["card_masked"] = None
+            # Sealed under the erased key too: the method can no longer be charged.
+            method["billing_key"] = None
         self.erased_at = at
 
     @event("PaymentMethodAdded")
@@ -164,3 +166,5 @@ class Customer(Aggregate):
 # Personal data (SPEC §7): stored sealed under the customer's key, None once erased.
 personal(Customer.ContactDetailsRecorded, "email", "name")
 personal(Customer.PaymentMethodAdded, "card_masked")
+# A credential (SPEC §7): sealed like personal data, gone with the erasure, never shown.
+secret(Customer.PaymentMethodAdded, "billing_key")

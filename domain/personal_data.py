@@ -17,6 +17,15 @@ derived from the user id, so erasing a user deletes exactly one key.
 
 Values are sealed with AES-256-GCM; the associated data binds each ciphertext
 to its aggregate and field, so a value cannot be moved to another user or field.
+
+Credentials (a billing key: with the merchant's secret key it charges the card)
+are declared with `secret(...)`: sealed and erased exactly like personal data,
+and on top of that never shown. Whatever presents event data to a person
+(`events`, `audit replay`, `exportUserData`) passes it through `redact`, which
+replaces every secret field, at any depth, by `SEALED` - the user's own
+export included, since a billing key is useless to its owner and dangerous in
+a file. Old events that stored a billing key in clear load unchanged (an
+unsealed value passes through `unseal`) and are redacted the same way.
 """
 from __future__ import annotations
 
@@ -47,6 +56,36 @@ def personal(event_cls: type, *fields: str) -> None:
 
 def personal_fields(event_cls: type) -> tuple[str, ...]:
     return getattr(event_cls, "personal_fields", ())
+
+
+#: What a secret field shows wherever event data or state is presented.
+SEALED = "[sealed]"
+#: Names of every field declared secret on any event class; the state attributes
+#: that hold them carry the same names (Customer.payment_methods[...]["billing_key"]).
+_SECRET_NAMES: set[str] = set()
+
+
+def secret(event_cls: type, *fields: str) -> None:
+    """Declare `fields` of `event_cls` credentials: sealed like personal data (and erased
+    with it), and shown as `SEALED` by `redact` wherever event data is presented."""
+    personal(event_cls, *dict.fromkeys((*personal_fields(event_cls), *fields)))
+    _SECRET_NAMES.update(fields)
+
+
+def secret_names() -> frozenset[str]:
+    return frozenset(_SECRET_NAMES)
+
+
+def redact(value: Any) -> Any:
+    """`value` (an event's data or an aggregate's state, already plain JSON-like) with every
+    secret field replaced by `SEALED`; None (never recorded, or erased) stays None."""
+    if isinstance(value, dict):
+        return {
+            k: (SEALED if v is not None else None) if k in _SECRET_NAMES else redact(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 def new_key() -> bytes:

@@ -5,7 +5,9 @@ Read models). Unfiltered pages come through eventsourcing's notification
 log; pages of chosen aggregates read eventsourcing's table directly, because
 its API gives an aggregate's events without their global positions. Every
 event is decoded by the ledger's own mapper, so personal fields read as
-their value or, once erased, as None.
+their value or, once erased, as None; credentials (billing keys) are then
+replaced by "[sealed]" (`domain.personal_data.redact`), so no page of the
+log - `events`, exports, `audit replay` - ever shows one.
 
 A position is the event's notification id: strictly increasing in log order,
 never filled in later below a position already seen (eventsourcing locks the
@@ -23,6 +25,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from domain.errors import InvalidInput
+from domain.personal_data import redact
 from projections.aggregates import aggregate_type
 from projections.database import ViewDatabase
 
@@ -52,7 +55,7 @@ def entry(position: int, event: Any) -> LedgerEntry:
         type=type(event).__name__,
         # Business time (`at`) where the event has one; else when it was recorded.
         occurred_at=getattr(event, "at", None) or event.timestamp,
-        data=to_json(state),
+        data=redact(to_json(state)),
     )
 
 

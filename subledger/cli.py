@@ -30,17 +30,18 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000))
 
     from schema.auth import mint_token
     from subledger.app import build
-    from subledger.logging import configure_logging
+    from subledger.logging import configure_logging, redact_url
 
     settings = load_settings()
     configure_logging(settings.env)
     built = build(settings)
     secret = built.services.jwt_secret
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
-    console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({settings.database_url})")
+    # Settings are printed without their secrets: the database URL without its password (SPEC §7).
+    console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({redact_url(settings.database_url)})")
     if settings.env != "production":
         if not settings.jwt_secret:
-            console.print(f"generated SUBLEDGER_JWT_SECRET={secret}")
+            console.print("generated a JWT secret for this run (set SUBLEDGER_JWT_SECRET to keep one and mint tokens)")
         token = mint_token(secret, "dev-user", "user admin analyst auditor cron", ttl_seconds=7 * 86400)
         console.print(f"development token (user dev-user, every scope, 7 days):\n{token}")
     uvicorn.run(built.http, host=host, port=port, log_level="warning")
@@ -170,6 +171,22 @@ def bench_renewals(
     from benchmarks.renewals import run
 
     run(load_settings().database_url, count=subscriptions)
+
+
+@bench_app.command("soak")
+def bench_soak(
+    minutes: float = typer.Option(10.0, help="Duration of the load."),
+    seconds: float | None = typer.Option(None, help="Duration in seconds (overrides --minutes)."),
+    clients: int = typer.Option(6, help="Client threads, each with its own users."),
+    database_url: str | None = typer.Option(None, envvar="SUBLEDGER_SOAK_DATABASE_URL", help="PostgreSQL to use (a fresh schema); default: a throw-away server."),
+    redis_url: str | None = typer.Option(None, envvar="SUBLEDGER_SOAK_REDIS_URL", help="Redis to use; default: a throw-away server."),
+) -> None:
+    """Mixed load on 2 API processes + 1 worker + the sandbox server, then the invariants; exit 1 on any INTERNAL or violation."""
+    from benchmarks.soak import SoakOptions, run
+
+    options = SoakOptions(seconds=seconds if seconds is not None else minutes * 60, clients=clients,
+                          database_url=database_url, redis_url=redis_url)
+    raise typer.Exit(run(options))
 
 
 if __name__ == "__main__":

@@ -169,6 +169,7 @@ def replay(
 
     from eventsourcing.domain import Aggregate
 
+    from domain.personal_data import redact
     from projections.ledger_log import to_json
 
     try:
@@ -207,7 +208,8 @@ def replay(
             {"position": e.position, "version": e.version, "type": e.type, "occurredAt": e.occurred_at.isoformat(), "data": e.data}
             for e in events
         ],
-        "state": to_json({"version": state.version, **{k: v for k, v in vars(state).items() if not k.startswith("_")}})
+        # Events come redacted from the log; the state is redacted here (a customer's methods hold billing keys).
+        "state": redact(to_json({"version": state.version, **{k: v for k, v in vars(state).items() if not k.startswith("_")}}))
         if state
         else None,
     }

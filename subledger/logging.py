@@ -3,14 +3,161 @@
 structlog's own loggers and the standard library's (eventsourcing, uvicorn
 errors, the projection runner) go through one handler and one renderer, so
 a production log is JSON line by line, whoever wrote the line.
+
+No log line shows a secret (SPEC §7). `redact` replaces the known shapes of
+one - a billing key in a gateway URL, an Authorization value, a gateway
+secret key, a password in a URL, a JWT, a field named like a secret - and
+is applied three times over, so no path around one of them leaks:
+
+- a structlog processor, on every structlog event's values;
+- a log record factory, on every standard-library record as it is created
+  (whatever handler then receives it: ours, pytest's, a library's);
+- the handler's formatter, on the finished line (tracebacks included).
+
+httpx and httpcore log each request's URL (a charge's URL holds the billing
+key) at INFO and DEBUG; they are lowered to WARNING as well.
 """
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import IO
+from collections.abc import Callable, MutableMapping
+from typing import IO, Any
 
 import structlog
+
+#: What a redacted value reads as.
+REDACTED = "[redacted]"
+
+#: (pattern, replacement) in order; each keeps the context and drops only the secret.
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # A billing key in a gateway path: /v1/billing/<key>, /sandbox/billing/<key>/outcome
+    # (but not /v1/billing/authorizations/issue, which holds none).
+    (re.compile(r"(/billing/)(?!authorizations\b)[^/\s?#\"'<>]+"), r"\1" + REDACTED),
+    # Authorization header values.
+    # (capitalised, as in the header, and credential-long: "plan=basic period=…" is no secret).
+    (re.compile(r"\b(Basic|Bearer|BEARER|bearer)\s+[A-Za-z0-9._~+/-]{8,}=*"), r"\1 " + REDACTED),
+    # Gateway keys (Toss: test_sk_…, live_sk_…, test_gsk_…, the client keys too).
+    (re.compile(r"\b(?:test|live)_(?:g?sk|ck)_[A-Za-z0-9_-]+"), REDACTED),
+    # The sandbox's billing keys.
+    (re.compile(r"\bbk_sbx_[A-Za-z0-9_-]+"), REDACTED),
+    # A password in a URL: scheme://user:password@host.
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^@\s/]+@"), r"\1:" + REDACTED + "@"),
+    # JWTs (header.payload.signature, base64url; the header always starts with {" = eyJ).
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    # key=value / "key": "value" where the key names a secret.
+    (
+        re.compile(
+            r"(?i)(\b[\w-]*(?:password|passwd|secret|token|billing_?key|authorization|api_?key|cipher_?key|master_?key)"
+            r"[\"']?\s*[=:]\s*[\"']?)(?!\[redacted\])[^\"'\s,;&}]+"
+        ),
+        r"\1" + REDACTED,
+    ),
+)
+
+#: Field names whose values are secrets whatever they look like (structlog events).
+_SECRET_KEY = re.compile(
+    r"(?i)^[\w-]*(password|passwd|secret|token|billing_?key|authorization|api_?key|cipher_?key|master_?key)$"
+)
+
+
+def redact(text: str) -> str:
+    """`text` with every known secret shape replaced by `REDACTED`."""
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to print: without its password (e.g. the database URL `serve` shows)."""
+    return redact(url)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.match(k) and v else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_value(v) for v in value)
+    return value
+
+
+def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: redact every value of the event (and values of secret-named keys)."""
+    for key, value in list(event_dict.items()):
+        if key.startswith("_"):
+            continue  # structlog's own bookkeeping (the record, the logger)
+        if _SECRET_KEY.match(key) and value:
+            event_dict[key] = REDACTED
+        elif isinstance(value, (str, dict, list, tuple)):
+            event_dict[key] = _redact_value(value)
+    return event_dict
+
+
+def _redact_arg(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = str(value)  # e.g. an httpx.URL
+    redacted = redact(text)
+    return value if redacted == text else redacted
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Redact a standard-library record in place: its message and each argument, keeping the
+    record's shape (formatters such as uvicorn's access log unpack the arguments)."""
+    if isinstance(record.msg, dict):  # structlog's event dict, on its way to ProcessorFormatter
+        record.msg = _redact_value(record.msg)
+        return record
+    if isinstance(record.msg, str):
+        record.msg = redact(record.msg)
+    else:
+        text = str(record.msg)
+        if redact(text) != text:
+            record.msg = redact(text)
+    if record.exc_info and not record.exc_text:
+        # Formatters reuse exc_text when set: the traceback is rendered (and redacted) once, here.
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    if isinstance(record.args, tuple):
+        record.args = tuple(_redact_arg(a) for a in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+    return record
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter (for a handler or a logger) that redacts instead of dropping."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+_base_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def install_record_redaction() -> None:
+    """Redact every standard-library record when it is created (idempotent)."""
+    global _base_factory
+    if _base_factory is not None:
+        return
+    _base_factory = logging.getLogRecordFactory()
+    base = _base_factory
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(base(*args, **kwargs))
+
+    logging.setLogRecordFactory(factory)
+
+
+#: Libraries that log request URLs (a charge's URL holds a billing key) below WARNING.
+QUIET_LOGGERS = ("httpx", "httpcore")
 
 
 def configure_logging(env: str, level: int = logging.INFO, stream: IO[str] | None = None) -> None:
@@ -18,6 +165,7 @@ def configure_logging(env: str, level: int = logging.INFO, stream: IO[str] | Non
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_event,
     ]
     renderer = structlog.processors.JSONRenderer() if env == "production" else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
@@ -25,7 +173,7 @@ def configure_logging(env: str, level: int = logging.INFO, stream: IO[str] | Non
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(level),
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _RedactingFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -33,8 +181,14 @@ def configure_logging(env: str, level: int = logging.INFO, stream: IO[str] | Non
             renderer,
         ],
     )
+    install_record_redaction()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())
+    handler._subledger = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    root.handlers = [handler]
+    # Replace our previous handler (configured again), keep anyone else's (pytest's capture).
+    root.handlers = [h for h in root.handlers if not getattr(h, "_subledger", False)] + [handler]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

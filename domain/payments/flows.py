@@ -53,6 +53,8 @@ class Billing:
 
     async def set_sandbox_outcome(self, user_id: str, method_id: str, outcome: str) -> dict[str, Any]:
         method = await self.run_sync(self.ledger.customers.payment_method, user_id, method_id)
+        if method["billing_key"] is None:
+            raise Conflict("the payment method's billing key was erased with the user's data")
         await self.gateway(method["provider"]).set_sandbox_outcome(method["billing_key"], outcome)
         return method
 
@@ -72,12 +74,19 @@ class Billing:
     async def charge(self, payment: Payment, now: datetime) -> Payment:
         """Send a PENDING payment to its provider and settle it from the answer. Safe to
         repeat: the order id is the Idempotency-Key, so the provider charges it at most once.
-        A method the provider refused for good (a hard decline) is not sent again."""
+        A method the provider refused for good (a hard decline) is not sent again, nor one
+        whose billing key was erased with the user's data (declined INVALID_BILLING_KEY)."""
         method = await self.run_sync(self.ledger.customers.payment_method, payment.user_id, payment.payment_method_id)
         if method.get("hard_decline"):
             result = ChargeResult(
                 ChargeStatus.DECLINED, payment.order_id, decline_code=DeclineCode(method["hard_decline"]),
                 message="not sent: the provider refused this payment method for good earlier",
+            )
+        elif method["billing_key"] is None:
+            # Erased with the user's data (eraseUserData, SPEC §7): nothing left to charge with.
+            result = ChargeResult(
+                ChargeStatus.DECLINED, payment.order_id, decline_code=DeclineCode.INVALID_BILLING_KEY,
+                message="not sent: the payment method's billing key was erased with the user's data",
             )
         else:
             result = await self.gateway(payment.provider).charge(

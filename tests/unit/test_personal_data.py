@@ -42,12 +42,13 @@ def with_history(ledger: Ledger, user: str) -> None:
 def test_personal_fields_are_stored_sealed_and_read_back_plain(ledger):
     with_history(ledger, "u1")
     raw = stored_bytes(ledger, "u1")
-    for secret in (EMAIL, NAME, CARD):
+    for secret in (EMAIL, NAME, CARD, "bk-1"):  # the billing key is a credential: sealed too
         assert secret.encode() not in raw and secret.encode("unicode_escape") not in raw
-    assert b"bk-1" in raw  # not personal: stays readable
+    assert b"cust-1" in raw  # not personal: stays readable
     customer = fresh_load(ledger, "u1")
     assert (customer.email, customer.name) == (EMAIL, NAME)
     assert [m["card_masked"] for m in customer.payment_methods.values()] == [CARD]
+    assert [m["billing_key"] for m in customer.payment_methods.values()] == ["bk-1"]
 
 
 def test_contact_details_are_recorded_once_per_change(ledger):
@@ -78,7 +79,7 @@ def test_erasure_makes_every_read_null_but_keeps_amounts_and_replays(ledger):
     for customer in (cached, replayed):
         assert (customer.email, customer.name) == (None, None)
         assert [m["card_masked"] for m in customer.payment_methods.values()] == [None]
-        assert [m["billing_key"] for m in customer.payment_methods.values()] == ["bk-1"]
+        assert [m["billing_key"] for m in customer.payment_methods.values()] == [None]  # gone with the key
     decoded = list(ledger.events.get(customer_id("u4")))
     contact = next(e for e in decoded if isinstance(e, Customer.ContactDetailsRecorded))
     assert (contact.email, contact.name, contact.at) == (None, None, T0)
