@@ -28,6 +28,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000))
     """Run the GraphQL API (embedded default: SQLite, sandbox gateway, in-process scheduler)."""
     import uvicorn
 
+    from rich.markup import escape
+
     from schema.auth import mint_token
     from subledger.app import build
     from subledger.logging import configure_logging, redact_url
@@ -38,7 +40,7 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000))
     secret = built.services.jwt_secret
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     # Settings are printed without their secrets: the database URL without its password (SPEC §7).
-    console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({redact_url(settings.database_url)})")
+    console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({escape(redact_url(settings.database_url))})")
     if settings.env != "production":
         if not settings.jwt_secret:
             console.print("generated a JWT secret for this run (set SUBLEDGER_JWT_SECRET to keep one and mint tokens)")
