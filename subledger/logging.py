@@ -167,7 +167,9 @@ def configure_logging(env: str, level: int = logging.INFO, stream: IO[str] | Non
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_event,
     ]
-    renderer = structlog.processors.JSONRenderer() if env == "production" else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = structlog.processors.JSONRenderer() if env == "production" else structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=structlog.dev.plain_traceback  # never a traceback with local variables
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
