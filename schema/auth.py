@@ -1,4 +1,6 @@
 """Bearer tokens (SPEC §1 Auth): HS256 JWTs with `sub`, `scope` and `exp`.
+Only HS256 is accepted (a token signed with another algorithm, or `alg: none`,
+is UNAUTHENTICATED); what each scope may call is `schema/permissions.py`.
 
 Expiry is checked against the wall clock, never the test clock.
 """
@@ -6,12 +8,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import jwt
 
-from domain.errors import DomainError, Forbidden
+from domain.errors import DomainError
 
-SCOPES = ("user", "admin", "analyst", "auditor", "cron", "system")
+
+
+class Scope(StrEnum):
+    """The scopes a token's `scope` claim may name; any other word is ignored."""
+
+    USER = "user"
+    ADMIN = "admin"
+    ANALYST = "analyst"
+    AUDITOR = "auditor"
+    CRON = "cron"
+    SYSTEM = "system"
+
+
+SCOPES = tuple(scope.value for scope in Scope)
 
 
 class Unauthenticated(DomainError):
@@ -26,20 +42,9 @@ class Caller:
     name: str | None = None
 
     def has(self, *scopes: str) -> bool:
+        """True when the token holds one of `scopes`. Who may call what is decided
+        in one place, `schema/permissions.py`, never by resolvers testing scopes."""
         return bool(self.scopes.intersection(scopes))
-
-    def require(self, *scopes: str) -> None:
-        if not self.has(*scopes):
-            raise Forbidden(f"needs one of the scopes: {', '.join(scopes)}")
-
-    def user_for(self, user_id: str | None, *other_scopes: str) -> str:
-        """The user an operation acts on: the caller, or another user when the
-        caller holds `admin` or one of `other_scopes` (read-only roles)."""
-        if user_id is None or user_id == self.user_id:
-            return self.user_id
-        if not self.has("admin", *other_scopes):
-            raise Forbidden("not allowed to act for another user")
-        return user_id
 
 
 def decode_token(header: str | None, secret: str) -> Caller:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import InvalidInput
+from schema import permissions
 from schema.context import Info
+from schema.permissions import Root
 from schema.scalars import DateTime
 from schema.types.catalog import Catalog
 from schema.types.operations import ClockInfo, JobRun, ProjectionStatus
@@ -16,22 +18,22 @@ def job_runs(runs: list[dict]) -> list[JobRun]:
 
 @strawberry.type
 class OperationsQuery:
-    @strawberry.field
+    @strawberry.field(description=permissions.described(Root.QUERY, "catalog"))
     def catalog(self, info: Info) -> Catalog:
         return Catalog.of(info.context.services.ledger.catalog)
 
-    @strawberry.field
+    @strawberry.field(description=permissions.described(Root.QUERY, "me", "The token's subject."))
     def me(self, info: Info) -> strawberry.ID:
-        return strawberry.ID(info.context.caller.user_id)
+        return strawberry.ID(permissions.caller(info).user_id)
 
-    @strawberry.field
+    @strawberry.field(description=permissions.described(Root.QUERY, "clock"))
     def clock(self, info: Info) -> ClockInfo:
         clock = info.context.services.clock
         return ClockInfo(now=clock.now(), controllable=clock.controllable)
 
-    @strawberry.field(description="ANALYST, AUDITOR or ADMIN.")
+    @strawberry.field(description=permissions.described(Root.QUERY, "projections"))
     async def projections(self, info: Info) -> list[ProjectionStatus]:
-        info.context.caller.require("analyst", "auditor", "admin")
+        permissions.caller(info)
         services = info.context.services
         rows = await services.run_sync(services.projections)
         return [
@@ -42,17 +44,20 @@ class OperationsQuery:
 
 @strawberry.type
 class OperationsMutation:
-    @strawberry.mutation(description="CRON scope (or the CRON secret): run every scheduled job that is due now.")
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "runScheduledJobs", "(Or POST /cron/run with the CRON secret.) Run every scheduled job that is due now."
+    ))
     async def run_scheduled_jobs(self, info: Info) -> list[JobRun]:
-        info.context.caller.require("cron", "admin")
+        permissions.caller(info)
         services = info.context.services
         return job_runs(await services.jobs.run_due(services.clock.now()))
 
-    @strawberry.mutation(
-        description="Test clock only (SUBLEDGER_CLOCK=test): move the clock forward, firing every scheduled run in between, in order. ADMIN or CRON scope."
-    )
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "advanceTestClock",
+        "Test clock only (SUBLEDGER_CLOCK=test): move the clock forward, firing every scheduled run in between, in order.",
+    ))
     async def advance_test_clock(self, info: Info, to: DateTime) -> list[JobRun]:
-        info.context.caller.require("admin", "cron")
+        permissions.caller(info)
         services = info.context.services
         if not services.clock.controllable:
             raise InvalidInput("the clock is not a test clock (set SUBLEDGER_CLOCK=test)")

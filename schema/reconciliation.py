@@ -5,7 +5,9 @@ import strawberry
 
 from domain.payments.reconcile import Finding as FindingValue
 from domain.payments.reconcile import Report
+from schema import permissions
 from schema.context import Info
+from schema.permissions import Root
 from schema.scalars import DateTime
 
 Finding = strawberry.enum(FindingValue, name="ReconciliationFinding", description=(
@@ -48,10 +50,10 @@ class ReconciliationReport:
 
 @strawberry.type
 class ReconciliationQuery:
-    @strawberry.field(description=(
-        "AUDITOR or ADMIN: ask the gateways about every payment requested since `since` (default: all) and "
+    @strawberry.field(description=permissions.described(Root.QUERY, "reconciliation", (
+        "Ask the gateways about every payment requested since `since` (default: all) and "
         "report each disagreement with the ledger, and every order they charged that the ledger does not know."
-    ))
+    )))
     async def reconciliation(self, info: Info, since: DateTime | None = None) -> ReconciliationReport:
-        info.context.caller.require("auditor", "admin")
+        permissions.caller(info)
         return ReconciliationReport.of(await info.context.services.reconcile(since))

@@ -12,7 +12,9 @@ import strawberry
 
 from domain.errors import NotFound
 from domain.subscription import Subscription as SubscriptionAggregate
+from schema import permissions
 from schema.context import Info
+from schema.permissions import Root
 from schema.scalars import DateTime
 from schema.types.enums import BillingCycle
 from schema.types.subscriptions import ProrationPolicy, PromoCode, Subscription, Usage
@@ -67,9 +69,8 @@ class CreatePromoCodeInput:
 
 
 def acting_as(info: Info) -> str | None:
-    """Whose subscriptions the caller may change: their own, or (ADMIN) anyone's (None)."""
-    caller = info.context.caller
-    return None if caller.has("admin") else caller.user_id
+    """Whose subscriptions the caller may change: their own, or anyone's (None), per the field's rule."""
+    return permissions.owner_filter(info)
 
 
 async def answer(info: Info, sub: SubscriptionAggregate) -> Subscription:
@@ -79,34 +80,35 @@ async def answer(info: Info, sub: SubscriptionAggregate) -> Subscription:
 
 @strawberry.type
 class SubscriptionsQuery:
-    @strawberry.field(
-        description="The caller's (or userId's) current subscription: the newest one not CANCELED or EXPIRED, else null."
-    )
+    @strawberry.field(description=permissions.described(
+        Root.QUERY, "currentSubscription",
+        "The caller's (or userId's) current subscription: the newest one not CANCELED or EXPIRED, else null.",
+    ))
     async def current_subscription(self, info: Info, user_id: strawberry.ID | None = None) -> Subscription | None:
         services = info.context.services
-        user = info.context.caller.user_for(user_id)
+        user = permissions.subject(info, user_id)
         sub = await services.run_sync(services.ledger.subscriptions.current_subscription, user)
         return await answer(info, sub) if sub else None
 
-    @strawberry.field(
-        description="asOf: state reconstructed from the ledger as it stood at that time (AUDITOR or ADMIN, or the owner)."
-    )
+    @strawberry.field(description=permissions.described(
+        Root.QUERY, "subscription",
+        "asOf: state reconstructed from the ledger as it stood at that time (AUDITOR or ADMIN, or the owner).",
+    ))
     async def subscription(self, info: Info, id: strawberry.ID, as_of: DateTime | None = None) -> Subscription | None:
         services = info.context.services
-        caller = info.context.caller
+        permissions.caller(info)  # the gate first: a bad token never learns anything about the id
         sub = await services.run_sync(services.ledger.subscription, str(id))
-        readers = ("admin", "auditor") if as_of is not None else ("admin",)
-        if sub is None or (sub.user_id != caller.user_id and not caller.has(*readers)):
+        if not permissions.reaches(info, sub.user_id if sub else None, as_of=as_of is not None):
             raise NotFound(f"subscription {id} not found")
         if as_of is None:
             return await answer(info, sub)
         then = await services.run_sync(services.ledger.as_of, SubscriptionAggregate, sub.id, as_of)
         return Subscription.of(then, info, as_of, as_of=as_of) if then else None
 
-    @strawberry.field(description="Oldest first.")
+    @strawberry.field(description=permissions.described(Root.QUERY, "subscriptions", "Oldest first."))
     async def subscriptions(self, info: Info, user_id: strawberry.ID | None = None) -> list[Subscription]:
         services = info.context.services
-        user = info.context.caller.user_for(user_id)
+        user = permissions.subject(info, user_id)
         ids = await services.run_sync(services.subscriptions.subscription_ids, user)
         loaded = [await services.run_sync(services.ledger.subscription, sub_id) for sub_id in ids]
         now = services.clock.now()
@@ -115,17 +117,19 @@ class SubscriptionsQuery:
 
 @strawberry.type
 class SubscriptionsMutation:
-    @strawberry.mutation
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "subscribe", "For the caller, with the caller's own payment method."
+    ))
     async def subscribe(self, info: Info, input: SubscribeInput) -> Subscription:
         services = info.context.services
         sub = await services.subscription_billing.subscribe(
-            info.context.caller.user_id, str(input.plan_id), input.billing_cycle.value,
+            permissions.caller(info).user_id, str(input.plan_id), input.billing_cycle.value,
             str(input.payment_method_id) if input.payment_method_id else None, input.promo_code, input.skip_trial,
             services.clock.now(), input.idempotency_key,
         )
         return await answer(info, sub)
 
-    @strawberry.mutation
+    @strawberry.mutation(description=permissions.described(Root.MUTATION, "changePlan"))
     async def change_plan(self, info: Info, input: ChangePlanInput) -> Subscription:
         services = info.context.services
         sub = await services.subscription_billing.change_plan(
@@ -135,7 +139,7 @@ class SubscriptionsMutation:
         )
         return await answer(info, sub)
 
-    @strawberry.mutation
+    @strawberry.mutation(description=permissions.described(Root.MUTATION, "cancelSubscription"))
     async def cancel_subscription(self, info: Info, input: CancelSubscriptionInput) -> Subscription:
         services = info.context.services
         sub = await services.subscription_billing.cancel(
@@ -144,7 +148,9 @@ class SubscriptionsMutation:
         )
         return await answer(info, sub)
 
-    @strawberry.mutation(description="Undo a cancel-at-period-end while still CANCELING.")
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "resumeSubscription", "Undo a cancel-at-period-end while still CANCELING."
+    ))
     async def resume_subscription(self, info: Info, subscription_id: strawberry.ID) -> Subscription:
         services = info.context.services
         sub = await services.run_sync(
@@ -152,9 +158,10 @@ class SubscriptionsMutation:
         )
         return await answer(info, sub)
 
-    @strawberry.mutation(
-        description="Set the payment method of a subscription; a PAST_DUE or SUSPENDED one is charged at once."
-    )
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "updateSubscriptionPaymentMethod",
+        "Set the payment method of a subscription; a PAST_DUE or SUSPENDED one is charged at once.",
+    ))
     async def update_subscription_payment_method(
         self, info: Info, subscription_id: strawberry.ID, payment_method_id: strawberry.ID
     ) -> Subscription:
@@ -164,21 +171,22 @@ class SubscriptionsMutation:
         )
         return await answer(info, sub)
 
-    @strawberry.mutation
+    @strawberry.mutation(description=permissions.described(Root.MUTATION, "recordUsage"))
     async def record_usage(self, info: Info, input: RecordUsageInput) -> Usage:
         services = info.context.services
+        owner = acting_as(info)
         caller = info.context.caller
         usage = await services.run_sync(
             lambda: services.ledger.subscriptions.record_usage(
-                acting_as(info), str(input.subscription_id), input.service, input.amount, services.clock.now(),
+                owner, str(input.subscription_id), input.service, input.amount, services.clock.now(),
                 actor=caller.user_id, key=input.idempotency_key,
             )
         )
         return Usage.of(usage)
 
-    @strawberry.mutation(description="ADMIN.")
+    @strawberry.mutation(description=permissions.described(Root.MUTATION, "createPromoCode"))
     async def create_promo_code(self, info: Info, input: CreatePromoCodeInput) -> PromoCode:
-        info.context.caller.require("admin")
+        permissions.caller(info)
         services = info.context.services
         promo = await services.run_sync(
             services.ledger.subscriptions.create_promo_code, input.code, input.percent_off, input.amount_off, input.duration_periods,

@@ -9,7 +9,9 @@ import strawberry
 
 from domain.ids import wallet_id
 from domain.wallet import Wallet as WalletAggregate
+from schema import permissions
 from schema.context import Info
+from schema.permissions import Root
 from schema.scalars import DateTime
 from schema.types.payments import Payment
 from schema.types.wallet import PointPurchase, PointTransaction, SpendResult, Wallet
@@ -58,19 +60,21 @@ async def load_wallet(info: Info, user_id: str, as_of: datetime | None = None) -
 
 @strawberry.type
 class WalletQuery:
-    @strawberry.field(description="asOf: balances reconstructed from the ledger as they stood at that time.")
+    @strawberry.field(description=permissions.described(
+        Root.QUERY, "wallet", "asOf: balances reconstructed from the ledger as they stood at that time."
+    ))
     async def wallet(self, info: Info, user_id: strawberry.ID | None = None, as_of: DateTime | None = None) -> Wallet:
-        caller = info.context.caller
-        other_readers = ("auditor",) if as_of is not None else ()
-        user = caller.user_for(user_id, *other_readers)
+        user = permissions.subject(info, user_id, as_of=as_of is not None)
         return await load_wallet(info, user, as_of)
 
 
 @strawberry.type
 class WalletMutation:
-    @strawberry.mutation
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "purchasePoints", "Charged to the caller's own payment method."
+    ))
     async def purchase_points(self, info: Info, input: PurchasePointsInput) -> PointPurchase:
-        caller = info.context.caller
+        caller = permissions.caller(info)
         services = info.context.services
         payment = await services.billing.purchase_points(
             caller.user_id, str(input.package_id), str(input.payment_method_id), services.clock.now(), input.idempotency_key
@@ -84,11 +88,10 @@ class WalletMutation:
             wallet=await load_wallet(info, caller.user_id),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(description=permissions.described(Root.MUTATION, "spendPoints"))
     async def spend_points(self, info: Info, input: SpendPointsInput) -> SpendResult:
-        caller = info.context.caller
         services = info.context.services
-        user = caller.user_for(str(input.user_id) if input.user_id else None)
+        user = permissions.subject(info, input.user_id or None)
         result = await services.run_sync(
             lambda: services.ledger.wallets.spend_points(
                 user,
@@ -118,10 +121,9 @@ class WalletMutation:
             service_access_token=grant,
         )
 
-    @strawberry.mutation(description="ADMIN (or the service scope SYSTEM).")
+    @strawberry.mutation(description=permissions.described(Root.MUTATION, "rewardPoints", "(SYSTEM: the service scope.)"))
     async def reward_points(self, info: Info, input: RewardPointsInput) -> PointTransaction:
-        caller = info.context.caller
-        caller.require("admin", "system")
+        caller = permissions.caller(info)
         services = info.context.services
         transaction = await services.run_sync(
             lambda: services.ledger.wallets.reward_points(
@@ -134,10 +136,9 @@ class WalletMutation:
         )
         return PointTransaction.of(transaction)
 
-    @strawberry.mutation(description="ADMIN.")
+    @strawberry.mutation(description=permissions.described(Root.MUTATION, "adjustPoints"))
     async def adjust_points(self, info: Info, input: AdjustPointsInput) -> PointTransaction:
-        caller = info.context.caller
-        caller.require("admin")
+        caller = permissions.caller(info)
         services = info.context.services
         transaction = await services.run_sync(
             lambda: services.ledger.wallets.adjust_points(

@@ -8,6 +8,7 @@ import strawberry
 
 from domain.errors import InvalidInput
 from domain.wallet import Wallet as WalletAggregate
+from schema import pages
 from schema.context import Info
 from schema.scalars import DateTime
 from schema.types.enums import PointTransactionType
@@ -131,12 +132,12 @@ class Wallet:
             if lot["expires_at"] is not None and lot["expires_at"] <= horizon
         ]
 
-    @strawberry.field(description="Newest first.")
+    @strawberry.field(description=f"Newest first. {pages.TRANSACTIONS.describe()}")
     async def transactions(
         self,
         info: Info,
         filter: PointTransactionFilter | None = None,
-        first: int | None = 50,
+        first: int | None = pages.TRANSACTIONS.default,
         after: str | None = None,
     ) -> PointTransactionConnection:
         services = info.context.services
@@ -149,7 +150,7 @@ class Wallet:
             type=filter.type.value if filter and filter.type else None,
             from_=filter.from_ if filter else None,
             to=to,
-            first=50 if first is None else first,
+            first=pages.TRANSACTIONS.of(first),
             after=after,
         )
         return PointTransactionConnection(
