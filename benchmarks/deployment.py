@@ -156,8 +156,9 @@ class Redis:
                 self.process.kill()
                 self.process.wait()
 
-    def restart(self) -> None:
+    def restart(self, down_seconds: float = 0.0) -> None:
         self.stop()
+        time.sleep(down_seconds)
         self.start()
 
 
@@ -174,6 +175,10 @@ def service_env(database_url: str, *, redis_url: str | None = None, sandbox_url:
         SUBLEDGER_GATEWAY_RETRY_BASE_SECONDS="0.01",
         SUBLEDGER_THREADS="8",
         PYTHONPATH=str(ROOT),
+        # The per-caller limit on money mutations would answer most of a load from a few users
+        # RATE_LIMITED; its own tests cover it, this deployment measures what is behind it.
+        SUBLEDGER_RATE_LIMIT="off",
+        SUBLEDGER_RATE_LIMIT_ADMIN="off",
     )
     if redis_url:
         env["SUBLEDGER_REDIS_URL"] = redis_url

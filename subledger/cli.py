@@ -75,10 +75,10 @@ def token(
 @app.command()
 def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker's health check is fresh.")) -> None:
     """Run an arq worker: the scheduled jobs on cron (needs SUBLEDGER_REDIS_URL)."""
-    from arq.worker import check_health, run_worker
+    from arq.worker import check_health
 
     from subledger.logging import configure_logging
-    from workers.arq_worker import worker_settings
+    from workers.arq_worker import run_until_stopped, worker_settings
 
     settings = load_settings()
     if not settings.redis_url:
@@ -88,7 +88,7 @@ def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker
     settings_cls = worker_settings(settings)
     if check:
         raise typer.Exit(check_health(settings_cls))
-    run_worker(settings_cls)
+    run_until_stopped(settings_cls)
 
 
 @app.command("export-schema")

@@ -9,6 +9,7 @@ twice (DESIGN.md, Charging exactly once).
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -92,3 +93,21 @@ def worker_settings(settings: Any) -> type:
 
     WorkerSettings.cron_jobs = cron_jobs
     return WorkerSettings
+
+
+def run_until_stopped(settings_cls: type, retry_seconds: float = 1.0) -> None:
+    """Run an arq worker until it is stopped (SIGTERM/SIGINT). When Redis goes away under it
+    (a restart, a failover), arq's loop raises and the worker would exit; instead it is
+    started again, and waits for Redis as it does at startup. Every run is idempotent for
+    its time, so a run cut short is finished by the next one (tests/faults)."""
+    from arq.worker import run_worker
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    while True:
+        try:
+            run_worker(settings_cls)
+            return
+        except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as error:
+            log.warning("worker_lost_redis", error=type(error).__name__, retry_in_s=retry_seconds)
+            time.sleep(retry_seconds)
