@@ -1,8 +1,8 @@
 """The permission matrix (SPEC §1 Auth, issue 10): every Query and Mutation field of
 the served schema × every kind of caller, against one shared server per database.
 
-`SPEC` below states, in this test's own words, who SPEC "Auth" and the fields'
-descriptions let call each field. The test checks three things:
+`SPEC` (tests/api/permission_spec.py) states, in the tests' own words, who SPEC
+"Auth" and the fields' descriptions let call each field. The tests check:
 - the served schema's root fields are exactly the fields of `schema/permissions.py`'s
   table, and the table says what `SPEC` says (so the table cannot drift);
 - each field answers each caller as `SPEC` says, over real HTTP: refused → exactly
@@ -14,102 +14,28 @@ descriptions let call each field. The test checks three things:
 from __future__ import annotations
 
 import base64
-import json
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
-import jwt.warnings
 import pytest
 
 from gateways.sandbox_engine import SandboxEngine
 from schema import permissions
-from schema.auth import SCOPES, Scope, mint_token
+from schema.auth import SCOPES, Scope
 from schema.build import schema as served_schema
 from schema.permissions import Access, Root, Target
 from subledger.app import build
-from tests.api.conftest import GOOD_CARD, JWT_SECRET, Api, make_settings
+from tests.api.conftest import GOOD_CARD, Api, make_settings
+from tests.api.permission_spec import BAD_TOKENS, SPEC, Outcome, Who, expected, token
 from tests.conftest import POSTGRES_URL, _require
 from tests.servers import serve_asgi
 
 REFUSALS = {"UNAUTHENTICATED", "FORBIDDEN"}
-
-
-# --- What SPEC says, stated here independently of schema/permissions.py ---------------------
-
-
-@dataclass(frozen=True)
-class Expect:
-    """`scopes`: who may call it (for their own data); `others`: who may name another
-    user or reach their object; `as_of`: who may, in addition, read another's asOf."""
-
-    scopes: str = ""
-    others: str = ""
-    as_of: str = ""
-    public: bool = False
-    any_token: bool = False
-    target: str = "none"  # "user": a userId; "object": an id of a user's object; "method": the caller's own card
-
-
-def own(target: str, others: str = "admin", as_of: str = "") -> Expect:
-    """The caller's own data: `user`, plus whoever may act for others."""
-    return Expect(scopes=" ".join(dict.fromkeys(["user", *others.split(), *as_of.split()])), others=others,
-                  as_of=as_of, target=target)
-
-
-SPEC: dict[str, Expect] = {
-    # "Every GraphQL operation except catalog and clock needs a Bearer token."
-    "catalog": Expect(public=True),
-    "clock": Expect(public=True),
-    "me": Expect(any_token=True),
-    # "A user reads and changes only their own data. Naming another userId needs admin."
-    "paymentMethods": own("user"),
-    "currentSubscription": own("user"),
-    "subscriptions": own("user"),
-    # issue 10: an analyst or auditor token must not list another user's payments.
-    "payments": own("user"),
-    "notifications": own("user"),
-    "exportUserData": own("user"),
-    "spendPoints": own("user"),
-    "eraseUserData": own("user"),
-    # "... ledger events and asOf reads of others need auditor."
-    "wallet": own("user", as_of="auditor"),
-    "subscription": own("object", as_of="auditor"),
-    "events": Expect(scopes="auditor admin"),
-    "reconciliation": Expect(scopes="auditor admin"),
-    "verifyLedger": Expect(scopes="auditor admin"),
-    # "... read-only analytics need analyst."
-    "subscriptionMetrics": Expect(scopes="analyst admin"),
-    "cohorts": Expect(scopes="analyst admin"),
-    "lifetimeValue": own("user", others="admin analyst"),
-    "projections": Expect(scopes="analyst auditor admin"),
-    "rebuildProjection": Expect(scopes="analyst admin"),
-    # Objects named by id: another user's answers as a missing one.
-    "removePaymentMethod": own("object"),
-    "setSandboxOutcome": own("object"),
-    "changePlan": own("object"),
-    "cancelSubscription": own("object"),
-    "resumeSubscription": own("object"),
-    "updateSubscriptionPaymentMethod": own("object"),
-    "recordUsage": own("object"),
-    # For the caller themself, with their own card only (an admin too cannot use another's card).
-    "registerPaymentMethod": Expect(scopes="user admin"),
-    "subscribe": Expect(scopes="user admin", target="method"),
-    "purchasePoints": Expect(scopes="user admin", target="method"),
-    # The contract's descriptions.
-    "rewardPoints": Expect(scopes="admin system"),
-    "adjustPoints": Expect(scopes="admin"),
-    "refundPayment": Expect(scopes="admin"),
-    "createPromoCode": Expect(scopes="admin"),
-    "runScheduledJobs": Expect(scopes="cron admin"),
-    "advanceTestClock": Expect(scopes="admin cron"),
-}
 
 
 def served_root_fields() -> set[tuple[Root, str]]:
@@ -139,86 +65,6 @@ def test_the_table_says_what_spec_says(name: str) -> None:
     # The field's description starts with the scope it needs.
     kind = served_schema._schema.query_type if rule.root is Root.QUERY else served_schema._schema.mutation_type
     assert kind.fields[name].description.startswith(rule.describe())
-
-
-# --- Callers ----------------------------------------------------------------------------------
-
-
-class Who(Enum):
-    NO_TOKEN = "no token"
-    EXPIRED = "expired token"
-    BAD_SIGNATURE = "token signed with another secret"
-    HS512 = "token signed with HS512"
-    ALG_NONE = "unsigned token (alg none)"
-    OWNER = "user on their own object"
-    INTRUDER = "user on another user's object"
-    ADMIN = "admin"
-    ANALYST = "analyst"
-    AUDITOR = "auditor"
-    CRON = "cron"
-    SYSTEM = "system"
-
-
-BAD_TOKENS = (Who.NO_TOKEN, Who.EXPIRED, Who.BAD_SIGNATURE, Who.HS512, Who.ALG_NONE)
-ROLES = (Who.ADMIN, Who.ANALYST, Who.AUDITOR, Who.CRON, Who.SYSTEM)
-
-
-def unsigned(claims: dict[str, Any]) -> str:
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
-
-
-def token(who: Who, owner: str, intruder: str) -> str | None:
-    claims = {"sub": owner, "scope": "user admin", "exp": int(datetime.now().timestamp()) + 600}
-    match who:
-        case Who.NO_TOKEN:
-            return None
-        case Who.EXPIRED:
-            return mint_token(JWT_SECRET, owner, "user admin", ttl_seconds=-30)
-        case Who.BAD_SIGNATURE:
-            return mint_token("another-secret-that-is-long-enough-too", owner, "user admin")
-        case Who.HS512:  # the right secret, the wrong algorithm
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
-                return jwt.encode(claims, JWT_SECRET, algorithm="HS512")
-        case Who.ALG_NONE:
-            return unsigned(claims)
-        case Who.OWNER:
-            return mint_token(JWT_SECRET, owner, "user")
-        case Who.INTRUDER:
-            return mint_token(JWT_SECRET, intruder, "user")
-    return mint_token(JWT_SECRET, f"{who.value}-1", who.value)
-
-
-class Outcome(Enum):
-    ALLOWED = "allowed"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    FORBIDDEN = "FORBIDDEN"
-    AS_MISSING = "answers exactly as a missing id"
-
-
-def expected(expect: Expect, who: Who, as_of: bool) -> Outcome:
-    if expect.public:
-        return Outcome.ALLOWED
-    if who in BAD_TOKENS:
-        return Outcome.UNAUTHENTICATED
-    if expect.any_token:
-        return Outcome.ALLOWED
-    scope = "user" if who in (Who.OWNER, Who.INTRUDER) else who.value
-    callers = set(expect.scopes.split()) | (set(expect.as_of.split()) if as_of else set())
-    if scope not in callers:
-        return Outcome.FORBIDDEN
-    if expect.target == "none":
-        return Outcome.ALLOWED
-    if who is Who.OWNER:
-        return Outcome.ALLOWED
-    if expect.target == "method":  # another's card, even for an admin
-        return Outcome.AS_MISSING
-    others = set(expect.others.split()) | (set(expect.as_of.split()) if as_of else set())
-    if scope in others:
-        return Outcome.ALLOWED
-    return Outcome.FORBIDDEN if expect.target == "user" else Outcome.AS_MISSING
 
 
 # --- The world: a user with a card, a subscription, a payment and points ----------------------
@@ -314,6 +160,30 @@ CASES = [
 ]
 
 
+def doc_rows() -> list[str]:
+    """The rows of docs/permissions.md's table, rendered from schema/permissions.py."""
+    def words(scopes: frozenset[Scope]) -> str:
+        return ", ".join(s.value for s in Scope if s in scopes) or "–"
+
+    rows = []
+    for rule in permissions.RULES:
+        if rule.access is not Access.SCOPED:
+            who = "no token needed" if rule.access is Access.PUBLIC else "any valid token"
+            rows.append(f"| `{rule.field}` | {rule.root.value} | {who} | – | – |")
+            continue
+        as_of = f" (asOf: also {words(rule.others_as_of)})" if rule.others_as_of else ""
+        reach = {Target.NONE: "–", Target.USER: "userId", Target.OBJECT: "object id"}[rule.target]
+        others = f"{words(rule.others)}{as_of}" if rule.target is not Target.NONE else "–"
+        rows.append(f"| `{rule.field}` | {rule.root.value} | {words(rule.scopes)} | {reach} | {others} |")
+    return rows
+
+
+def test_the_docs_show_the_table() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "permissions.md").read_text()
+    missing = [row for row in doc_rows() if row not in text]
+    assert not missing, "docs/permissions.md lacks:\n" + "\n".join(missing)
+
+
 def test_every_field_has_a_case() -> None:
     assert {case.field for case in CASES} == set(SPEC)
     assert {case.field for case in CASES if case.as_of} == {name for name, e in SPEC.items() if e.as_of}
@@ -403,3 +273,18 @@ def test_matrix(shared_api: Api, case: Case) -> None:
             again = errors_of(api.post(case.document, case.variables(missing), token=token(who, names.user, intruder)))
             assert len(again) == 1 and normalized(again[0], missing) == normalized(errors[0], names), (
                 f"{where} differs from a missing id: {again}")
+
+
+def test_another_users_card_on_ones_own_subscription_answers_as_a_missing_card(shared_api: Api) -> None:
+    api = shared_api
+    victim = make_world(api)
+    intruder = f"intruder-{uuid.uuid4().hex[:10]}"
+    own = api.gql('mutation { subscribe(input: {planId: "free"}) { id } }', user=intruder)["subscribe"]["id"]
+    document = "mutation($s: ID!, $m: ID!) { updateSubscriptionPaymentMethod(subscriptionId: $s, paymentMethodId: $m) { id } }"
+    before = ledger_state(api)
+    foreign = api.error(document, {"s": own, "m": victim.method}, user=intruder)
+    missing = missing_like(victim)
+    absent = api.error(document, {"s": own, "m": missing.method}, user=intruder)
+    assert foreign.code == "NOT_FOUND"
+    assert normalized(absent.errors[0], missing) == normalized(foreign.errors[0], victim)
+    assert ledger_state(api) == before
