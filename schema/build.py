@@ -12,6 +12,7 @@ from schema.analytics import AnalyticsQuery
 from schema.audit import AuditMutation, AuditQuery
 from schema.errors import log_unexpected
 from schema.metrics import CommandLatency
+from schema.rate_limit import RateLimitExtension
 from schema.scalars import SCALAR_MAP
 from schema.operations import OperationsMutation, OperationsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
@@ -52,6 +53,7 @@ def build_schema() -> Schema:
             ParserCache,
             ValidationCache,
             CommandLatency,
+            RateLimitExtension,
         ],
     )
 

@@ -37,6 +37,7 @@ class Services:
     contacts: Any = None  # schema.contacts.ContactRecorder (contact details from the token's claims)
     analytics: Any = None  # projections.analytics queries (business metrics)
     reconcile: Any = None  # async (since, until) -> domain.payments.reconcile.Report
+    rate_limiter: Any = None  # schema.rate_limit.MoneyRateLimiter (None: no limit)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
