@@ -26,7 +26,8 @@ class Customer(Aggregate):
         self.user_id = user_id
         self.registered_at = at
         # method id -> {"id", "provider", "billing_key", "customer_key", "card_masked", "active", "created_at",
-        #               "hard_decline" (a decline code, once the provider refused the method for good)}
+        #               "hard_decline" (a decline code, once the provider refused the method for good)};
+        # billing_key and card_masked are None once the user's data was erased.
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.had_trial = False
         # Contact details from the token's claims (personal data, SPEC §7).

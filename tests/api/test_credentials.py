@@ -22,6 +22,7 @@ PURCHASE = """mutation($m: ID!) { purchasePoints(input: {packageId: "regular", p
 EVENTS = "query($u: ID) { events(userId: $u, first: 1000) { type data } }"
 EXPORT = """query { exportUserData { paymentMethods { id cardMasked } events { type data } } }"""
 ERASE = "mutation($u: ID!) { eraseUserData(userId: $u) }"
+OUTCOME = "mutation($m: ID!) { setSandboxOutcome(paymentMethodId: $m, outcome: INSUFFICIENT_FUNDS) { id } }"
 AUDITOR = {"user": "auditor-1", "scope": "auditor"}
 
 
@@ -92,6 +93,8 @@ def test_billing_key_is_sealed_never_shown_and_erased(api: Api, user: str, datab
     error = api.error(PURCHASE, {"m": method}, user=user)
     assert (error.code, error.extensions.get("declineCode")) == ("PAYMENT_FAILED", "INVALID_BILLING_KEY")
     assert len(api.sandbox.charges()) == 1  # not sent to the gateway
+    outcome = api.error(OUTCOME, {"m": method}, user=user)
+    assert outcome.code == "CONFLICT" and "erased" in outcome.errors[0]["message"]
     after = shown_everywhere(api, user, database_url)
     assert all(key not in text for text in after.values())
     added = [e["data"] for e in json.loads(after["events"]) if e["type"] == "PaymentMethodAdded"]
