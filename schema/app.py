@@ -109,6 +109,7 @@ def build_http_app(
     max_body_bytes: int,
     lifespan: Any = None,
     extra_routes: list[Any] | None = None,
+    cron_endpoint: bool = True,
 ) -> ASGIApp:
     graphql = SubledgerGraphQL(services, schema=schema, graphql_ide="graphiql" if graphiql else None)
 
@@ -136,7 +137,7 @@ def build_http_app(
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/cron/run", cron_run, methods=["POST"]),
+        *([Route("/cron/run", cron_run, methods=["POST"])] if cron_endpoint else []),
         Route("/metrics", metrics_endpoint(services.projections, services.run_sync)),
         *(extra_routes or []),
         Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -41,10 +41,10 @@ from schema.app import build_http_app
 from schema.build import schema
 from schema.contacts import ContactRecorder
 from schema.metrics import count_charges
-from schema.rate_limit import MoneyRateLimiter
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
-from subledger.settings import Settings
+from subledger.ledger_cipher import check_ledger_cipher
+from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
 from workers.jobs import JobContext, Jobs
@@ -106,7 +106,6 @@ class Built:
         self.stop_projections()
         for gateway in self.gateways.values():
             await gateway.aclose()
-        await self.services.rate_limiter.aclose()
         self.executor.shutdown(wait=False)
         if self.read_models is not None:
             self.read_models.close()
@@ -147,14 +146,36 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
     return gateways, sandbox
 
 
+def open_ledger(settings: Settings, db: Database, view_db: ViewDatabase) -> Ledger:
+    """The ledger, once its stored events fit SUBLEDGER_CIPHER_KEY and its per-user keys fit the
+    master keys; else StartupRefused, in one line, rather than a MAC error at some later read
+    (docs/keys.md). Closes the view database when it refuses."""
+    user_keys = SqlUserKeys(view_db, settings.keyring)
+    ledger = Ledger(env=ledger_env(settings, db), catalog=load_catalog(settings.catalog), tz=settings.tz, keys=user_keys)
+    try:
+        check_ledger_cipher(ledger.recorder, view_db, settings.cipher_key)
+        user_keys.check()
+    except StartupRefused:
+        ledger.close()
+        view_db.close()
+        raise
+    return ledger
+
+
+def preflight(settings: Settings) -> None:
+    """The startup checks of `build`, for processes that build later (the arq worker)."""
+    db = Database.from_url(settings.database_url)
+    view_db = ViewDatabase.open(db, pool_size=2)
+    open_ledger(settings, db, view_db).close()
+    view_db.close()
+
+
 def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     settings = settings.with_secrets()
     db = Database.from_url(settings.database_url)
     # The view database first: it holds the personal-data keys the ledger's mapper needs.
     view_db = ViewDatabase.open(db, pool_size=max(4, settings.threads // 2))
-    ledger = Ledger(
-        env=ledger_env(settings, db), catalog=load_catalog(settings.catalog), tz=settings.tz, keys=SqlUserKeys(view_db)
-    )
+    ledger = open_ledger(settings, db, view_db)
     executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="ledger")
 
     async def run_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -220,7 +241,6 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         read_models=read_models,
         contacts=ContactRecorder(ledger, clock, run_sync),
         analytics=BoundQueries(analytics_projection, view_db, ANALYTICS_QUERIES),
-        rate_limiter=MoneyRateLimiter(settings.rate_limit, settings.rate_limit_admin, settings.redis_url),
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
@@ -257,6 +277,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         services,
         schema,
         cron_secret=settings.cron_secret,
+        cron_endpoint=settings.cron_endpoint,
         ready=ready,
         graphiql=settings.env != "production",
         max_body_bytes=settings.max_body_bytes,

@@ -7,10 +7,12 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from subledger.cli_keys import keys_app
 from subledger.cli_read_models import audit_app, projections_app, projector
-from subledger.settings import Settings
+from subledger.cli_startup import SubledgerTyper, refuse
+from subledger.settings import Settings, configuration_errors
 
-app = typer.Typer(help="subledger: the billing ledger for subscriptions and point wallets.", no_args_is_help=True)
+app = SubledgerTyper(help="subledger: the billing ledger for subscriptions and point wallets.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
@@ -18,9 +20,10 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        for problem in error.errors():
-            console.print(f"[red]configuration error:[/red] {problem['msg']}")
-        raise typer.Exit(2) from None
+        *others, last = configuration_errors(error)
+        for line in others:
+            print(f"subledger: {line}", file=sys.stderr)
+        refuse(last)
 
 
 @app.command()
@@ -77,6 +80,7 @@ def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker
     """Run an arq worker: the scheduled jobs on cron (needs SUBLEDGER_REDIS_URL)."""
     from arq.worker import check_health
 
+    from subledger.app import preflight
     from subledger.logging import configure_logging
     from workers.arq_worker import run_until_stopped, worker_settings
 
@@ -88,6 +92,7 @@ def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker
     settings_cls = worker_settings(settings)
     if check:
         raise typer.Exit(check_health(settings_cls))
+    preflight(settings)  # refuse here, in one line, not inside arq's startup
     run_until_stopped(settings_cls)
 
 
@@ -110,6 +115,7 @@ def sandbox_gateway(host: str = typer.Option("127.0.0.1"), port: int = typer.Opt
 
 app.add_typer(projections_app, name="projections")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.command()(projector)
 
 bench_app = typer.Typer(help="Benchmarks (DESIGN.md, Performance): one JSON line each, with the baseline measured in the same run.")

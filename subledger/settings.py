@@ -1,16 +1,25 @@
 """Configuration from the SUBLEDGER_* environment variables (SPEC §1)."""
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from limits import parse as parse_limit
-from pydantic import field_validator, model_validator
+from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from subledger.storage import Database
+from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
+
 PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS"}
+#: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
+MIN_SECRET_CHARS = 32
+
+
+class StartupRefused(Exception):
+    """The process must not start; the message is one line naming what to set or run."""
 
 
 class Settings(BaseSettings):
@@ -30,7 +39,14 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Seoul"
     catalog: str | None = None
     env: Literal["development", "production"] = "development"
+    #: eventsourcing's AES key of whole stored event payloads (docs/keys.md); normalized to standard base64.
     cipher_key: str | None = None
+    #: Wraps every per-user personal-data key (envelope encryption, docs/keys.md); required in production.
+    master_key: str | None = None
+    #: The master key being replaced: still unwraps rows until `subledger keys rotate` re-wrapped them.
+    master_key_previous: str | None = None
+    #: Serve POST /cron/run (for an external cron). Production needs SUBLEDGER_CRON_SECRET while it is served.
+    cron_endpoint: bool = True
     gateway_retry_base_seconds: float = 1.0
     charge_concurrency: int = 32
     #: Follow the ledger into the read models inside `serve`; false when `subledger projector`
@@ -43,9 +59,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     #: /readyz fails when a projection lags the ledger by more events than this.
     ready_max_lag: int = 10_000
-    #: Mutations that move money or call a gateway, per caller (schema/rate_limit.py): "30/minute"; "off" for none.
-    rate_limit: str = "30/minute"
-    rate_limit_admin: str = "300/minute"
 
     @field_validator("timezone")
     @classmethod
@@ -56,21 +69,49 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("rate_limit", "rate_limit_admin")
-    @classmethod
-    def _rate(cls, value: str) -> str:
-        if value.strip().lower() not in ("", "off", "none", "0"):
-            try:
-                parse_limit(value.strip())
-            except ValueError:
-                raise ValueError(f"{value!r} is not a rate limit (write it like '30/minute' or 'off')") from None
-        return value
-
     @field_validator("clock_start")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("SUBLEDGER_CLOCK_START needs a UTC offset (RFC 3339)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            Database.from_url(value)
+        except ValueError:
+            # Not the URL itself in the message: it may carry a password.
+            raise ValueError(
+                "SUBLEDGER_DATABASE_URL must be sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB"
+            ) from None
+        return value
+
+    @field_validator("cipher_key")
+    @classmethod
+    def _cipher_key(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            raw = decode_key(value, CIPHER_KEY_SIZES)
+        except ValueError as problem:
+            raise ValueError(
+                f"SUBLEDGER_CIPHER_KEY {problem} (make one with `subledger keys generate --cipher`)"
+            ) from None
+        return base64.b64encode(raw).decode("ascii")  # eventsourcing reads the standard alphabet
+
+    @field_validator("master_key", "master_key_previous")
+    @classmethod
+    def _master_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            return None
+        try:
+            decode_key(value, (MASTER_KEY_BYTES,))
+        except ValueError as problem:
+            raise ValueError(
+                f"SUBLEDGER_{str(info.field_name).upper()} {problem} (make one with `subledger keys generate`)"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -81,13 +122,27 @@ class Settings(BaseSettings):
         if "toss" in self.providers_named and not self.toss_secret_key:
             raise ValueError("SUBLEDGER_TOSS_SECRET_KEY is required when SUBLEDGER_GATEWAY includes toss")
         if self.env == "production":
-            if not self.jwt_secret or len(self.jwt_secret) < 32:
-                raise ValueError("production needs SUBLEDGER_JWT_SECRET (at least 32 characters)")
-            if "sandbox" in self.providers_named:
-                raise ValueError("the sandbox gateway is disabled in production")
-            if self.clock == "test":
-                raise ValueError("the test clock is disabled in production")
+            self._check_production()
         return self
+
+    def _check_production(self) -> None:
+        if not self.jwt_secret or len(self.jwt_secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"production needs SUBLEDGER_JWT_SECRET (at least {MIN_SECRET_CHARS} characters)")
+        if self.cron_endpoint and (not self.cron_secret or len(self.cron_secret) < MIN_SECRET_CHARS):
+            raise ValueError(
+                f"production serves POST /cron/run: set SUBLEDGER_CRON_SECRET (at least {MIN_SECRET_CHARS} characters)"
+                " or SUBLEDGER_CRON_ENDPOINT=false"
+            )
+        if "sandbox" in self.providers_named:
+            raise ValueError("SUBLEDGER_GATEWAY: the sandbox gateway is disabled in production")
+        if "toss" in self.providers_named and not (self.toss_secret_key or "").startswith("live_"):
+            raise ValueError("SUBLEDGER_TOSS_SECRET_KEY is not a live key (live_sk_...): production refuses test keys")
+        if self.clock == "test":
+            raise ValueError("SUBLEDGER_CLOCK: the test clock is disabled in production")
+        if not self.master_key:
+            raise ValueError(
+                "production needs SUBLEDGER_MASTER_KEY (wraps the per-user keys; `subledger keys generate`)"
+            )
 
     @property
     def providers_named(self) -> list[str]:
@@ -97,8 +152,26 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def keyring(self) -> MasterKeyring:
+        current = decode_key(self.master_key, (MASTER_KEY_BYTES,)) if self.master_key else None
+        previous = decode_key(self.master_key_previous, (MASTER_KEY_BYTES,)) if self.master_key_previous else None
+        return MasterKeyring(current, (previous,) if previous else ())
+
     def with_secrets(self) -> Settings:
         """Development only: a generated JWT secret when none is configured."""
         if self.jwt_secret:
             return self
         return self.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
+
+
+def configuration_errors(error: ValidationError) -> list[str]:
+    """One line per problem, each naming its variable; never the value (it may be a secret)."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        variable = "SUBLEDGER_" + str(problem["loc"][0]).upper() if problem["loc"] else None
+        if variable and variable not in message:
+            message = f"{variable}: {message}"
+        lines.append(" ".join(message.split()))
+    return lines
