@@ -198,7 +198,8 @@ def subject(info: Any, user_id: Any, *, as_of: bool = False) -> str:
     """The user a `userId` field acts on: the caller by default; another user only
     for the rule's `others` (the same refusal whether or not that user exists)."""
     found, who = _gate(info)
-    assert who is not None and found.target is Target.USER, f"{found.field} takes no userId"
+    if who is None or found.target is not Target.USER:
+        raise TypeError(f"{found.field}'s rule names no userId target")
     named = who.user_id if user_id is None else str(user_id)
     if named != who.user_id and not found.reaches_others(who.scopes, as_of):
         raise Forbidden("not allowed to act for another user")
@@ -208,7 +209,8 @@ def subject(info: Any, user_id: Any, *, as_of: bool = False) -> str:
 def owner_filter(info: Any, *, as_of: bool = False) -> str | None:
     """Whose objects the caller may reach by id: None for anyone's, else only the caller's."""
     found, who = _gate(info)
-    assert who is not None and found.target is Target.OBJECT, f"{found.field} names no object"
+    if who is None or found.target is not Target.OBJECT:
+        raise TypeError(f"{found.field}'s rule names no object target")
     return None if found.reaches_others(who.scopes, as_of) else who.user_id
 
 
