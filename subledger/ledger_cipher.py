@@ -79,9 +79,13 @@ def classify(state: bytes, cipher: AESCipher | None) -> Stored:
 
 def check_ledger_cipher(recorder: Any, view_db: ViewDatabase, cipher_key: str | None) -> None:
     """Raise StartupRefused when the configured cipher key does not fit the stored events."""
-    with view_db.transaction() as cursor:
-        cursor.execute(MARKER_DDL)
-        running = cursor.execute("SELECT started_at FROM ledger_cipher_runs WHERE name = ?", (RUN,)).fetchone()
+    with view_db.transaction(readonly=True) as cursor:
+        # Read-only: the marker's table exists only where encrypt-ledger ever ran.
+        running = (
+            cursor.execute("SELECT started_at FROM ledger_cipher_runs WHERE name = ?", (RUN,)).fetchone()
+            if _table_exists(cursor, view_db.kind, "ledger_cipher_runs")
+            else None
+        )
     if running is not None:
         raise StartupRefused(
             f"an encrypt-ledger run started at {running['started_at']} did not finish: run"
