@@ -89,6 +89,12 @@ class Billing:
                 message="not sent: the payment method's billing key was erased with the user's data",
             )
         else:
+            # A settler in another process (the stale-payment run) may have looked this order
+            # up and settled it while it waited here: once settled it is never sent, or the
+            # provider would take money for a payment the ledger calls FAILED (found by the soak).
+            current = await self.run_sync(self.book.load, payment.id)
+            if current.status != PENDING:
+                return current
             result = await self.gateway(payment.provider).charge(
                 method["billing_key"], method["customer_key"], payment.amount, payment.order_id, payment.order_name
             )
