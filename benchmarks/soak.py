@@ -20,6 +20,7 @@ PostgreSQL the soak works in a fresh schema of its own.
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import sys
 import threading
@@ -41,6 +42,7 @@ MIX = {"purchase": 4, "spend": 8, "subscribe": 2, "change_plan": 2, "cancel": 1,
 #: Answers that mean the service failed, whatever the operation.
 FAILURES = {"INTERNAL", q.TRANSPORT, q.NO_CODE}
 POOR_CARD = "test_card_4300000000000002"
+PERIOD_ORDER = re.compile(r"(sub-[0-9a-f]+-p\d+)-a\d+")
 
 
 @dataclass
@@ -76,6 +78,13 @@ class Stats:
             self.codes[op][answer.code or "OK"] += 1
             if answer.code in FAILURES and len(self.samples) < 5:
                 self.samples.append(f"{op}: {answer.status} {answer.code} {answer.message} {answer.body[:300]}")
+
+
+def period_counts(charges: list[dict[str, object]]) -> Counter[str]:
+    """Charges per subscription period: order ids sub-<hex>-p<n>-a<attempt> (a plan change's
+    own charge, sub-<hex>-p<n>-c<tag>, is not a period's renewal)."""
+    found = (PERIOD_ORDER.fullmatch(str(c["orderId"])) for c in charges)
+    return Counter(match.group(1) for match in found if match)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -195,7 +204,7 @@ def check(deployment: Deployment, api_url: str, sandbox_url: str, users: list[Us
         if min(wallet["totalBalance"], wallet["usableBalance"], wallet["pendingBalance"]) < 0:
             negative.append(f"{user.id}: {wallet}")
     charges = httpx.get(f"{sandbox_url}/sandbox/charges", timeout=60).json()["charges"]
-    periods = Counter(c["orderId"].rsplit("-a", 1)[0] for c in charges if c["orderId"].startswith("sub-"))
+    periods = period_counts(charges)
     twice = sorted(period for period, n in periods.items() if n > 1)
     verify = deployment.cli("audit", "verify")
     reconcile = deployment.cli("audit", "reconcile")

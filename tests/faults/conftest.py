@@ -30,6 +30,7 @@ from benchmarks.deployment import (
     wait_until,
 )
 from benchmarks.gql_client import Answer, GraphQL
+from benchmarks.soak import period_counts
 from subledger.app import Built, build
 from subledger.settings import Settings
 
@@ -117,9 +118,9 @@ def gateway_charges(sandbox_url: str) -> list[dict[str, Any]]:
 
 
 def periods_charged(sandbox_url: str) -> Counter[str]:
-    """DONE charges per subscription period (order ids sub-<id>-p<n>-a<k>)."""
-    return Counter(c["orderId"].rsplit("-a", 1)[0] for c in gateway_charges(sandbox_url)
-                   if c["orderId"].startswith("sub-"))
+    """DONE charges per subscription period (order ids sub-<hex>-p<n>-a<attempt>; a plan
+    change's charge, sub-<hex>-p<n>-c<tag>, is not a period's)."""
+    return period_counts(gateway_charges(sandbox_url))
 
 
 def assert_clean_failure(answer: Answer) -> None:
@@ -149,6 +150,16 @@ def subscribe_all(gql: GraphQL, users: list[tuple[str, str]], plan: str = "basic
     return ids
 
 
+def settle_read_models(gql: GraphQL, timeout: float = 60) -> None:
+    """Wait until the API's read models have caught up with the ledger (list queries lag)."""
+
+    def caught_up() -> bool:
+        answer = gql.call("{ projections { lag } }", user="ops", scope="admin")
+        return answer.ok and all(row["lag"] == 0 for row in answer.data["projections"])
+
+    wait_until(caught_up, timeout, "the read models to catch up", interval=0.2)
+
+
 def subscription_payments(gql: GraphQL, user: str) -> list[str]:
     answer = gql.call(q.SUBSCRIPTIONS, {"u": user}, user="ops", scope="admin")
     assert answer.ok, answer.body
@@ -165,6 +176,7 @@ def in_threads(count: int, target: Any) -> None:
 
 def check_books(deployment: Deployment, gql: GraphQL, users: list[str]) -> None:
     """The closing checks of every fault test."""
+    settle_read_models(gql)
     for user in users:
         answer = gql.call(q.WALLET, {"u": user}, user="ops", scope="admin")
         assert answer.ok, answer.body

@@ -17,6 +17,7 @@ from tests.faults.conftest import (
     in_threads,
     new_users,
     periods_charged,
+    settle_read_models,
     sandbox_faults,
     subscribe_all,
     subscription_payments,
@@ -99,6 +100,7 @@ def test_postgres_restarted_twice_during_spends_purchases_and_renewals(own_postg
     for days in (1, 4):
         done = advance(gql, max(now, TRIAL_END) + timedelta(days=days, minutes=5))
         assert done.ok, done.body
+    settle_read_models(gql)
     periods = periods_charged(sandbox)
     charged_subs = {period.rsplit("-p", 1)[0] for period in periods}
     assert len(charged_subs) == len(subscribers) and set(periods.values()) == {1}, periods
