@@ -235,6 +235,8 @@ def test_encrypt_ledger_then_the_api_and_audit_verify_read_it(api_factory, datab
     env = {"SUBLEDGER_MASTER_KEY": master, "SUBLEDGER_CIPHER_KEY": key}
     refused_in_one_line(cli(database_url, "audit", "verify", **env), "SUBLEDGER_CIPHER_KEY", "encrypt-ledger")
     refused_in_one_line(cli(database_url, "serve", "--port", "0", **env), "SUBLEDGER_CIPHER_KEY", "encrypt-ledger")
+    for command in (["worker"], ["projector"]):  # the worker refuses before it connects to Redis
+        refused_in_one_line(cli(database_url, *command, SUBLEDGER_REDIS_URL="redis://127.0.0.1:9/0", **env), "encrypt-ledger")
 
     done = cli(database_url, "keys", "encrypt-ledger", "--batch-size", "97", **env)
     assert done.returncode == 0, done.stderr
