@@ -27,7 +27,7 @@ from eventsourcing.persistence import RecordConflictError
 from domain.catalog import Catalog
 from domain.clock import TEST_CLOCK_ID, TestClockState
 from domain.customer import Customer
-from domain.errors import Conflict
+from domain.errors import Conflict, InvalidInput
 from domain.idempotency import Idempotency, IdempotencyRecord, fingerprint
 from domain.ids import customer_id, idempotency_record_id, wallet_id
 from domain.group_commit import GroupCommitter
@@ -132,10 +132,10 @@ class Ledger(Application):
         return aggregate if isinstance(aggregate, cls) else None
 
     def wallet_or_new(self, user_id: str, now: datetime) -> Wallet:
-        return self.wallet(user_id) or Wallet(user_id=user_id, at=now)
+        return self.wallet(user_id) or Wallet(user_id=_named(user_id), at=now)
 
     def customer_or_new(self, user_id: str, now: datetime) -> Customer:
-        return self.customer(user_id) or Customer(user_id=user_id, at=now)
+        return self.customer(user_id) or Customer(user_id=_named(user_id), at=now)
 
     def wallet_transaction(self, user_id: str, version: int) -> dict[str, Any]:
         """The transaction recorded by the wallet's event at `version`."""
@@ -223,3 +223,9 @@ class Ledger(Application):
 
         return self.run(body, lock=[TEST_CLOCK_ID])
 
+
+def _named(user_id: str) -> str:
+    """A user id a new wallet or customer may be opened for (an admin's userId can be anything)."""
+    if not user_id or not user_id.strip():
+        raise InvalidInput("userId must not be empty")
+    return user_id

@@ -115,7 +115,7 @@ class WalletHistory:
                 owners[wallet] = event.user_id
                 new_owners.append((wallet, event.user_id))
                 continue
-            user_id = owners.get(wallet) or self._owner(cursor, wallet)
+            user_id = owners[wallet] if wallet in owners else self._owner(cursor, wallet)
             owners[wallet] = user_id
             transaction = transaction_from_event(event, user_id)
             if transaction is None:
