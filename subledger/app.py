@@ -41,6 +41,7 @@ from schema.app import build_http_app
 from schema.build import schema
 from schema.contacts import ContactRecorder
 from schema.metrics import count_charges
+from schema.rate_limit import MoneyRateLimiter
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.ledger_cipher import check_ledger_cipher
@@ -106,6 +107,7 @@ class Built:
         self.stop_projections()
         for gateway in self.gateways.values():
             await gateway.aclose()
+        await self.services.rate_limiter.aclose()
         self.executor.shutdown(wait=False)
         if self.read_models is not None:
             self.read_models.close()
@@ -241,6 +243,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         read_models=read_models,
         contacts=ContactRecorder(ledger, clock, run_sync),
         analytics=BoundQueries(analytics_projection, view_db, ANALYTICS_QUERIES),
+        rate_limiter=MoneyRateLimiter(settings.rate_limit, settings.rate_limit_admin, settings.redis_url),
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models

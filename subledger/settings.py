@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse as parse_limit
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     #: /readyz fails when a projection lags the ledger by more events than this.
     ready_max_lag: int = 10_000
+    #: Mutations that move money or call a gateway, per caller (schema/rate_limit.py): "30/minute"; "off" for none.
+    rate_limit: str = "30/minute"
+    rate_limit_admin: str = "300/minute"
 
     @field_validator("timezone")
     @classmethod
@@ -67,6 +71,16 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("rate_limit", "rate_limit_admin")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if value.strip().lower() not in ("", "off", "none", "0"):
+            try:
+                parse_limit(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not a rate limit (write it like '30/minute' or 'off')") from None
         return value
 
     @field_validator("clock_start")
