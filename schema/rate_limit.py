@@ -154,7 +154,9 @@ class MoneyRateLimiter:
             log.warning("rate_limit_unavailable", error=type(error.storage_error).__name__)
             return Decision(True)
         wait = stats.reset_time - time.time() if cost <= item.amount else item.get_expiry()
-        return Decision(False, max(1, math.ceil(wait)))
+        retry_after = max(1, math.ceil(wait))
+        log.info("rate_limited", user_id=caller.user_id, bucket=name, cost=cost, retry_after=retry_after)
+        return Decision(False, retry_after)
 
     async def aclose(self) -> None:
         client = getattr(getattr(self.storage, "bridge", None), "storage", None)
