@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.tools import merge_types
 
 from schema.analytics import AnalyticsQuery
@@ -41,14 +41,30 @@ class Schema(strawberry.Schema):
         log_unexpected(errors)
 
 
+#: The depth and alias rules, built once. Each limiter creates a new rule class when it is
+#: constructed, and ValidationCache keys on the rule classes: built per request (as
+#: `lambda: QueryDepthLimiter(...)` would), no document is ever found in the cache and every
+#: request is validated from scratch.
+_LIMIT_RULES = (
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
+
+
+class DepthAndAliasLimits(AddValidationRules):
+    """Strawberry's depth and alias limiters, their rules shared by every request."""
+
+    def __init__(self) -> None:
+        super().__init__(list(_LIMIT_RULES))
+
+
 def build_schema() -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            DepthAndAliasLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,
             ValidationCache,
