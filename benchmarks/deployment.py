@@ -5,8 +5,8 @@ and port each, like scripts/services.sh starts them), and the service's own
 processes: `subledger serve`, `subledger worker` and `subledger sandbox-gateway`,
 each a real subprocess logging to its own file.
 
-PostgreSQL refuses to run as root: as root it runs as the `postgres` OS user (or
-whatever SUBLEDGER_PG_USER names), through setpriv.
+PostgreSQL refuses to run as root: as root it runs as SUBLEDGER_PG_USER, `postgres`
+or `subledger-ci` (the first that exists), through setpriv.
 """
 from __future__ import annotations
 
@@ -60,13 +60,26 @@ def _pg_bin() -> Path:
     raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found")
 
 
+def _root_pg_user() -> str:
+    """The OS user PostgreSQL runs as when we are root: SUBLEDGER_PG_USER, `postgres`, or the
+    `subledger-ci` user scripts/services.sh creates where there is no `postgres`."""
+    for name in (os.environ.get("SUBLEDGER_PG_USER"), "postgres", "subledger-ci"):
+        if name:
+            try:
+                pwd.getpwnam(name)
+                return name
+            except KeyError:
+                continue
+    raise RuntimeError("PostgreSQL refuses to run as root: create a `postgres` user or set SUBLEDGER_PG_USER")
+
+
 class Postgres:
     """A PostgreSQL cluster of its own in a temp dir; restart() is `pg_ctl restart -m fast`."""
 
     def __init__(self, workdir: Path) -> None:
         self.bin = _pg_bin()
         self.root = os.geteuid() == 0
-        self.user = os.environ.get("SUBLEDGER_PG_USER", "postgres") if self.root else pwd.getpwuid(os.geteuid()).pw_name
+        self.user = _root_pg_user() if self.root else pwd.getpwuid(os.geteuid()).pw_name
         self.dir = workdir / "pg"
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"

@@ -101,13 +101,13 @@ def run_until_stopped(settings_cls: type, retry_seconds: float = 1.0) -> None:
     started again, and waits for Redis as it does at startup. Every run is idempotent for
     its time, so a run cut short is finished by the next one (tests/faults)."""
     from arq.worker import run_worker
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.exceptions import RedisError
 
     while True:
         try:
             run_worker(settings_cls)
             return
-        except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as error:
+        # Not only ConnectionError: a connection lost inside a pipeline's WATCH surfaces as WatchError.
+        except (RedisError, OSError) as error:
             log.warning("worker_lost_redis", error=type(error).__name__, retry_in_s=retry_seconds)
             time.sleep(retry_seconds)
