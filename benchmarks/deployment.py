@@ -123,6 +123,12 @@ class Postgres:
         """A fast restart: every session is cut off, the server is back within a second or two."""
         self._pg_ctl("restart", "-m", "fast")
 
+    def down_for(self, seconds: float) -> None:
+        """Stopped (fast: sessions cut) for `seconds`, then started again on the same port."""
+        self._pg_ctl("stop", "-m", "fast")
+        time.sleep(seconds)
+        self._pg_ctl("start")
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             self._pg_ctl("stop", "-m", "immediate")

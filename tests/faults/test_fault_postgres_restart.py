@@ -1,6 +1,6 @@
-"""PostgreSQL restarted twice (`pg_ctl restart -m fast`: every session cut) while a
-`subledger serve` process takes spends and purchases and runs a renewal day: every
-failed answer carries a contract code and leaks nothing, the API recovers by itself
+"""PostgreSQL restarted twice (`pg_ctl restart -m fast`: every session cut), then stopped for
+4 s, while a `subledger serve` process takes spends and purchases and runs a renewal day:
+every failed answer carries a contract code and leaks nothing, the API recovers by itself
 (no restart of its own), and the books balance to the won afterwards."""
 from __future__ import annotations
 
@@ -75,6 +75,8 @@ def test_postgres_restarted_twice_during_spends_purchases_and_renewals(own_postg
     time.sleep(3)
     before_second = len(answers)
     own_postgres.restart()
+    time.sleep(3)
+    own_postgres.down_for(4)  # and once down for longer than a request usually waits
     time.sleep(3)
     stop.set()
     loaders.join(timeout=120)
