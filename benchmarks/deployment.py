@@ -198,6 +198,9 @@ def service_env(database_url: str, *, redis_url: str | None = None, sandbox_url:
         # RATE_LIMITED; its own tests cover it, this deployment measures what is behind it.
         SUBLEDGER_RATE_LIMIT="off",
         SUBLEDGER_RATE_LIMIT_ADMIN="off",
+        # Fault tests kill processes and expect the next run to settle what they left within
+        # seconds; the soak puts the production grace back (it is what the soak checks).
+        SUBLEDGER_SETTLE_GRACE_SECONDS="0",
     )
     if redis_url:
         env["SUBLEDGER_REDIS_URL"] = redis_url

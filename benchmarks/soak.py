@@ -275,7 +275,9 @@ def run(options: SoakOptions) -> int:
             redis = Redis(workdir).start()
             redis_url = redis.url
         print(f"soak: deployment in {workdir} (logs there)", file=sys.stderr)
-        deployment = Deployment(workdir, service_env(database_url, redis_url=redis_url))
+        env = service_env(database_url, redis_url=redis_url)
+        env.pop("SUBLEDGER_SETTLE_GRACE_SECONDS")  # the production grace: the soak checks it
+        deployment = Deployment(workdir, env)
         sandbox = deployment.sandbox()
         deployment.env["SUBLEDGER_SANDBOX_URL"] = sandbox.url
         apis = [deployment.serve(), deployment.serve()]

@@ -12,7 +12,7 @@ import functools
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -220,6 +220,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         billing=billing,
         payments=payments,
         concurrency=settings.charge_concurrency,
+        settle_grace=timedelta(seconds=settings.settle_grace_seconds),
         subscriptions=subscriptions,
         subscription_billing=subscription_billing,
         notifications=notifications,

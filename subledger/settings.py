@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     cron_endpoint: bool = True
     gateway_retry_base_seconds: float = 1.0
     charge_concurrency: int = 32
+    #: The settle job looks a PENDING charge up only once it was recorded this many seconds
+    #: ago by the wall clock: before that its own request may still be on its way (4 attempts
+    #: of 10 s plus backoff), and a lookup would find no order, fail the payment, and then
+    #: see the gateway charge it. Tests that crash on purpose set 0.
+    settle_grace_seconds: float = 90.0
     #: Follow the ledger into the read models inside `serve`; false when `subledger projector`
     #: runs them as their own process (the production layout of docker-compose.yml).
     projections_in_process: bool = True

@@ -47,6 +47,9 @@ class JobContext:
     payments: Any = None  # projections.payments.PaymentsQueries
     #: Charges and lookups in flight at once (SUBLEDGER_CHARGE_CONCURRENCY).
     concurrency: int = 32
+    #: A PENDING charge recorded (wall clock) less than this ago may still be in its own
+    #: request: the settle job leaves it to a later run (SUBLEDGER_SETTLE_GRACE_SECONDS).
+    settle_grace: timedelta = timedelta(seconds=90)
     subscriptions: Any = None  # projections.subscriptions queries
     subscription_billing: Any = None  # domain.subscription_billing.SubscriptionBilling
     notifications: Any = None  # projections.notifications queries (the outbox)

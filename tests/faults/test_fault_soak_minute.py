@@ -1,12 +1,7 @@
 """`subledger bench soak` for one minute, as the command runs it (its own PostgreSQL, Redis,
 two API processes, a worker and the sandbox server): no INTERNAL error, no answer without a
 contract code, and no invariant violation (balances, audit verify, reconciliation,
-periods charged twice).
-
-One kind of reconciliation finding is a known bug, tolerated here and nowhere else:
-CHARGED_NOT_SUCCEEDED from a settler that fails an order whose charge is still on its way
-(the strict xfail in test_fault_stale_lookup_race.py; when that is fixed it XPASSes, and
-KNOWN_BUG below must go)."""
+periods charged twice)."""
 from __future__ import annotations
 
 import json
@@ -14,8 +9,6 @@ import subprocess
 import sys
 
 from benchmarks.deployment import ROOT, service_env
-
-KNOWN_BUG = "CHARGED_NOT_SUCCEEDED "
 
 
 def test_one_minute_soak_has_no_internal_error_and_no_violation() -> None:
@@ -34,7 +27,5 @@ def test_one_minute_soak_has_no_internal_error_and_no_violation() -> None:
     assert set(figures["per_operation"]) >= {"purchase", "spend", "subscribe", "change_plan", "cancel", "refund"}
     assert invariants["negative_balances"] == [] and invariants["periods_charged_twice"] == [], invariants
     assert invariants["verify_exit"] == 0, invariants["verify_mismatches"]
-    findings = invariants["reconciliation_findings"]
-    assert len(findings) < 20 and all(f.startswith(KNOWN_BUG) for f in findings), findings
-    assert invariants["reconcile_exit"] == (1 if findings else 0), invariants
-    assert figures["violations"] == (1 if findings else 0) and done.returncode == (1 if findings else 0), figures
+    assert invariants["reconciliation_findings"] == [] and invariants["reconcile_exit"] == 0, invariants
+    assert figures["violations"] == 0 and done.returncode == 0, figures

@@ -57,6 +57,7 @@ def worker_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
         SUBLEDGER_GATEWAY_RETRY_BASE_SECONDS="0.01",
         SUBLEDGER_THREADS="8",
         SUBLEDGER_WORKER_TICK_SECONDS="1",
+        SUBLEDGER_SETTLE_GRACE_SECONDS="0",
     )
     env.update(extra)
     return env
