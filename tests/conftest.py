@@ -4,16 +4,26 @@ PostgreSQL comes from SUBLEDGER_TEST_POSTGRES_URL (scripts/test starts a
 throw-away server and sets it); each test gets its own schema, so tests share
 one database without seeing each other. Without the variable the PostgreSQL
 half is skipped locally, and fails under CI (CI=true), where it must exist.
+
+Under CI (or SUBLEDGER_TEST_REPORT_AT_ONCE=1) a failing test's report is printed the
+moment it fails, not only in the summary at the end: a run cut short by CI's time
+limit still shows why each test before the cut failed.
 """
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import pytest
 
 POSTGRES_URL = os.environ.get("SUBLEDGER_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("SUBLEDGER_TEST_REDIS_URL")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed and (os.environ.get("CI") or os.environ.get("SUBLEDGER_TEST_REPORT_AT_ONCE")):
+        print(f"\n=== {report.nodeid} failed ({report.when}) ===\n{report.longreprtext}\n", file=sys.__stderr__, flush=True)
 
 
 def _require(url: str | None, what: str) -> str:
