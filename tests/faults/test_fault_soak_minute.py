@@ -5,17 +5,16 @@ periods charged twice)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 from benchmarks.deployment import ROOT, service_env
+from tests.processes import run_group
 
 
 def test_one_minute_soak_has_no_internal_error_and_no_violation() -> None:
     env = {k: v for k, v in service_env("unused").items() if k != "SUBLEDGER_DATABASE_URL"}
-    done = subprocess.run(
-        [sys.executable, "-m", "subledger.cli", "bench", "soak", "--minutes", "1", "--clients", "4"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    done = run_group(
+        [sys.executable, "-m", "subledger.cli", "bench", "soak", "--minutes", "1", "--clients", "4"], env=env, cwd=ROOT, timeout=600
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert lines, done.stdout + done.stderr[-3000:]

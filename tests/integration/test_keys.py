@@ -29,6 +29,7 @@ from subledger.master_keys import generate_key
 from subledger.settings import StartupRefused
 from subledger.storage import Database
 from tests.api.conftest import JWT_SECRET, Api, api_factory, make_settings  # noqa: F401 (api_factory: a fixture)
+from tests.processes import run_group
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = {"user": "ops", "scope": "admin"}
@@ -117,7 +118,7 @@ def user_keys(database_url: str) -> dict[str, str]:
 def cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
     clean.update(SUBLEDGER_DATABASE_URL=database_url, SUBLEDGER_JWT_SECRET=JWT_SECRET, SUBLEDGER_CLOCK="test", **env)
-    return subprocess.run([sys.executable, "-m", "subledger.cli", *args], env=clean, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_group([sys.executable, "-m", "subledger.cli", *args], env=clean, cwd=ROOT, timeout=300)
 
 
 def refused_in_one_line(done: subprocess.CompletedProcess, *words: str) -> None:
