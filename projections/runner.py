@@ -66,6 +66,11 @@ class ProjectionRunner:
         self._stopping = threading.Event()
         self._advanced = threading.Condition()
         self._thread: threading.Thread | None = None
+        #: (tracking name, position) this runner last read or recorded. A position only moves
+        #: forward and a rebuild switches to tables with a new tracking name, so while the
+        #: ledger's head is not past it there is nothing to apply: an idle follower's poll is
+        #: then one read of the head, not a view transaction as well.
+        self._known: tuple[str, int] | None = None
         self._name = projection.name
         self._live = LiveProjection(projection, view_db)
         with view_db.transaction() as cursor:
@@ -101,7 +106,9 @@ class ProjectionRunner:
             row = cursor.execute(
                 "SELECT position FROM projection_tracking WHERE name = ?", (projection.tracking_name,)
             ).fetchone()
-        return int(row["position"]) if row else 0
+        position = int(row["position"]) if row else 0
+        self._known = (projection.tracking_name, position)
+        return position
 
     def head(self) -> int:
         return self.ledger.recorder.max_notification_id() or 0
@@ -119,6 +126,7 @@ class ProjectionRunner:
                 count = self._apply_next_batch(target)
             except PositionMoved:
                 # Another runner got there first (or a rebuild switched the tables): carry on from there.
+                self._known = None
                 self.current(refresh=True)
                 continue
             if count == 0:
@@ -128,6 +136,9 @@ class ProjectionRunner:
 
     def _apply_next_batch(self, stop: int) -> int:
         projection = self.current()
+        known = self._known
+        if known is not None and known[0] == projection.tracking_name and known[1] >= stop:
+            return 0
         start = self._position_of(projection)
         if start >= stop:
             return 0
@@ -148,6 +159,7 @@ class ProjectionRunner:
             if cursor.rowcount != 1:
                 raise PositionMoved(projection.tracking_name)
             projection.apply(cursor, events)
+        self._known = (projection.tracking_name, end)
         with self._advanced:
             self._advanced.notify_all()
         return len(events)
