@@ -91,6 +91,11 @@ class ViewDatabase(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def chose_to_abort(self, error: BaseException) -> bool:
+        """True when the database aborted the transaction to break a deadlock: running it
+        again is safe and will succeed once the other transaction has committed."""
+        return False
+
 
 class _SQLiteViewDatabase(ViewDatabase):
     kind = "sqlite"
@@ -165,6 +170,11 @@ class _PostgresViewDatabase(ViewDatabase):
         # the pool's connection context commits on success and rolls back on error.
         with self._pool.connection() as connection, connection.cursor() as raw:
             yield ViewCursor(raw, convert_placeholders=True)
+
+    def chose_to_abort(self, error: BaseException) -> bool:
+        from psycopg import errors
+
+        return isinstance(error, errors.DeadlockDetected)
 
     def close(self) -> None:
         self._pool.close()

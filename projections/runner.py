@@ -34,6 +34,8 @@ TRACKING_DDL = "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMAR
 
 #: How long a busy follower waits for more events before its next batch (bounds the added lag).
 COALESCE_SECONDS = 0.02
+#: Times a runner's setup is tried when the database aborts it to break a deadlock.
+SETUP_ATTEMPTS = 5
 
 
 class Projection(Protocol):
@@ -73,7 +75,21 @@ class ProjectionRunner:
         self._known: tuple[str, int] | None = None
         self._name = projection.name
         self._live = LiveProjection(projection, view_db)
-        with view_db.transaction() as cursor:
+        # A process starting beside running ones (a second API, a worker, a CLI command) can
+        # deadlock here with a follower: this transaction's CREATE ... IF NOT EXISTS locks the
+        # read model's tables, the follower holds the tracking row and writes those tables.
+        # PostgreSQL then aborts one of the two; the setup is idempotent, so it runs again.
+        for attempt in range(1, SETUP_ATTEMPTS + 1):
+            try:
+                self._live.set(self._set_up(projection))
+                break
+            except Exception as error:
+                if attempt == SETUP_ATTEMPTS or not view_db.chose_to_abort(error):
+                    raise
+                log.warning("projection=%s setup aborted to break a deadlock; running it again", projection.name)
+
+    def _set_up(self, projection: Any) -> Any:
+        with self.view_db.transaction() as cursor:
             cursor.execute(TRACKING_DDL)
             cursor.execute(GENERATIONS_DDL)
             if self._live.follows:
@@ -83,7 +99,7 @@ class ProjectionRunner:
                 "INSERT INTO projection_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
                 (projection.tracking_name,),
             )
-        self._live.set(projection)
+        return projection
 
     @property
     def name(self) -> str:

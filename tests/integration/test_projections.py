@@ -320,3 +320,42 @@ def test_background_follower_and_status(ledger, view_db, users):
     head = runner.head()
     assert status([runner]) == [{"name": "wallet_history", "position": head, "headPosition": head, "lag": 0}]
     assert all_pages(history, view_db, users[0], first=50) == ledger_transactions(ledger, users[0])
+
+
+def test_a_runner_set_up_while_a_follower_holds_its_row_survives_the_deadlock(ledger, view_db, database: Database) -> None:
+    """A process starting beside running ones: its setup locks the read model's tables, then
+    waits for the tracking row a follower holds while that follower writes those tables.
+    PostgreSQL aborts the setup to break the deadlock; the runner sets itself up again."""
+    if database.kind != "postgres":
+        pytest.skip("SQLite serializes writers: no deadlock to break")
+    from projections.aggregates import AggregatesProjection
+
+    ProjectionRunner(ledger, AggregatesProjection(), view_db)  # the tables and the row exist
+    holding, done = threading.Event(), threading.Event()
+    follower_errors: list[BaseException] = []
+
+    def follower() -> None:
+        try:
+            with view_db.transaction() as cursor:
+                cursor.execute("UPDATE projection_tracking SET position = position WHERE name = 'aggregates'")
+                holding.set()
+                done.wait(0.5)  # the new runner's setup is now waiting for this row
+                cursor.execute(
+                    "INSERT INTO ledger_aggregates (aggregate_id, aggregate_type, created_position) VALUES ('x', 'T', 1)"
+                )
+        except BaseException as error:  # noqa: BLE001 (the test reports whichever side lost)
+            follower_errors.append(error)
+
+    thread = threading.Thread(target=follower)
+    thread.start()
+    assert holding.wait(10)
+    starting = ViewDatabase.open(database)
+    try:
+        ProjectionRunner(ledger, AggregatesProjection(), starting)
+    finally:
+        done.set()
+        thread.join(30)
+        starting.close()
+    assert follower_errors == []  # the setup, waiting first, was the one aborted, and it recovered
+    with view_db.transaction() as cursor:
+        assert cursor.execute("SELECT aggregate_type FROM ledger_aggregates WHERE aggregate_id = 'x'").fetchone()["aggregate_type"] == "T"
