@@ -1,6 +1,12 @@
 """`subledger bench rebuild`: events/s rebuilding every read model from position 0,
 against decoding the same notifications without applying them (DESIGN.md,
-Performance; target ≥ 50%), both measured in the same run on the same ledger.
+Performance; target ≥ 50%), all measured in the same run on the same ledger.
+
+The baseline decodes with eventsourcing's plain `Mapper` (the same transcoder,
+compressor and cipher as the ledger's), so the cost of this project's own
+mapper (sealed personal fields, their keys) counts against the rebuild rather
+than hiding in the baseline; `mapper_ratio` is that mapper's decode speed
+against the plain one (target ≥ 0.8).
 
 The ledger is filled through the domain's own aggregates (customers with a
 card, point purchases, spends, rewards, refunds), many users per save, so a
@@ -11,8 +17,11 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from eventsourcing.persistence import Mapper
 
 from benchmarks.common import emit, peak_rss_mb
 from domain.customer import Customer
@@ -77,8 +86,8 @@ def populate(ledger: Any, events: int, tag: str | None = None, seed: int = 7) ->
     return written
 
 
-def decode_all(ledger: Any, batch_size: int) -> int:
-    """The baseline: read and decode every notification, applying nothing."""
+def decode_all(ledger: Any, batch_size: int, decode: Callable[[list[Any]], Any]) -> int:
+    """Read every notification and decode each batch with `decode`, applying nothing."""
     head = ledger.recorder.max_notification_id() or 0
     position = decoded = 0
     while position < head:
@@ -87,8 +96,7 @@ def decode_all(ledger: Any, batch_size: int) -> int:
         )
         if not notifications:
             break
-        for n in notifications:
-            ledger.mapper.to_domain_event(n)
+        decode(notifications)
         decoded += len(notifications)
         position = notifications[-1].id
     return decoded
@@ -106,9 +114,14 @@ def run(built: Any, events: int, reuse: bool = False) -> dict[str, Any]:
     total = ledger.recorder.max_notification_id() or 0
     batch = built.read_models.batch_size
 
+    mine = ledger.mapper
+    plain = Mapper(transcoder=mine.transcoder, compressor=mine.compressor, cipher=mine.cipher)
     began = time.perf_counter()
-    decoded = decode_all(ledger, batch)
+    decoded = decode_all(ledger, batch, lambda notifications: [plain.to_domain_event(n) for n in notifications])
     decode_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    decode_all(ledger, batch, mine.to_domain_events)
+    mapper_seconds = time.perf_counter() - began
 
     began = time.perf_counter()
     built.read_models.rebuild(None, wait_for_drop=False)
@@ -117,16 +130,20 @@ def run(built: Any, events: int, reuse: bool = False) -> dict[str, Any]:
     built.read_models.rebuilder.drop_retired(0)
 
     decode_rate = decoded / decode_seconds
+    mapper_rate = decoded / mapper_seconds
     rebuild_rate = total / rebuild_seconds
     figures = {
         "database": built.view_db.kind,
         "events": total,
         "projections": len(built.runners),
         "rebuild_events_per_s": round(rebuild_rate),
-        "decode_events_per_s": round(decode_rate),
+        "plain_decode_events_per_s": round(decode_rate),
         "ratio": round(rebuild_rate / decode_rate, 3),
+        "mapper_decode_events_per_s": round(mapper_rate),
+        "mapper_ratio": round(mapper_rate / decode_rate, 3),
         "rebuild_seconds": round(rebuild_seconds, 2),
-        "decode_seconds": round(decode_seconds, 2),
+        "plain_decode_seconds": round(decode_seconds, 2),
+        "mapper_decode_seconds": round(mapper_seconds, 2),
         "fill_seconds": round(fill_seconds, 1),
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -15,8 +15,14 @@ The subject of an event's personal fields is the aggregate they belong to:
 all of a user's personal data lives in their Customer stream, whose id is
 derived from the user id, so erasing a user deletes exactly one key.
 
-Values are sealed with AES-256-GCM; the associated data binds each ciphertext
-to its aggregate and field, so a value cannot be moved to another user or field.
+Values are sealed with AES-256-GCM (`cryptography`, i.e. OpenSSL); the associated
+data binds each ciphertext to its aggregate and field, so a value cannot be moved
+to another user or field.
+
+Reading in batches (`to_domain_events`, what projections, rebuilds, the audit
+and the event log use) fetches the keys of every sealed event of the batch in
+one lookup, at the moment the batch is decoded: no key is cached between
+batches, so an erasure is seen by the very next batch of every process.
 
 Credentials (a billing key: with the merchant's secret key it charges the card)
 are declared with `secret(...)`: sealed and erased exactly like personal data,
@@ -36,7 +42,10 @@ import logging
 import os
 from typing import Any
 
-from Crypto.Cipher import AES
+from collections.abc import Iterable, Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.ports import PersonalDataKeys
@@ -47,6 +56,7 @@ log = logging.getLogger(__name__)
 ENVELOPE = "$personal"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 
 
 def personal(event_cls: type, *fields: str) -> None:
@@ -100,10 +110,8 @@ def key_id(key: bytes) -> str:
 
 def seal(key: bytes, subject: str, field: str, value: Any) -> dict[str, str]:
     nonce = os.urandom(NONCE_BYTES)
-    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
-    cipher.update(f"{subject}:{field}".encode())
-    ciphertext, tag = cipher.encrypt_and_digest(json.dumps(value).encode())
-    return {ENVELOPE: base64.b64encode(nonce + ciphertext + tag).decode("ascii"), "key": key_id(key)}
+    sealed = AESGCM(key).encrypt(nonce, json.dumps(value).encode(), f"{subject}:{field}".encode())  # ciphertext | tag
+    return {ENVELOPE: base64.b64encode(nonce + sealed).decode("ascii"), "key": key_id(key)}
 
 
 def is_sealed(value: Any) -> bool:
@@ -118,11 +126,10 @@ def unseal(key: bytes | None, subject: str, field: str, value: Any) -> Any:
         return None  # erased (the key it was sealed with is gone)
     try:
         blob = base64.b64decode(value[ENVELOPE])
-        nonce, ciphertext, tag = blob[:NONCE_BYTES], blob[NONCE_BYTES:-16], blob[-16:]
-        cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
-        cipher.update(f"{subject}:{field}".encode())
-        return json.loads(cipher.decrypt_and_verify(ciphertext, tag))
-    except (ValueError, KeyError, TypeError):
+        if len(blob) < NONCE_BYTES + TAG_BYTES:
+            raise ValueError("truncated")
+        return json.loads(AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], f"{subject}:{field}".encode()))
+    except (InvalidTag, ValueError, KeyError, TypeError):
         # A tampered or foreign value must not stop a replay: it reads as erased.
         log.warning("personal_field_unreadable subject=%s field=%s", subject, field)
         return None
@@ -153,16 +160,23 @@ class PersonalDataMapper(Mapper):
         return super().to_stored_event(domain_event)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        domain_event = super().to_domain_event(stored_event)
-        fields = personal_fields(type(domain_event))
-        if fields:
-            state = domain_event.__dict__
-            if any(is_sealed(state.get(f)) for f in fields):
-                subject = str(domain_event.originator_id)
-                key = self.keys.key(subject, create=False)
+        return self.to_domain_events([stored_event])[0]
+
+    def to_domain_events(self, stored_events: Sequence[StoredEvent]) -> list[Any]:
+        """Decode a batch: the keys of all its sealed events are read in one lookup."""
+        events = [Mapper.to_domain_event(self, stored) for stored in stored_events]
+        sealed = [
+            (event, fields)
+            for event in events
+            if (fields := personal_fields(type(event))) and any(is_sealed(event.__dict__.get(f)) for f in fields)
+        ]
+        if sealed:
+            keys = self.keys.keys({str(event.originator_id) for event, _ in sealed})
+            for event, fields in sealed:
+                state, subject = event.__dict__, str(event.originator_id)
                 for field in fields:
-                    state[field] = unseal(key, subject, field, state.get(field))
-        return domain_event
+                    state[field] = unseal(keys.get(subject), subject, field, state.get(field))
+        return events
 
 
 class MemoryKeys:
@@ -175,6 +189,9 @@ class MemoryKeys:
         if create and subject not in self._keys:
             self._keys[subject] = new_key()
         return self._keys.get(subject)
+
+    def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        return {s: self._keys[s] for s in subjects if s in self._keys}
 
     def destroy(self, subject: str) -> bool:
         return self._keys.pop(subject, None) is not None

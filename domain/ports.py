@@ -7,6 +7,7 @@ commands in a thread.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -154,6 +155,9 @@ class PersonalDataKeys(Protocol):
 
     def key(self, subject: str, *, create: bool) -> bytes | None:
         """The subject's key; with `create`, made on first use. None when there is none (erased)."""
+
+    def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        """The keys of those subjects that have one, in one lookup (decoding a batch of events)."""
 
     def destroy(self, subject: str) -> bool:
         """Delete the subject's key; True when there was one."""

@@ -99,7 +99,7 @@ def fill_copies(
         )
         if not notifications:
             return start, []
-        return notifications[-1].id, [(n.id, ledger.mapper.to_domain_event(n)) for n in notifications]
+        return notifications[-1].id, list(zip((n.id for n in notifications), ledger.mapper.to_domain_events(notifications)))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as decoder:
         pending = decoder.submit(read, position) if position < target else None

@@ -92,10 +92,12 @@ class LedgerLog:
             notifications = self.ledger.recorder.select_notifications(
                 start=start, limit=first, inclusive_of_start=False
             )
-            return [entry(n.id, self.ledger.mapper.to_domain_event(n)) for n in notifications]
+            return [entry(n.id, event) for n, event in zip(notifications, self.ledger.mapper.to_domain_events(notifications))]
         if not aggregate_ids:
             return []
-        return [entry(position, self.ledger.mapper.to_domain_event(stored)) for position, stored in self._select(aggregate_ids, start, first)]
+        selected = self._select(aggregate_ids, start, first)
+        events = self.ledger.mapper.to_domain_events([stored for _, stored in selected])
+        return [entry(position, event) for (position, _), event in zip(selected, events)]
 
     def _select(self, aggregate_ids: Sequence[str], after: int, limit: int) -> list[tuple[int, StoredEvent]]:
         uuids = [UUID(str(a)) for a in aggregate_ids]

@@ -163,7 +163,7 @@ class ProjectionRunner:
         )
         if not notifications:
             return 0
-        events = [(n.id, self.ledger.mapper.to_domain_event(n)) for n in notifications]
+        events = list(zip((n.id for n in notifications), self.ledger.mapper.to_domain_events(notifications)))
         end = notifications[-1].id
         with self.view_db.transaction() as cursor:
             # Compare-and-set first: it locks the tracking row (Postgres) so a

@@ -16,7 +16,8 @@ Stored forms of `user_keys.key_material`:
 - plain base64 of the 32 key bytes: unwrapped (development without a master
   key, or rows from before master keys existed; `keys rotate` wraps them).
 
-AES-GCM comes from pycryptodome, the library eventsourcing's own cipher uses.
+AES-GCM comes from `cryptography` (OpenSSL); the stored layout is the usual
+nonce | ciphertext | tag, so rows wrapped by older versions (pycryptodome) unwrap unchanged.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from Crypto.Cipher import AES
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MASTER_KEY_BYTES = 32
 #: Sizes eventsourcing's AESCipher accepts for SUBLEDGER_CIPHER_KEY.
@@ -107,10 +109,8 @@ class MasterKeyring:
         if self.current is None:
             return base64.b64encode(data_key).decode("ascii")
         nonce = os.urandom(NONCE_BYTES)
-        cipher = AES.new(self.current, AES.MODE_GCM, nonce=nonce)
-        cipher.update(_aad(subject))
-        ciphertext, tag = cipher.encrypt_and_digest(data_key)
-        blob = base64.b64encode(nonce + ciphertext + tag).decode("ascii")
+        sealed = AESGCM(self.current).encrypt(nonce, data_key, _aad(subject))  # ciphertext | tag
+        blob = base64.b64encode(nonce + sealed).decode("ascii")
         return f"{WRAP_PREFIX}:{master_key_id(self.current)}:{blob}"
 
     def unwrap(self, subject: str, stored: str) -> bytes:
@@ -121,12 +121,11 @@ class MasterKeyring:
             return base64.b64decode(stored)
         master = self._by_id(key_id)
         blob = base64.b64decode(stored.split(":", 2)[2])
-        nonce, ciphertext, tag = blob[:NONCE_BYTES], blob[NONCE_BYTES:-TAG_BYTES], blob[-TAG_BYTES:]
-        cipher = AES.new(master, AES.MODE_GCM, nonce=nonce)
-        cipher.update(_aad(subject))
+        if len(blob) < NONCE_BYTES + TAG_BYTES:
+            raise ValueError(f"the personal-data key of {subject} is truncated (master key {key_id})")
         try:
-            return cipher.decrypt_and_verify(ciphertext, tag)
-        except ValueError:
+            return AESGCM(master).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(subject))
+        except InvalidTag:
             raise ValueError(f"the personal-data key of {subject} does not verify under master key {key_id}") from None
 
 

@@ -12,7 +12,7 @@ else: the events were sealed with the per-user keys, which do not change.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -25,6 +25,8 @@ from subledger.settings import StartupRefused
 
 log = structlog.get_logger("subledger.keys")
 
+#: Subjects looked up per statement when a batch of events is decoded.
+KEYS_PER_SELECT = 500
 #: Characters of "mk1:<key id>" at the start of a wrapped row.
 PREFIX_CHARS = len(WRAP_PREFIX) + 1 + KEY_ID_CHARS
 
@@ -62,6 +64,19 @@ class SqlUserKeys:
                 (subject, self.keyring.wrap(subject, new_key()), datetime.now(timezone.utc).isoformat()),
             )
         return self._read(subject)
+
+    def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        """The keys of those subjects that have one: one statement per 500 subjects."""
+        wanted, found = sorted(set(subjects)), {}
+        with self.view_db.transaction(readonly=True) as cursor:
+            for start in range(0, len(wanted), KEYS_PER_SELECT):
+                chunk = wanted[start:start + KEYS_PER_SELECT]
+                rows = cursor.execute(
+                    f"SELECT subject, key_material FROM user_keys WHERE subject IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                found.update((row["subject"], row["key_material"]) for row in rows)
+        return {subject: self.keyring.unwrap(subject, material) for subject, material in found.items()}
 
     def destroy(self, subject: str) -> bool:
         with self.view_db.transaction() as cursor:

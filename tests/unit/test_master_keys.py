@@ -75,3 +75,19 @@ def _error(**values: str):  # type: ignore[no-untyped-def]
     except ValidationError as error:
         return error
     raise AssertionError("expected a configuration error")
+
+
+def test_rows_wrapped_by_earlier_versions_with_pycryptodome_still_unwrap() -> None:
+    # Until 2026-12 rows were wrapped with pycryptodome's AES-GCM; databases written then must read.
+    from Crypto.Cipher import AES
+
+    master, nonce = decode_key(generate_key(), (32,)), bytes(range(12))
+    cipher = AES.new(master, AES.MODE_GCM, nonce=nonce)
+    cipher.update(b"subledger-user-key:subject-a")
+    ciphertext, tag = cipher.encrypt_and_digest(DATA_KEY)
+    stored = f"mk1:{master_key_id(master)}:" + base64.b64encode(nonce + ciphertext + tag).decode()
+    assert ring(master).unwrap("subject-a", stored) == DATA_KEY
+    with pytest.raises(ValueError, match="does not verify"):
+        ring(master).unwrap("subject-b", stored)
+    with pytest.raises(ValueError, match="truncated"):
+        ring(master).unwrap("subject-a", f"mk1:{master_key_id(master)}:" + base64.b64encode(nonce).decode())

@@ -122,3 +122,58 @@ def test_customers_are_never_snapshotted():
     # A snapshot stores the aggregate's state in clear: a customer's would keep their
     # personal data beyond the reach of the key erasure deletes.
     assert Customer not in Ledger.snapshotting_intervals
+
+
+def test_values_sealed_by_earlier_versions_with_pycryptodome_still_open():
+    # Until 2026-12 seals were made with pycryptodome's AES-GCM; ledgers written then must read.
+    import base64
+    import json
+
+    from Crypto.Cipher import AES
+
+    key, nonce = new_key(), bytes(range(12))
+    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
+    cipher.update(b"s1:email")
+    ciphertext, tag = cipher.encrypt_and_digest(json.dumps(EMAIL).encode())
+    old = {"$personal": base64.b64encode(nonce + ciphertext + tag).decode(), "key": seal(key, "x", "y", 1)["key"]}
+    assert unseal(key, "s1", "email", old) == EMAIL
+    assert unseal(key, "s1", "name", old) is None
+    truncated = dict(old, **{"$personal": base64.b64encode(nonce + tag[:3]).decode()})
+    assert unseal(key, "s1", "email", truncated) is None
+
+
+class CountingKeys(MemoryKeys):
+    """MemoryKeys that counts its lookups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.single = self.batches = 0
+
+    def key(self, subject, *, create):
+        self.single += not create
+        return super().key(subject, create=create)
+
+    def keys(self, subjects):
+        self.batches += 1
+        return super().keys(subjects)
+
+
+def test_a_batch_is_decoded_with_one_key_lookup_and_sees_an_erasure_at_once():
+    keys = CountingKeys()
+    ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, catalog=default_catalog(), tz=ZoneInfo("Asia/Seoul"), keys=keys)
+    try:
+        for user in ("b1", "b2", "b3"):
+            with_history(ledger, user)
+        ledger.customers.erase_personal_data("b2", T0)
+        stored = ledger.recorder.select_notifications(start=1, limit=1000)
+        keys.single = keys.batches = 0
+        events = ledger.mapper.to_domain_events(stored)
+        assert (keys.batches, keys.single) == (1, 0)
+        one_by_one = [ledger.mapper.to_domain_event(n) for n in stored]
+        assert [vars(e) for e in events] == [vars(e) for e in one_by_one]
+        emails = {str(e.originator_id): e.email for e in events if type(e).__name__ == "ContactDetailsRecorded"}
+        assert emails == {str(customer_id("b1")): EMAIL, str(customer_id("b2")): None, str(customer_id("b3")): EMAIL}
+        billing = [e for e in events if type(e).__name__ == "PaymentMethodAdded"]
+        assert sorted(str(e.billing_key) for e in billing) == ["None", "bk-1", "bk-1"]
+    finally:
+        ledger.close()
