@@ -1,43 +1,80 @@
-"""`subledger bench graphql`: spendPoints mutations/s over HTTP (uvicorn, one worker)
-driven by wrk, with p50/p99 latency, against the same command called in process,
-both on the configured database in the same run (DESIGN.md, Performance).
+"""`subledger bench graphql`: spendPoints mutations/s over HTTP against the same command
+called in process, both on the configured database in the same run (DESIGN.md,
+Performance), in the production layout: the API process(es) and a `subledger
+projector` process following the ledger into the read models.
+
+Both halves are the same work: the same users (200 by default, taken in turn by
+each wrk thread and in-process caller from its own starting point, so they do
+not walk the wallets in lockstep), a new `serviceId` for every spend, and the same projector
+process following both. After each half the bench waits for the projector to
+reach the ledger's head and reports how long that took (its lag when the load
+stopped). CPU seconds per spend are read from /proc for every process of the
+layout: the API process(es), the projector, the bench's own threads (the
+in-process half), wrk, and PostgreSQL's server processes when they run here.
 
 wrk (Debian package `wrk`) is the load generator: a Python client would measure
-itself (DESIGN.md, Known costs)."""
+itself (DESIGN.md, Known costs). With `--api-processes N` (N > 1), N `subledger
+serve` processes share one port through SO_REUSEPORT (`serve --reuse-port`), and
+the kernel spreads wrk's connections over them.
+"""
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 
 from benchmarks.common import emit, run_threads
+from benchmarks.cpu import CpuMeter, postgres_pids
 from schema.auth import mint_token
 from subledger.app import build
 from subledger.settings import Settings
 
 SECRET = "bench-secret-bench-secret-bench-secret"
-# Each wrk thread numbers its own requests, so every spend has a new serviceId, and
-# takes the users' tokens in turn (one wallet per connection, as many users would).
+# Each wrk thread starts at its own random user and numbers its own requests, so every
+# spend has a new serviceId and the threads do not meet on the same wallets.
 LUA = r"""
 local tokens = {%s}
 local counter = 0
+local offset = 0
 setup = function(thread) thread:set("tid", math.random(1, 1e9)) end
+init = function(args) math.randomseed(tid) offset = math.random(0, #tokens - 1) end
 request = function()
   counter = counter + 1
   local body = '{"query":"mutation($s: String!) { spendPoints(input: {amount: 1, serviceId: $s}) { remainingBalance } }",'
     .. '"variables":{"s":"' .. tostring(tid) .. '-' .. counter .. '"}}'
-  local token = tokens[(counter %% #tokens) + 1]
+  local token = tokens[((counter + offset) %% #tokens) + 1]
   return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}, body)
 end
 """
+
+
+@dataclass
+class Layout:
+    """The processes of the production layout the bench started."""
+
+    apis: list[subprocess.Popen[bytes]]
+    projector: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self) -> None:
+        for process in [*self.apis, self.projector]:
+            process.terminate()
+        for process in [*self.apis, self.projector]:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def _seconds(text: str) -> float:
@@ -45,79 +82,142 @@ def _seconds(text: str) -> float:
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
 
 
-def over_http(database_url: str, users: list[str], seconds: float, connections: int) -> dict[str, float]:
+def start_layout(database_url: str, api_processes: int) -> Layout:
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_JWT_SECRET": SECRET}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "subledger.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    env = {
+        **os.environ, "SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_JWT_SECRET": SECRET,
+        "SUBLEDGER_PROJECTIONS_IN_PROCESS": "false",
+    }
+    quiet: dict[str, Any] = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    serve = [sys.executable, "-m", "subledger.cli", "serve", "--port", str(port)]
+    if api_processes > 1:
+        serve.append("--reuse-port")
+    projector = subprocess.Popen([sys.executable, "-m", "subledger.cli", "projector"], **quiet)
+    apis = [subprocess.Popen(serve, **quiet) for _ in range(api_processes)]
+    layout = Layout(apis, projector, port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.2)
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(LUA % ", ".join(f'"{mint_token(SECRET, user, "user")}"' for user in users))
-        done = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name,
-             f"http://127.0.0.1:{port}"],
-            capture_output=True, text=True, check=True,
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    out = done.stdout
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or any(p.poll() is not None for p in [*apis, projector]):
+            layout.stop()
+            raise SystemExit("the API or the projector did not start")
+        time.sleep(0.2)
+    time.sleep(1.0 * api_processes)  # every process of the port has bound it
+    return layout
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's ended children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wrk_load(port: int, users: list[str], seconds: float, connections: int) -> dict[str, float]:
+    """The figures of one wrk run against the API."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA % ", ".join(f'"{mint_token(SECRET, user, "user")}"' for user in users))
+    wrk = subprocess.Popen(
+        ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name,
+         f"http://127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    out, err = wrk.communicate()
+    os.unlink(script.name)
+    if wrk.returncode != 0:
+        raise SystemExit(f"wrk failed: {err.strip()}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     return {
+        "requests": requests,
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": _seconds(re.search(r"50%\s+(\S+)", out).group(1)) * 1000,
         "p99_ms": _seconds(re.search(r"99%\s+(\S+)", out).group(1)) * 1000,
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
     }
 
 
-def in_process(settings: Settings, users: list[str], seconds: float, callers: int) -> float:
-    built = build(settings)
+def in_process(built: Any, users: list[str], seconds: float, callers: int) -> tuple[int, float]:
+    """(spends, seconds): `callers` threads, each from its own starting user."""
     now = datetime.now(timezone.utc)
-    try:
-        done, elapsed = run_threads(
-            callers,
-            seconds,
-            lambda i: lambda: built.ledger.wallets.spend_points(
-                users[i % len(users)], service=None, amount=1, service_id=uuid.uuid4().hex, now=now
-            ),
+
+    def make_step(i: int) -> Any:
+        turn = iter(range(i * len(users) // callers, 1 << 62))
+        return lambda: built.ledger.wallets.spend_points(
+            users[next(turn) % len(users)], service=None, amount=1, service_id=uuid.uuid4().hex, now=now
         )
-    finally:
-        built.ledger.close()
-    return done / elapsed
+
+    return run_threads(callers, seconds, make_step)
 
 
-def run(database_url: str, seconds: float = 10.0, connections: int = 16) -> None:
+def catch_up_seconds(built: Any, timeout: float = 300.0) -> float:
+    """Seconds until every projection of the projector process reached the ledger's head."""
+    began = time.perf_counter()
+    while any(row["lag"] > 0 for row in built.read_models.status()):
+        if time.perf_counter() - began > timeout:
+            raise SystemExit(f"the projector did not catch up in {timeout:.0f} s")
+        time.sleep(0.05)
+    return time.perf_counter() - began
+
+
+def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_count: int = 200,
+        api_processes: int = 1) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench graphql needs wrk (apt-get install wrk)")
-    settings = Settings(database_url=database_url, jwt_secret=SECRET)
-    users = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(connections)]
-    built = build(settings)
-    for user in users:
-        built.ledger.wallets.adjust_points(user, 100_000_000, "bench", now=datetime.now(timezone.utc), actor="bench")
-    built.ledger.close()
-    http = over_http(database_url, users, seconds, connections)
-    direct = in_process(settings, users, seconds, connections)
+    settings = Settings(database_url=database_url, jwt_secret=SECRET, projections_in_process=False)
+    users = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(users_count)]
+    built = build(settings)  # the bench's own handle: setup, the in-process half, projector status
+    layout = None
+    try:
+        for user in users:
+            built.ledger.wallets.adjust_points(user, 100_000_000, "bench", now=datetime.now(timezone.utc), actor="bench")
+        layout = start_layout(database_url, api_processes)
+        catch_up_seconds(built)
+        apis, projector = [p.pid for p in layout.apis], [layout.projector.pid]
+        groups = {"api": lambda: apis, "projector": lambda: projector}
+        if built.view_db.kind == "postgres":
+            groups["postgres"] = postgres_pids
+
+        meter, children = CpuMeter(groups), _children_cpu()
+        http = wrk_load(layout.port, users, seconds, connections)
+        http_lag = catch_up_seconds(built)
+        http_cpu = {**meter.read(), "wrk": _children_cpu() - children}
+
+        meter = CpuMeter({**groups, "bench": lambda: [os.getpid()]})
+        done, elapsed = in_process(built, users, seconds, connections)
+        direct_lag = catch_up_seconds(built)
+        direct_cpu = meter.read()
+    finally:
+        if layout is not None:
+            layout.stop()
+        built.ledger.close()
+        built.view_db.close()
+    direct = done / elapsed
+
+    def per_spend(cpu: dict[str, float], spends: float) -> dict[str, float]:
+        return {name: round(seconds * 1000 / spends, 3) for name, seconds in cpu.items() if seconds > 0}
+
     emit(
         "graphql",
-        database=database_url.split(":", 1)[0],
+        database=built.view_db.kind,
+        layout=f"{api_processes} API process(es) + 1 projector process",
+        users=users_count,
         connections=connections,
         seconds=seconds,
         http_mutations_per_s=http["requests_per_s"],
         p50_ms=round(http["p50_ms"], 2),
         p99_ms=round(http["p99_ms"], 2),
         non_2xx=http["non_2xx"],
+        socket_errors=http["socket_errors"],
+        http_projector_catch_up_s=round(http_lag, 2),
+        http_cpu_ms_per_spend=per_spend(http_cpu, http["requests"]),
         in_process_commands_per_s=round(direct, 1),
+        in_process_projector_catch_up_s=round(direct_lag, 2),
+        in_process_cpu_ms_per_spend=per_spend(direct_cpu, done),
         ratio=round(http["requests_per_s"] / direct, 3),
     )

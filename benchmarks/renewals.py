@@ -2,28 +2,35 @@
 through the sandbox gateway with 50 ms latency and a concurrency cap of 64, against
 the floor N × latency / cap, and the charging process's peak RSS (DESIGN.md).
 
-Setup writes N customers with a card and a trial ending on one day straight into the
-ledger in large batches (the same aggregates `subscribe` creates), and brings the read
+The gateway is the sandbox gateway's server (`subledger sandbox-gateway`) in a process of
+its own, reached over HTTP as a worker reaches a provider: its CPU and memory are not the
+worker's. Setup writes N customers with a card and a trial ending on one day straight into
+the ledger in large batches (the same aggregates `subscribe` creates), and brings the read
 models up to date. The charge run then happens in a fresh process — the same
-`charge_due_subscriptions` job a worker runs — so its RSS is the worker's own.
+`charge_due_subscriptions` job a worker runs — so its RSS is the worker's own. Both sides
+of the money are counted: the charges the gateway recorded (and their sum) against the
+payments the ledger's read model holds as SUCCEEDED.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import httpx
 from rich.progress import Progress
 
 from benchmarks.common import emit, peak_rss_mb
+from benchmarks.cpu import CpuMeter
+from benchmarks.deployment import Deployment, make_workdir
 from domain.customer import Customer
 from domain.subscription import Subscription
-from gateways.sandbox_engine import Faults, SandboxEngine
 from subledger.app import build
 from subledger.settings import Settings
 
@@ -34,15 +41,15 @@ START = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)  # 10:00 in Seoul
 TRIAL_DAYS = 7
 
 
-def bench_settings(database_url: str) -> Settings:
+def bench_settings(database_url: str, sandbox_url: str) -> Settings:
     return Settings(
         database_url=database_url, jwt_secret="bench" * 8, clock="test", clock_start=START,
-        charge_concurrency=CAP, threads=CAP, gateway_retry_base_seconds=0.05,
+        charge_concurrency=CAP, threads=CAP, gateway_retry_base_seconds=0.05, sandbox_url=sandbox_url,
     )
 
 
-def setup(database_url: str, count: int) -> None:
-    built = build(bench_settings(database_url))
+def setup(database_url: str, sandbox_url: str, count: int) -> None:
+    built = build(bench_settings(database_url, sandbox_url))
     try:
         card = asyncio.run(built.gateways["SANDBOX"].issue_billing_key("test_card_4300000000000001", "bench"))
         ledger = built.ledger
@@ -70,31 +77,48 @@ def setup(database_url: str, count: int) -> None:
         built.ledger.close()
 
 
-async def _charge(database_url: str) -> dict[str, float]:
+async def _charge(database_url: str, sandbox_url: str) -> dict[str, float]:
     """The worker's side: one run of the charge job at the trial-end day's 00:00."""
     from workers.subscription_jobs import charge_due_subscriptions
 
-    engine = SandboxEngine()
-    engine.set_faults(Faults(latency_ms=LATENCY_MS, max_concurrency=CAP))
-    built = build(bench_settings(database_url), sandbox=engine)
+    built = build(bench_settings(database_url, sandbox_url))
     due_at = datetime(2026, 3, 7, 15, 0, tzinfo=timezone.utc)  # 2026-03-08 00:00 in Seoul
     built.clock.advance_to(due_at)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     counts = await charge_due_subscriptions(built.jobs.ctx, due_at)
-    wall = time.perf_counter() - began
-    charged = len(engine.charges())
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    built.catch_up()
+    table = built.services.payments.table  # the payments read model's live table
+    with built.view_db.transaction(readonly=True) as cursor:
+        row = cursor.execute(
+            f"SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS won FROM {table} WHERE status = 'SUCCEEDED'"
+        ).fetchone()
+    built.view_db.close()
     built.ledger.close()
-    return {"wall_s": wall, "charged_at_gateway": charged, "rss_mb": peak_rss_mb(), **counts}
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": peak_rss_mb(), "ledger_done": int(row["n"]),
+            "ledger_won": int(row["won"]), **counts}
 
 
 def run(database_url: str, count: int = 100_000) -> None:
-    started = time.perf_counter()
-    setup(database_url, count)
-    setup_s = time.perf_counter() - started
-    child = subprocess.run(
-        [sys.executable, "-m", "benchmarks.renewals", database_url],
-        capture_output=True, text=True, check=True, env={**os.environ},
-    )
+    workdir = make_workdir("subledger-bench-renewals-")
+    deployment = Deployment(workdir, {**os.environ})
+    try:
+        sandbox = deployment.sandbox()
+        httpx.post(f"{sandbox.url}/sandbox/faults", json={"latencyMs": LATENCY_MS, "maxConcurrency": CAP},
+                   timeout=10).raise_for_status()
+        started = time.perf_counter()
+        setup(database_url, sandbox.url, count)
+        setup_s = time.perf_counter() - started
+        gateway_cpu = CpuMeter({"sandbox": lambda: [sandbox.popen.pid]})
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.renewals", database_url, sandbox.url],
+            capture_output=True, text=True, check=True, env={**os.environ},
+        )
+        sandbox_cpu = gateway_cpu.read()["sandbox"]
+        charges = httpx.get(f"{sandbox.url}/sandbox/charges", timeout=60).json()["charges"]
+    finally:
+        deployment.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     figures = json.loads(child.stdout.strip().splitlines()[-1])
     floor = count * LATENCY_MS / 1000 / CAP
     emit(
@@ -106,13 +130,18 @@ def run(database_url: str, count: int = 100_000) -> None:
         floor_s=round(floor, 2),
         ratio=round(figures["wall_s"] / floor, 3),
         target_ratio=1.25,
-        charged_at_gateway=figures["charged_at_gateway"],
+        charged_at_gateway=len(charges),
+        won_at_gateway=sum(int(c["amount"]) for c in charges),
+        done_in_ledger=figures["ledger_done"],
+        won_in_ledger=figures["ledger_won"],
         succeeded=figures["succeeded"],
         failed=figures["failed"],
         worker_peak_rss_mb=figures["rss_mb"],
+        worker_cpu_ms_per_charge=round(figures["cpu_s"] * 1000 / count, 3),
+        gateway_cpu_ms_per_charge=round(sandbox_cpu * 1000 / count, 3),
         setup_s=round(setup_s, 1),
     )
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_charge(sys.argv[1]))))
+    print(json.dumps(asyncio.run(_charge(sys.argv[1], sys.argv[2]))))

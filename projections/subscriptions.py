@@ -85,22 +85,13 @@ class SubscriptionsProjection:
             ).fetchall()
         return [row["subscription_id"] for row in rows]
 
-    def due_for_charge(self, view_db: ViewDatabase, now: datetime, tz: tzinfo) -> list[str]:
-        """Candidates of the 00:00 run: a charge (or trial end, retry, free renewal) dated
-        today or earlier, local time (SPEC §3, due rule)."""
-        tomorrow = local_midnight(local_date(now, tz) + timedelta(days=1), tz)
-        marks = ", ".join("?" * len(CHARGEABLE))
-        return self._ids(
-            view_db,
-            f"next_charge_at IS NOT NULL AND next_charge_at < ? AND status IN ({marks}) ORDER BY next_charge_at",
-            (to_utc_text(tomorrow), *CHARGEABLE),
-        )
-
     def due_for_charge_page(
         self, view_db: ViewDatabase, now: datetime, tz: tzinfo, after: tuple[str, str] | None, limit: int = 1000
     ) -> list[tuple[str, str]]:
-        """One page of `due_for_charge`, as (next_charge_at, subscription_id) after the keyset
-        `after`: a run of 100,000 renewals streams its candidates instead of loading them all."""
+        """Candidates of the 00:00 run: a charge (or trial end, retry, free renewal) dated
+        today or earlier, local time (SPEC §3, due rule); one page of them, as
+        (next_charge_at, subscription_id) after the keyset `after`: a run of 100,000
+        renewals streams its candidates instead of loading them all."""
         tomorrow = local_midnight(local_date(now, tz) + timedelta(days=1), tz)
         marks = ", ".join("?" * len(CHARGEABLE))
         where = f"next_charge_at IS NOT NULL AND next_charge_at < ? AND status IN ({marks})"
@@ -155,7 +146,6 @@ class SubscriptionsProjection:
 
 QUERIES = (
     "subscription_ids",
-    "due_for_charge",
     "due_for_charge_page",
     "count_due_for_charge",
     "trials_ending",

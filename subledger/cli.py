@@ -27,8 +27,16 @@ def load_settings() -> Settings:
 
 
 @app.command()
-def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
+def serve(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    reuse_port: bool = typer.Option(
+        False, "--reuse-port", help="Bind with SO_REUSEPORT, so several serve processes share the port."
+    ),
+) -> None:
     """Run the GraphQL API (embedded default: SQLite, sandbox gateway, in-process scheduler)."""
+    import socket
+
     import uvicorn
 
     from rich.markup import escape
@@ -49,7 +57,15 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000))
             console.print("generated a JWT secret for this run (set SUBLEDGER_JWT_SECRET to keep one and mint tokens)")
         token = mint_token(secret, "dev-user", "user admin analyst auditor cron", ttl_seconds=7 * 86400)
         console.print(f"development token (user dev-user, every scope, 7 days):\n{token}")
-    uvicorn.run(built.http, host=host, port=port, log_level="warning")
+    if not reuse_port:
+        uvicorn.run(built.http, host=host, port=port, log_level="warning")
+        return
+    # The kernel spreads new connections over every process bound to the port with SO_REUSEPORT.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    uvicorn.Server(uvicorn.Config(built.http, log_level="warning")).run(sockets=[listener])
 
 
 @app.command()
@@ -148,11 +164,14 @@ def bench_history(
 def bench_graphql(
     seconds: float = typer.Option(10.0, help="Duration of each half."),
     connections: int = typer.Option(16, help="wrk connections, and in-process callers."),
+    users: int = typer.Option(200, help="Users (wallets) the spends are spread over."),
+    api_processes: int = typer.Option(1, help="serve processes sharing the port (SO_REUSEPORT)."),
 ) -> None:
-    """spendPoints mutations/s over HTTP (wrk) against the same command in process."""
+    """spendPoints mutations/s over HTTP (wrk) against the same command in process, with a projector process."""
     from benchmarks.graphql import run
 
-    run(load_settings().database_url, seconds=seconds, connections=connections)
+    run(load_settings().database_url, seconds=seconds, connections=connections, users_count=users,
+        api_processes=api_processes)
 
 
 @bench_app.command("rebuild")

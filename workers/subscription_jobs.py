@@ -40,11 +40,31 @@ async def expire_trials(ctx: Any, now: datetime) -> dict[str, int]:
     return await _each(ctx, ids, lambda i: ctx.run_sync(ctx.ledger.subscriptions.expire_trial, i, now), "expire_trials")
 
 
+#: Due subscriptions read per page by the charge run.
+DUE_PAGE = 1000
+
+
+async def _due(ctx: Any, now: datetime) -> AsyncIterator[str]:
+    """The charge run's candidates, page by page as charging slots free up: 100,000 renewals
+    on the first of a month never sit in memory at once. The keyset is (next_charge_at, id);
+    a charged subscription's next charge moves past today and leaves the query, so a page
+    never repeats one. One whose due date is set earlier than the keyset after the run
+    started waits for the next run, as the due rule charges anything dated today or before."""
+    after = None
+    while True:
+        page = await ctx.run_sync(ctx.subscriptions.due_for_charge_page, now, ctx.ledger.tz, after, DUE_PAGE)
+        for _, subscription_id in page:
+            yield subscription_id
+        if len(page) < DUE_PAGE:
+            return
+        after = page[-1]
+
+
 async def charge_due_subscriptions(ctx: Any, now: datetime) -> dict[str, int]:
     """Renewals, trial ends, dunning retries and free renewals due today (00:00 run).
     `failed` counts declined attempts as well as errors."""
     await ctx.run_sync(ctx.catch_up)
-    ids = await ctx.run_sync(ctx.subscriptions.due_for_charge, now, ctx.ledger.tz)
+    total = await ctx.run_sync(ctx.subscriptions.count_due_for_charge, now, ctx.ledger.tz)
     declined = 0
 
     async def charge(subscription_id: str) -> bool:
@@ -55,7 +75,7 @@ async def charge_due_subscriptions(ctx: Any, now: datetime) -> dict[str, int]:
             log.info("subscription_charge", subscription_id=str(subscription_id), outcome=outcome, run=now.isoformat())
         return outcome in DONE
 
-    counts = await _each(ctx, ids, charge, "charge_due_subscriptions")
+    counts = await for_each(_due(ctx, now), charge, concurrency=ctx.concurrency, label="charge_due_subscriptions", total=total)
     return {**counts, "failed": counts["failed"] + declined}
 
 
