@@ -10,8 +10,11 @@ timer: a batch is simply what accumulated during the previous write.
 
 Aggregates of one batch never overlap: a command holds its aggregates' locks
 until its save returns (`Ledger.run`). If a batch conflicts with another
-process's write, nothing of it was written (one transaction); each command is
-then saved alone, so only the one that really conflicted sees the conflict.
+process's write (or a repeated idempotency record), nothing of it was written (one
+transaction); the batch is then split in halves, each written the same way, down to
+single commands, so only the one that really conflicted sees the conflict. One
+conflicting command in a batch of 64 costs about 12 transactions more, not 64
+(every command alone, as it was before).
 """
 from __future__ import annotations
 
@@ -61,24 +64,27 @@ class GroupCommitter:
             self._write(batch)
 
     def _write(self, batch: list[_Entry]) -> None:
-        if len(batch) > 1:
-            aggregates = [aggregate for entry in batch for aggregate in entry.aggregates]
-            # save() takes the pending events off the aggregates; keep them to put back on failure.
-            pending = [list(aggregate.pending_events) for aggregate in aggregates]
-            try:
-                self._save(*aggregates)
-            except Exception:
-                # Nothing was written (one transaction): give every aggregate its events back
-                # and fall back to one transaction per command below.
-                for aggregate, events in zip(aggregates, pending):
-                    aggregate.pending_events[:] = events
-            else:
-                for entry in batch:
-                    entry.done.set()
-                return
-        for entry in batch:
+        if len(batch) == 1:
+            entry = batch[0]
             try:
                 self._save(*entry.aggregates)
             except BaseException as error:  # handed to the command that owns these aggregates
                 entry.error = error
             entry.done.set()
+            return
+        aggregates = [aggregate for entry in batch for aggregate in entry.aggregates]
+        # save() takes the pending events off the aggregates; keep them to put back on failure.
+        pending = [list(aggregate.pending_events) for aggregate in aggregates]
+        try:
+            self._save(*aggregates)
+        except Exception:
+            # Nothing was written (one transaction): give every aggregate its events back
+            # and write each half on its own.
+            for aggregate, events in zip(aggregates, pending):
+                aggregate.pending_events[:] = events
+            middle = len(batch) // 2
+            self._write(batch[:middle])
+            self._write(batch[middle:])
+        else:
+            for entry in batch:
+                entry.done.set()
