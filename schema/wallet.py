@@ -103,22 +103,18 @@ class WalletMutation:
             )
         )
         transaction = result["transaction"]
-        grant = jwt.encode(
-            {
-                "sub": user,
-                "service": input.service or "amount",
-                "serviceId": input.service_id,
-                "transactionId": str(transaction["id"]),
-                "iat": int(time.time()),
-            },
-            services.jwt_secret,
-            algorithm="HS256",
-        )
+        claims = {
+            "sub": user,
+            "service": input.service or "amount",
+            "serviceId": input.service_id,
+            "transactionId": str(transaction["id"]),
+            "iat": int(time.time()),
+        }
         return SpendResult(
             transaction=PointTransaction.of(transaction),
             points_spent=-transaction["amount"],
             remaining_balance=result["remaining_balance"],
-            service_access_token=grant,
+            grant=lambda: jwt.encode(claims, services.jwt_secret, algorithm="HS256"),
         )
 
     @strawberry.mutation(description=permissions.described(Root.MUTATION, "rewardPoints", "(SYSTEM: the service scope.)"))

@@ -1,6 +1,7 @@
 """Wallet and point transaction types."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -172,6 +173,9 @@ class SpendResult:
     transaction: PointTransaction
     points_spent: int
     remaining_balance: int
-    service_access_token: str = strawberry.field(
-        description="Opaque grant for the service bought, to hand to the service that was paid for."
-    )
+    #: Signs the grant; called only when the field is asked for (an HMAC per spend otherwise).
+    grant: strawberry.Private[Callable[[], str]]
+
+    @strawberry.field(description="Opaque grant for the service bought, to hand to the service that was paid for.")
+    def service_access_token(self) -> str:
+        return self.grant()

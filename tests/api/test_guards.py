@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -41,6 +42,18 @@ def test_no_token_is_unauthenticated_but_catalog_and_clock_are_public(api: Api) 
     assert api.post("{ me }", token=forged)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     expired = mint_token(JWT_SECRET, "u1", "user", ttl_seconds=-10)
     assert api.post("{ me }", token=expired)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_a_token_verified_once_still_expires_at_its_exp(api: Api) -> None:
+    # Verified tokens are remembered (schema/auth.py); expiry is checked again on every use.
+    token = mint_token(JWT_SECRET, "u-expiring", "user", ttl_seconds=3)
+    assert api.post("{ me }", token=token)["data"]["me"] == "u-expiring"
+    assert api.post("{ me }", token=token)["data"]["me"] == "u-expiring"
+    time.sleep(3.1)
+    error = api.post("{ me }", token=token)["errors"][0]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED" and "expired" in error["message"]
+    assert api.post("{ me }", token=token[:-2] + ("AA" if not token.endswith("AA") else "BB"))["errors"][0][
+        "extensions"]["code"] == "UNAUTHENTICATED"
 
 
 def test_a_user_cannot_read_or_spend_another_users_wallet(api: Api, user: str) -> None:
