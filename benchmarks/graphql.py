@@ -1,7 +1,7 @@
 """`subledger bench graphql`: spendPoints mutations/s over HTTP against the same command
-called in process, both on the configured database in the same run (DESIGN.md,
-Performance), in the production layout: the API process(es) and a `subledger
-projector` process following the ledger into the read models.
+called in process, both on the configured database in the same run
+(docs/performance.md), in the production layout: the API process(es) and a
+`subledger projector` process following the ledger into the read models.
 
 Both halves are the same work: the same users (200 by default, taken in turn by
 each wrk thread and in-process caller from its own starting point, so they do
@@ -13,7 +13,7 @@ layout: the API process(es), the projector, the bench's own threads (the
 in-process half), wrk, and PostgreSQL's server processes when they run here.
 
 wrk (Debian package `wrk`) is the load generator: a Python client would measure
-itself (DESIGN.md, Known costs). With `--api-processes N` (N > 1), N `subledger
+itself. With `--api-processes N` (N > 1), N `subledger
 serve` processes share one port through SO_REUSEPORT (`serve --reuse-port`), and
 the kernel spreads wrk's connections over them.
 """

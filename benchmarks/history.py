@@ -1,5 +1,5 @@
 """`subledger bench history`: spend latency on a wallet with a long history (default
-100,000 events) against a fresh wallet, in the same run (DESIGN.md: ≤ 2×, which
+100,000 events) against a fresh wallet, in the same run (docs/performance.md: ≤ 2×, which
 snapshots make possible)."""
 from __future__ import annotations
 

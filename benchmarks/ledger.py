@@ -1,6 +1,6 @@
 """`subledger bench ledger`: spend commands/s on PostgreSQL with concurrent callers,
 against raw single-row INSERT transactions/s with as many connections into a
-scratch table, measured in the same run (DESIGN.md, Performance)."""
+scratch table, measured in the same run (docs/performance.md)."""
 from __future__ import annotations
 
 import uuid

@@ -1,6 +1,6 @@
 """`subledger bench rebuild`: events/s rebuilding every read model from position 0,
-against decoding the same notifications without applying them (DESIGN.md,
-Performance; target ≥ 50%), all measured in the same run on the same ledger.
+against decoding the same notifications without applying them (docs/performance.md;
+target ≥ 50%), all measured in the same run on the same ledger.
 
 The baseline decodes with eventsourcing's plain `Mapper` (the same transcoder,
 compressor and cipher as the ledger's), so the cost of this project's own

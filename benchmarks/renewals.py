@@ -1,6 +1,6 @@
 """`subledger bench renewals`: wall time to charge N due subscriptions (default 100,000)
 through the sandbox gateway with 50 ms latency and a concurrency cap of 64, against
-the floor N × latency / cap, and the charging process's peak RSS (DESIGN.md).
+the floor N × latency / cap, and the charging process's peak RSS (docs/performance.md).
 
 The gateway is the sandbox gateway's server (`subledger sandbox-gateway`) in a process of
 its own, reached over HTTP as a worker reaches a provider: its CPU and memory are not the

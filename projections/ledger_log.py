@@ -1,8 +1,8 @@
 """The ledger's events in global order, for auditors (`events`, exports, `audit replay`).
 
-The one reader allowed to scan the event table at request time (DESIGN.md,
-Read models). Unfiltered pages come through eventsourcing's notification
-log; pages of chosen aggregates read eventsourcing's table directly, because
+The one reader allowed to scan the event table at request time. Unfiltered
+pages come through eventsourcing's notification log; pages of chosen
+aggregates read eventsourcing's table directly, because
 its API gives an aggregate's events without their global positions. Every
 event is decoded by the ledger's own mapper, so personal fields read as
 their value or, once erased, as None; credentials (billing keys) are then

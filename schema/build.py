@@ -1,5 +1,5 @@
 """The served schema: every area's queries and mutations merged, with the
-request limits and caches of DESIGN.md."""
+request limits (depth, aliases, body size) and the parse and validation caches."""
 from __future__ import annotations
 
 import strawberry

@@ -134,7 +134,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command()(projector)
 
-bench_app = typer.Typer(help="Benchmarks (DESIGN.md, Performance): one JSON line each, with the baseline measured in the same run.")
+bench_app = typer.Typer(help="Benchmarks (docs/performance.md): one JSON line each, with the baseline measured in the same run.")
 app.add_typer(bench_app, name="bench")
 
 

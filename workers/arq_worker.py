@@ -4,7 +4,7 @@ Each cron job is `unique`: arq derives its job id from the scheduled time, so
 two workers that both see 00:00 enqueue one run, and one of them runs it.
 Underneath, every job is idempotent for its `now` and every charge has a
 deterministic order id, so even a run repeated after a crash charges nothing
-twice (DESIGN.md, Charging exactly once).
+twice (docs/payments.md).
 """
 from __future__ import annotations
 
