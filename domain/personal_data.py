@@ -40,9 +40,8 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any
-
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
