@@ -17,6 +17,7 @@ from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
 
 from domain.errors import DomainError
+from schema.cors import CorsPolicy
 from schema.context import Context, Services
 from schema.errors import format_error, request_error
 from schema.metrics import RequestMetrics, count_errors, metrics_endpoint
@@ -110,6 +111,7 @@ def build_http_app(
     lifespan: Any = None,
     extra_routes: list[Any] | None = None,
     cron_endpoint: bool = True,
+    cors: CorsPolicy | None = None,
 ) -> ASGIApp:
     graphql = SubledgerGraphQL(services, schema=schema, graphql_ide="graphiql" if graphiql else None)
 
@@ -142,5 +144,5 @@ def build_http_app(
         *(extra_routes or []),
         Route("/graphql", graphql, methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors.middleware()] if cors else None)
     return RequestMetrics(BodySizeLimit(app, max_body_bytes))

@@ -39,6 +39,7 @@ from projections.status import status
 from projections.wallet_history import WalletHistory
 from schema.app import build_http_app
 from schema.build import schema
+from schema.cors import CorsPolicy
 from schema.contacts import ContactRecorder
 from schema.metrics import count_charges
 from schema.rate_limit import MoneyRateLimiter
@@ -286,5 +287,11 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         graphiql=settings.env != "production",
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
+        cors=cors_policy(settings),
     )
     return built
+
+
+def cors_policy(settings: Settings) -> CorsPolicy | None:
+    origins, methods, headers = settings.cors
+    return CorsPolicy(origins, methods, headers, settings.cors_max_age) if origins else None

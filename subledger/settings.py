@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     #: Mutations that move money or call a gateway, per caller (schema/rate_limit.py): "30/minute"; "off" for none.
     rate_limit: str = "30/minute"
     rate_limit_admin: str = "300/minute"
+    #: Browser origins allowed to call the API (CORS, schema/cors.py), comma-separated; none by default.
+    cors_origins: str = ""
+    cors_methods: str = "GET,POST"
+    cors_headers: str = "Authorization,Content-Type"
+    cors_max_age: int = 600
 
     @field_validator("timezone")
     @classmethod
@@ -86,6 +91,15 @@ class Settings(BaseSettings):
                 parse_limit(value.strip())
             except ValueError:
                 raise ValueError(f"{value!r} is not a rate limit (write it like '30/minute' or 'off')") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in split_list(value):
+            scheme, _, rest = origin.partition("://")
+            if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], no path, or *")
         return value
 
     @field_validator("clock_start")
@@ -168,6 +182,11 @@ class Settings(BaseSettings):
         return [p.strip().lower() for p in self.gateway.split(",") if p.strip()]
 
     @property
+    def cors(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """(origins, methods, headers) of the CORS settings, as lists."""
+        return split_list(self.cors_origins), split_list(self.cors_methods.upper()), split_list(self.cors_headers)
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -182,6 +201,11 @@ class Settings(BaseSettings):
         if self.jwt_secret:
             return self
         return self.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty items."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def configuration_errors(error: ValidationError) -> list[str]:
