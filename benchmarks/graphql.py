@@ -5,17 +5,18 @@ called in process, both on the configured database in the same run
 
 Both halves are the same work: the same users (200 by default, taken in turn by
 each wrk thread and in-process caller from its own starting point, so they do
-not walk the wallets in lockstep), a new `serviceId` for every spend, and the same projector
-process following both. After each half the bench waits for the projector to
-reach the ledger's head and reports how long that took (its lag when the load
-stopped). CPU seconds per spend are read from /proc for every process of the
-layout: the API process(es), the projector, the bench's own threads (the
-in-process half), wrk, and PostgreSQL's server processes when they run here.
+not walk the wallets in lockstep), a new `serviceId` for every spend, and the
+same projector process following both. After each half the bench waits for the
+projector to reach the ledger's head and reports how long that took (its lag
+when the load stopped), and the projector's CPU per event written. CPU seconds
+per spend are read from /proc for every process of the layout: the API
+process(es), the projector, the bench's own threads (the in-process half), wrk
+(as an ended child), and PostgreSQL's server processes when they run here.
 
 wrk (Debian package `wrk`) is the load generator: a Python client would measure
-itself. With `--api-processes N` (N > 1), N `subledger
-serve` processes share one port through SO_REUSEPORT (`serve --reuse-port`), and
-the kernel spreads wrk's connections over them.
+itself. With `--api-processes N` (N > 1), N `subledger serve` processes share
+one port through SO_REUSEPORT (`serve --reuse-port`), and the kernel spreads
+wrk's connections over them.
 """
 from __future__ import annotations
 
@@ -183,15 +184,16 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_c
         if built.view_db.kind == "postgres":
             groups["postgres"] = postgres_pids
 
-        meter, children = CpuMeter(groups), _children_cpu()
+        head = built.ledger.recorder.max_notification_id
+        meter, children, start = CpuMeter(groups), _children_cpu(), head()
         http = wrk_load(layout.port, users, seconds, connections)
         http_lag = catch_up_seconds(built)
-        http_cpu = {**meter.read(), "wrk": _children_cpu() - children}
+        http_cpu, http_events = {**meter.read(), "wrk": _children_cpu() - children}, head() - start
 
-        meter = CpuMeter({**groups, "bench": lambda: [os.getpid()]})
+        meter, start = CpuMeter({**groups, "bench": lambda: [os.getpid()]}), head()
         done, elapsed = in_process(built, users, seconds, connections)
         direct_lag = catch_up_seconds(built)
-        direct_cpu = meter.read()
+        direct_cpu, direct_events = meter.read(), head() - start
     finally:
         if layout is not None:
             layout.stop()
@@ -216,8 +218,12 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_c
         socket_errors=http["socket_errors"],
         http_projector_catch_up_s=round(http_lag, 2),
         http_cpu_ms_per_spend=per_spend(http_cpu, http["requests"]),
+        http_events=http_events,
+        http_projector_cpu_ms_per_event=round(http_cpu["projector"] * 1000 / max(http_events, 1), 3),
         in_process_commands_per_s=round(direct, 1),
         in_process_projector_catch_up_s=round(direct_lag, 2),
         in_process_cpu_ms_per_spend=per_spend(direct_cpu, done),
+        in_process_events=direct_events,
+        in_process_projector_cpu_ms_per_event=round(direct_cpu["projector"] * 1000 / max(direct_events, 1), 3),
         ratio=round(http["requests_per_s"] / direct, 3),
     )
