@@ -56,7 +56,8 @@ def serve(
         if not settings.jwt_secret:
             console.print("generated a JWT secret for this run (set SUBLEDGER_JWT_SECRET to keep one and mint tokens)")
         token = mint_token(secret, "dev-user", "user admin analyst auditor cron", ttl_seconds=7 * 86400)
-        console.print(f"development token (user dev-user, every scope, 7 days):\n{token}")
+        console.print("development token (user dev-user, every scope, 7 days):")
+        print(token, flush=True)  # plain print: rich would wrap it at the terminal's width
     if not reuse_port:
         uvicorn.run(built.http, host=host, port=port, log_level="warning")
         return
@@ -107,7 +108,18 @@ def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker
     configure_logging(settings.env)
     settings_cls = worker_settings(settings)
     if check:
-        raise typer.Exit(check_health(settings_cls))
+        from dataclasses import replace
+
+        from redis.exceptions import RedisError
+
+        # A health check answers at once: no reconnect attempts (arq's default retries 5 times).
+        settings_cls.redis_settings = replace(settings_cls.redis_settings, conn_retries=0)
+        try:
+            raise typer.Exit(check_health(settings_cls))
+        except (RedisError, OSError) as error:
+            # Host and port only: the URL may carry a password.
+            where = f"{settings_cls.redis_settings.host}:{settings_cls.redis_settings.port}"
+            refuse(f"SUBLEDGER_REDIS_URL: cannot reach Redis at {where} ({' '.join(str(error).split())})")
     preflight(settings)  # refuse here, in one line, not inside arq's startup
     run_until_stopped(settings_cls)
 

@@ -11,16 +11,13 @@ from limits import parse as parse_limit
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from subledger.refusal import StartupRefused  # noqa: F401  (re-exported: the settings decide most refusals)
 from subledger.storage import Database
 from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
 
 PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
-
-
-class StartupRefused(Exception):
-    """The process must not start; the message is one line naming what to set or run."""
 
 
 class Settings(BaseSettings):
@@ -114,8 +111,10 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         try:
             Database.from_url(value)
-        except ValueError:
+        except ValueError as error:
             # Not the URL itself in the message: it may carry a password.
+            if str(error).startswith("unknown connection option"):
+                raise ValueError(f"SUBLEDGER_DATABASE_URL: {error} (libpq's parameters, e.g. sslmode)") from None
             raise ValueError(
                 "SUBLEDGER_DATABASE_URL must be sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB"
             ) from None
