@@ -26,6 +26,7 @@ PURCHASE = """mutation($m: ID!) { purchasePoints(input: {packageId: "regular", p
 REFUND = """mutation($p: ID!, $a: Int) { refundPayment(input: {paymentId: $p, amount: $a, reason: "asked"}) {
   refundedAmount status } }"""
 WALLET = "{ wallet { usableBalance pendingBalance } }"
+VERIFY = "mutation { verifyLedger { eventsReplayed mismatches } }"
 TOSS_KEY = "test_sk_webhook_tests"
 
 
@@ -163,6 +164,9 @@ def test_a_refund_made_in_the_dashboard_is_recorded_as_a_refund(setup: Any, user
     wait_for(lambda: ledger_payment(api, payment["id"]).status == "REFUNDED", "the second dashboard refund")
     assert_both_sides(api, toss, user, "REFUNDED", 5000, 5000)
     assert [r.amount for r in ledger_payment(api, payment["id"]).refunds] == [2000, 1000, 2000]
+    api.settle_read_models()
+    report = api.gql(VERIFY, user="audit", scope="auditor")["verifyLedger"]
+    assert report["eventsReplayed"] > 0 and report["mismatches"] == [], report
 
 
 # ------------------------------------------------------------------ repeats, reordering, failures
