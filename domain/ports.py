@@ -128,6 +128,11 @@ class PaymentGateway(Protocol):
         """The outcome of an order at the provider, with its cancellations; None when the
         provider has no such order. Raises GatewayError(NETWORK_ERROR) when it cannot be asked."""
 
+    async def lookup_payment(self, payment_key: str) -> ChargeResult | None:
+        """The payment the provider holds under its own key (what a notification names), with
+        its order id and cancellations; None when it has none. Raises GatewayError when it
+        cannot be asked."""
+
     async def list_transactions(self, since: datetime, until: datetime) -> list[GatewayTransaction]:
         """Every order the provider charged in [since, until) (reconciliation); raises GatewayError."""
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateways.sandbox_engine import Faults, Reply, SandboxEngine, TossError
+from gateways.sandbox_webhooks import webhook_routes
 
 
 class ResponseDropped(Exception):
@@ -118,6 +119,10 @@ def create_app(engine: SandboxEngine) -> Starlette:
         return await engine.lookup_order(request.path_params["order_id"])
 
     @toss
+    async def payment(request: Request, key: str | None) -> Reply:
+        return await engine.lookup_payment(request.path_params["payment_key"])
+
+    @toss
     async def transactions(request: Request, key: str | None) -> Reply:
         query = request.query_params
         if not query.get("startDate") or not query.get("endDate"):
@@ -141,6 +146,16 @@ def create_app(engine: SandboxEngine) -> Starlette:
         try:
             status = _field(await _json_object(request), "status", str)
             return JSONResponse(engine.complete_order(request.path_params["order_id"], status))
+        except TossError as exc:
+            return _error(exc.status, exc.code, exc.message)
+
+    async def dashboard_cancel(request: Request) -> Response:
+        """A person cancels in the merchant's dashboard (no API key, no Idempotency-Key)."""
+        try:
+            body = await _json_object(request)
+            reason = _field(body, "cancelReason", str, required=False) or "dashboard"
+            amount = _field(body, "cancelAmount", int, required=False)
+            return JSONResponse(engine.dashboard_cancel(request.path_params["payment_key"], amount, reason))
         except TossError as exc:
             return _error(exc.status, exc.code, exc.message)
 
@@ -168,6 +183,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
             Route("/v1/billing/{billing_key}", charge, methods=["POST"]),
             Route("/v1/payments/{payment_key}/cancel", cancel, methods=["POST"]),
             Route("/v1/payments/orders/{order_id}", lookup, methods=["GET"]),
+            Route("/v1/payments/{payment_key}", payment, methods=["GET"]),
             Route("/v1/transactions", transactions, methods=["GET"]),
             Route("/sandbox/billing/{billing_key}/outcome", set_outcome, methods=["POST"]),
             Route("/sandbox/faults", set_faults, methods=["POST"]),
@@ -175,6 +191,8 @@ def create_app(engine: SandboxEngine) -> Starlette:
             Route("/sandbox/charges", charges, methods=["GET"]),
             Route("/sandbox/refunds", refunds, methods=["GET"]),
             Route("/sandbox/reset", reset, methods=["POST"]),
+            Route("/sandbox/dashboard/payments/{payment_key}/cancel", dashboard_cancel, methods=["POST"]),
+            *webhook_routes(lambda: engine.webhooks),
         ]
     )
 
@@ -234,13 +252,16 @@ class _HideDroppedResponses(logging.Filter):
 _HIDE_DROPPED = _HideDroppedResponses()
 
 
-def sandbox_server(host: str, port: int, engine: SandboxEngine | None = None, **config: Any) -> uvicorn.Server:
+def sandbox_server(
+    host: str, port: int, engine: SandboxEngine | None = None, webhook_url: str | None = None, **config: Any
+) -> uvicorn.Server:
     """An unstarted uvicorn server for the sandbox app (tests run it in a thread)."""
-    server = uvicorn.Server(uvicorn.Config(create_app(engine or SandboxEngine()), host=host, port=port, **config))
+    engine = engine or SandboxEngine(webhook_url=webhook_url)
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host=host, port=port, **config))
     # After Config: building it (re)configures uvicorn's loggers.
     logging.getLogger("uvicorn.error").addFilter(_HIDE_DROPPED)
     return server
 
 
-def run_sandbox_server(host: str, port: int) -> None:
-    sandbox_server(host, port).run()
+def run_sandbox_server(host: str, port: int, webhook_url: str | None = None) -> None:
+    sandbox_server(host, port, webhook_url=webhook_url).run()

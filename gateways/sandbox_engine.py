@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gateways.sandbox_orders import KST, NOT_FOUND_PAYMENT, Order, OrderBook, TossError, Unprocessed, mask, rfc3339
+from gateways.sandbox_webhooks import WebhookSender
 
 __all__ = ["KST", "Faults", "Reply", "SandboxEngine", "TossError", "mask"]
 
@@ -107,9 +108,11 @@ def _payment_key() -> str:
 
 
 class SandboxEngine:
-    def __init__(self, clock: Callable[[], datetime] = _now) -> None:
-        """`clock` stamps approvals, cancels and issues (aware datetimes; tests pin it)."""
+    def __init__(self, clock: Callable[[], datetime] = _now, webhook_url: str | None = None) -> None:
+        """`clock` stamps approvals, cancels and issues (aware datetimes; tests pin it);
+        `webhook_url` receives Toss-shaped payment notifications (`sandbox_webhooks.py`)."""
         self._clock = clock
+        self._webhook_url = webhook_url
         self.reset()
 
     def reset(self) -> None:
@@ -119,6 +122,7 @@ class SandboxEngine:
         self._outcomes: dict[str, str] = {}
         self._replies: dict[tuple[str, str], Reply] = {}
         self._in_flight: set[tuple[str, str]] = set()
+        self.webhooks = WebhookSender(self._webhook_url, self._clock)
 
     # -- sandbox controls (not Toss) -------------------------------------------------
 
@@ -138,7 +142,16 @@ class SandboxEngine:
         """Settle an IN_PROGRESS order as DONE (approved now) or ABORTED (declined as
         REJECT_CARD_PAYMENT); answers its Payment JSON. 404 unknown, 400 not IN_PROGRESS."""
         failure = {"code": _INSUFFICIENT_FUNDS[1], "message": _INSUFFICIENT_FUNDS[2]}
-        return self._book.complete(order_id, status, self._clock(), failure)
+        payment = self._book.complete(order_id, status, self._clock(), failure)
+        self.webhooks.status_changed(payment)
+        return payment
+
+    def dashboard_cancel(self, payment_key: str, amount: int | None, reason: str) -> dict[str, Any]:
+        """A cancel made by a person in the merchant's dashboard, not through the API: no
+        Idempotency-Key, not asked by the ledger; notified like any other status change."""
+        payment = self._book.cancel(payment_key, reason, amount, self._clock(), None)
+        self.webhooks.status_changed(payment)
+        return payment
 
     def charges(self) -> list[dict[str, Any]]:
         """Every approved charge, in order: what the card holder would see on a statement."""
@@ -192,6 +205,10 @@ class SandboxEngine:
 
     async def lookup_order(self, order_id: str) -> Reply:
         return await self._serve("lookup", None, lambda: self._lookup(order_id))
+
+    async def lookup_payment(self, payment_key: str) -> Reply:
+        """Toss' `GET /v1/payments/{paymentKey}`."""
+        return await self._serve("lookup", None, lambda: self._book.by_payment_key(payment_key).to_json())
 
     async def list_transactions(
         self, start_date: str, end_date: str, starting_after: str | None = None, limit: int | None = None
@@ -299,7 +316,9 @@ class SandboxEngine:
         if self.faults.refuse_refunds > 0:
             self.faults.refuse_refunds -= 1
             raise Unprocessed(*_REFUND_FAILED)
-        return self._book.cancel(payment_key, reason, amount, self._clock(), idempotency_key)
+        payment = self._book.cancel(payment_key, reason, amount, self._clock(), idempotency_key)
+        self.webhooks.status_changed(payment)
+        return payment
 
     def _lookup(self, order_id: str) -> dict[str, Any]:
         order = self._book.orders.get(order_id)

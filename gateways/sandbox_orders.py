@@ -120,6 +120,12 @@ class OrderBook:
         self.orders[order.order_id] = order
         self._by_payment_key[order.payment_key] = order
 
+    def by_payment_key(self, payment_key: str) -> Order:
+        order = self._by_payment_key.get(payment_key)
+        if order is None:
+            raise TossError.of(NOT_FOUND_PAYMENT)
+        return order
+
     def approve(self, order: Order, at: datetime) -> None:
         order.status, order.approved_at, order.balance = "DONE", at, order.amount
         order.approval_key = secrets.token_hex(16)

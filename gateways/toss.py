@@ -213,6 +213,22 @@ class TossGateway:
             return None
         raise exchange.failure()
 
+    async def lookup_payment(self, payment_key: str) -> ChargeResult | None:
+        """Toss' `GET /v1/payments/{paymentKey}`: the payment a notification names, as the
+        provider holds it; None when it has no such payment (404 NOT_FOUND_PAYMENT)."""
+        exchange = await self._exchange("lookup_payment", "GET", f"/v1/payments/{quote(payment_key, safe='')}")
+        code, message = exchange.error_of()
+        if not exchange.settled:
+            raise GatewayError(DeclineCode.NETWORK_ERROR, code, f"payment lookup impossible: {message}")
+        if exchange.succeeded:
+            body = exchange.body()
+            if not isinstance(body.get("orderId"), str) or body.get("paymentKey") != payment_key:
+                raise GatewayError(DeclineCode.PROVIDER_ERROR, None, "payment lookup answered another payment")
+            return payment_result(body["orderId"], body)
+        if exchange.response is not None and exchange.response.status_code == 404:
+            return None  # NOT_FOUND_PAYMENT (or any other 404): no such payment here
+        raise exchange.failure()
+
     async def list_transactions(self, since: datetime, until: datetime) -> list[GatewayTransaction]:
         start_date, end_date = listing_range(since, until)
         params = {"startDate": start_date, "endDate": end_date, "limit": str(self.transactions_page)}

@@ -36,7 +36,7 @@ CHARGES = Counter(
     "subledger_charges_total", "Charges settled by this process, by outcome and decline code.", ["outcome", "decline_code"]
 )
 
-KNOWN_ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics", "/cron/run"})
+KNOWN_ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics", "/cron/run", "/webhooks/toss"})
 
 
 class RequestMetrics:

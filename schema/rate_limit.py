@@ -115,9 +115,14 @@ class Decision:
 class MoneyRateLimiter:
     """Counts limited operations per caller in a moving window."""
 
-    def __init__(self, user_limit: str | None, admin_limit: str | None, redis_url: str | None = None) -> None:
+    def __init__(
+        self, user_limit: str | None, admin_limit: str | None, redis_url: str | None = None,
+        webhook_limit: str | None = None,
+    ) -> None:
         self.user_limit = parse_limit(user_limit)
         self.admin_limit = parse_limit(admin_limit)
+        #: Provider notifications (`POST /webhooks/...`, no token) per sending address.
+        self.webhook_limit = parse_limit(webhook_limit)
         self.shared = bool(redis_url)
         self.storage: Storage = (
             storage_from_string(
@@ -146,16 +151,25 @@ class MoneyRateLimiter:
         if bucket is None or cost <= 0:
             return Decision(True)
         name, item = bucket
+        return await self._hit(item, name, caller.user_id, cost)
+
+    async def take_notification(self, address: str) -> Decision:
+        """Count one provider notification from `address` (the webhook has no caller)."""
+        if self.webhook_limit is None:
+            return Decision(True)
+        return await self._hit(self.webhook_limit, "webhook", address, 1)
+
+    async def _hit(self, item: RateLimitItem, name: str, key: str, cost: int) -> Decision:
         try:
-            if await self.limiter.hit(item, name, caller.user_id, cost=cost):
+            if await self.limiter.hit(item, name, key, cost=cost):
                 return Decision(True)
-            stats = await self.limiter.get_window_stats(item, name, caller.user_id)
+            stats = await self.limiter.get_window_stats(item, name, key)
         except StorageError as error:
             log.warning("rate_limit_unavailable", error=type(error.storage_error).__name__)
             return Decision(True)
         wait = stats.reset_time - time.time() if cost <= item.amount else item.get_expiry()
         retry_after = max(1, math.ceil(wait))
-        log.info("rate_limited", user_id=caller.user_id, bucket=name, cost=cost, retry_after=retry_after)
+        log.info("rate_limited", user_id=key, bucket=name, cost=cost, retry_after=retry_after)
         return Decision(False, retry_after)
 
     async def aclose(self) -> None:

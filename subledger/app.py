@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from starlette.routing import Route
 
 from domain.payments.flows import Billing
+from domain.payments.notices import NoticeHandler
 from domain.catalog import load_catalog
 from domain.payments.reconcile import Reconciler, Report
 from domain.ledger import Ledger
@@ -43,6 +45,7 @@ from schema.cors import CorsPolicy
 from schema.contacts import ContactRecorder
 from schema.metrics import count_charges
 from schema.rate_limit import MoneyRateLimiter
+from schema.webhooks import toss_webhook
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.ledger_cipher import check_ledger_cipher
@@ -245,7 +248,9 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         read_models=read_models,
         contacts=ContactRecorder(ledger, clock, run_sync),
         analytics=BoundQueries(analytics_projection, view_db, ANALYTICS_QUERIES),
-        rate_limiter=MoneyRateLimiter(settings.rate_limit, settings.rate_limit_admin, settings.redis_url),
+        rate_limiter=MoneyRateLimiter(
+            settings.rate_limit, settings.rate_limit_admin, settings.redis_url, webhook_limit=settings.rate_limit_webhook
+        ),
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
@@ -288,8 +293,17 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
         cors=cors_policy(settings),
+        extra_routes=webhook_routes(built),
     )
     return built
+
+
+def webhook_routes(built: Built) -> list[Route]:
+    """`POST /webhooks/toss` while Toss is an enabled provider (docs/payments.md#toss-webhook)."""
+    if "TOSS" not in built.gateways:
+        return []
+    endpoint = toss_webhook(NoticeHandler(built.billing), built.clock.now, built.services.rate_limiter)
+    return [Route("/webhooks/toss", endpoint, methods=["POST"])]
 
 
 def cors_policy(settings: Settings) -> CorsPolicy | None:

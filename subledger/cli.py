@@ -133,12 +133,19 @@ def export_schema() -> None:
 
 
 @app.command("sandbox-gateway")
-def sandbox_gateway(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8090)) -> None:
+def sandbox_gateway(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8090),
+    webhook_url: str = typer.Option(
+        None, envvar="SUBLEDGER_SANDBOX_WEBHOOK_URL", help="where to POST Toss-shaped payment notifications"
+    ),
+) -> None:
     """Run the sandbox gateway (Toss-compatible HTTP API) as its own server."""
     from gateways.sandbox_app import run_sandbox_server
 
-    console.print(f"sandbox gateway on http://{host}:{port} (any test_sk_ key)")
-    run_sandbox_server(host, port)
+    notices = "notifications on" if webhook_url else "no notifications"
+    console.print(f"sandbox gateway on http://{host}:{port} (any test_sk_ key; {notices})")
+    run_sandbox_server(host, port, webhook_url=webhook_url)
 
 
 app.add_typer(projections_app, name="projections")

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     #: Mutations that move money or call a gateway, per caller (schema/rate_limit.py): "30/minute"; "off" for none.
     rate_limit: str = "30/minute"
     rate_limit_admin: str = "300/minute"
+    #: Provider notifications (POST /webhooks/toss, which takes no token) per sending address.
+    rate_limit_webhook: str = "600/minute"
     #: Browser origins allowed to call the API (CORS, schema/cors.py), comma-separated; none by default.
     cors_origins: str = ""
     cors_methods: str = "GET,POST"
@@ -80,7 +82,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("rate_limit", "rate_limit_admin")
+    @field_validator("rate_limit", "rate_limit_admin", "rate_limit_webhook")
     @classmethod
     def _rate(cls, value: str) -> str:
         if value.strip().lower() not in ("", "off", "none", "0"):

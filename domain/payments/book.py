@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import InvalidInput, NotFound
 from domain.idempotency import Idempotency
 from domain.ids import customer_id
-from domain.payments.payment import PENDING, Payment, Refund, RefundStatus
+from domain.payments.payment import PAID, PENDING, Payment, Refund, RefundStatus
 from domain.payments.refunds import LookupVerdict, RefundTicket, Reservation, refund_verdict
 from domain.ports import HARD_DECLINES, ChargeResult, ChargeStatus, RefundResult, RefundStatus as Answer
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from domain.ledger import Ledger
 
 MAX_REASON = 500
+#: The reason of a refund the provider made without the ledger asking (docs/payments.md).
+PROVIDER_REFUND_REASON = "refunded at the provider, not requested through subledger"
 
 
 def _no_locks(payment: Payment) -> list[Any]:
@@ -141,6 +143,29 @@ class PaymentBook:
         if verdict == LookupVerdict.DONE:
             self._settle_refund(pay_id, refund_id, True, now, None, None)
         return verdict
+
+    def record_provider_refund(self, pay_id: Any, seen_version: int, cancels: tuple[int, ...], now: datetime) -> int:
+        """Record what the provider gave back beyond the ledger's refunds (a cancel made in its
+        dashboard) as one refund; answers its amount, 0 when nothing was recorded.
+
+        `cancels` must come from a lookup made after the payment was read at `seen_version`
+        with no refund in flight: then every refund the ledger settled shows among them, and
+        their total minus `refundedAmount` is exactly what nobody here asked for. If the
+        payment changed since (another refund, a racing notice), nothing is recorded; the
+        caller looks again. A total below the ledger's, or above what was paid, is a
+        disagreement for reconciliation, never recorded."""
+
+        def body() -> tuple[int, list[Any]]:
+            payment = self.load(pay_id)
+            beyond = sum(cancels) - payment.refunded_amount
+            if payment.version != seen_version or payment.pending_refund is not None or payment.status not in PAID:
+                return 0, []
+            if beyond <= 0 or beyond > payment.refundable:
+                return 0, []
+            payment.record_provider_refund(beyond, PROVIDER_REFUND_REASON, now)
+            return beyond, [payment]
+
+        return self.ledger.run(body, lock=self._locks(self.load(pay_id)))
 
     def _settle_refund(self, pay_id: Any, refund_id: str, succeeded: bool, now: datetime, code: str | None,
                        message: str | None) -> Payment:

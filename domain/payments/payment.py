@@ -181,6 +181,23 @@ class Payment(Aggregate):
             self._refund_failed(refund_id=refund_id, code=code, message=message, at=at)
         return True
 
+    def record_provider_refund(self, amount: int, reason: str, at: datetime) -> Refund:
+        """A refund the provider already made without the ledger asking (a cancel in its
+        dashboard): requested and settled in one save, so it never waits for an answer.
+        Its key names it as the provider's (`<orderId>-px<n>`); it reserves nothing."""
+        if self.status not in PAID or self.pending_refund is not None:
+            raise Conflict(f"payment {self.order_id} ({self.status.value}) cannot take a provider refund now")
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= self.refundable:
+            raise InvalidInput(f"provider refund must be between 1 and {self.refundable}, got {amount}")
+        number = len(self.refunds) + 1
+        refund_id = str(uuid5(self.id, f"refund:{number}"))
+        self._refund_requested(
+            refund_id=refund_id, key=f"{self.order_id}-px{number}", amount=amount, reason=reason, points=0,
+            lot_id=None, at=at,
+        )
+        self._refunded(refund_id=refund_id, amount=amount, reason=reason, key=f"{self.order_id}-px{number}", at=at)
+        return self.refunds[-1]
+
     # ------------------------------------------------------------ events
     @event("Succeeded")
     def _succeeded(self, payment_key: str, paid_at: datetime, at: datetime) -> None:

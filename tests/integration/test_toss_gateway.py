@@ -329,6 +329,23 @@ async def test_an_order_in_progress_is_unknown_until_completed(gateway: TossGate
     assert [c["paymentKey"] for c in charges_for(control, order_id)] == [charged.payment_key]
 
 
+async def test_lookup_payment_by_key_answers_the_order_with_its_dashboard_cancels(
+    gateway: TossGateway, control: httpx.Client
+) -> None:
+    order_id, payment_key = await charged_order(gateway, 7000)
+    control.post(f"/sandbox/dashboard/payments/{payment_key}/cancel", json={"cancelAmount": 2500}).raise_for_status()
+    found = await gateway.lookup_payment(payment_key)
+    assert found is not None
+    assert (found.order_id, found.status, found.gateway_status, found.amount, found.cancels) == (
+        order_id, ChargeStatus.APPROVED, "PARTIAL_CANCELED", 7000, (2500,))
+    assert [(r["amount"], r["idempotencyKey"]) for r in refunds_for(control, order_id)] == [(2500, None)]
+    assert await gateway.lookup_payment("sbx_pay_never_issued") is None
+    set_faults(control, lookupsDown=True)
+    with pytest.raises(GatewayError) as raised:
+        await gateway.lookup_payment(payment_key)
+    assert raised.value.decline_code is DeclineCode.NETWORK_ERROR
+
+
 async def test_an_order_in_progress_can_end_aborted(gateway: TossGateway, control: httpx.Client) -> None:
     key = await billing_key(gateway)
     await gateway.set_sandbox_outcome(key, "HOLD_IN_PROGRESS")
