@@ -45,7 +45,7 @@ from schema.cors import CorsPolicy
 from schema.contacts import ContactRecorder
 from schema.metrics import count_charges
 from schema.rate_limit import MoneyRateLimiter
-from schema.webhooks import toss_webhook
+from schema.toss_webhook import toss_webhook
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.ledger_cipher import check_ledger_cipher

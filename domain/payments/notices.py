@@ -8,10 +8,11 @@ provider without the ledger asking (`PaymentBook.record_provider_refund`). So a 
 make the ledger do only what a lookup proves, and only sooner than the daily settle run
 would; repeating or reordering notices changes nothing more.
 
-- A PENDING charge the gateway shows settled (DONE, ABORTED, EXPIRED…) is settled at once.
-  One the gateway shows CANCELED (charged, then wholly given back) is settled SUCCEEDED and
-  its cancellation recorded as a refund, so ledger and gateway agree to the won (the settle
-  run, following SPEC §3, settles such an order FAILED instead).
+- A PENDING charge the gateway shows settled is settled at once, exactly as the settle run
+  settles it from the same lookup: DONE (or PARTIAL_CANCELED) → SUCCEEDED; ABORTED, EXPIRED
+  or CANCELED → FAILED. An order charged and then wholly cancelled before the ledger heard
+  is therefore FAILED on either path, and reconciliation reports it (CHARGED_NOT_SUCCEEDED)
+  for a person to look at: the money came back, and no period or points were given.
 - A refund the ledger sent and still waits for is settled when the gateway's cancellations
   show it; nothing is ever sent to the gateway from here.
 - Cancellations beyond the ledger's refunds (a cancel in the provider's dashboard) are
@@ -70,14 +71,6 @@ def contradicts(notice: PaymentNotice, found: ChargeResult) -> bool:
     return any(claimed is not None and claimed != held for claimed, held in claims)
 
 
-def as_settled_charge(found: ChargeResult) -> ChargeResult:
-    """The gateway's record as the outcome of the charge: an order charged and then wholly
-    cancelled was charged (its cancellation is a refund, recorded after)."""
-    if found.status == ChargeStatus.DECLINED and found.charged:
-        return dataclasses.replace(found, status=ChargeStatus.APPROVED, decline_code=None, provider_code=None, message=None)
-    return found
-
-
 class NoticeHandler:
     def __init__(self, billing: Billing) -> None:
         self.billing = billing
@@ -112,9 +105,8 @@ class NoticeHandler:
         """The charge, then the ledger's own refund in flight, settled from the gateway's record."""
         changes = []
         if payment.status == PENDING:
-            result = as_settled_charge(found)
-            if result.status != ChargeStatus.UNKNOWN:
-                settled = await self.run_sync(self.book.settle_charge, payment.id, result, now)
+            if found.status != ChargeStatus.UNKNOWN:
+                settled = await self.run_sync(self.book.settle_charge, payment.id, found, now)
                 if settled.version != payment.version:
                     changes.append(f"charge {settled.status.value}")
                 payment = settled

@@ -205,9 +205,20 @@ def test_a_cancel_notice_before_the_done_notice_ends_right(setup: Any, user: str
 
     assert toss.deliver(2) == 200
     assert toss.deliver(1) == 200  # late: Toss no longer holds DONE, so it is not acted on
-    status = "REFUNDED" if cancelled == 5000 else "PARTIALLY_REFUNDED"
-    assert_both_sides(api, toss, user, status, 5000, cancelled)
-    assert ledger_payment(api, payment["id"]).paid_at is not None
+    if cancelled == 1500:
+        assert_both_sides(api, toss, user, "PARTIALLY_REFUNDED", 5000, cancelled)
+        assert ledger_payment(api, payment["id"]).paid_at is not None
+        return
+    # Wholly given back before the ledger heard: FAILED, as the settle run settles CANCELED at
+    # lookup. The gateway took 5,000 and gave 5,000 back; the ledger counts nothing paid and
+    # credited nothing, and reconciliation names the order for a person to look at.
+    settled = ledger_payment(api, payment["id"])
+    assert settled.status.value == "FAILED" and settled.paid_at is None
+    assert (toss.charged(payment["orderId"]), toss.refunded(payment["orderId"])) == (5000, 5000)
+    assert api.gql(WALLET, user=user)["wallet"] == {"usableBalance": 0, "pendingBalance": 0}
+    report = reconcile(api)
+    assert [(d["orderId"], d["finding"]) for d in report["disagreements"]] == [
+        (payment["orderId"], "CHARGED_NOT_SUCCEEDED")]
 
 
 def test_a_notice_toss_cannot_confirm_now_is_refused_for_a_retry(setup: Any, user: str) -> None:
