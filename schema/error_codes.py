@@ -66,7 +66,8 @@ TABLE: tuple[ErrorCode, ...] = (
         "CONFLICT",
         "The operation does not fit the object's state: subscribing while a subscription is live, resuming an "
         "active subscription, refunding a fully refunded payment, a charge still being confirmed with the "
-        "provider, a rebuild already running. Nothing changed; read the object again before retrying.",
+        "provider, a rebuild already running, too many concurrent changes to one object. Nothing changed; read "
+        "the object again before retrying.",
         (domain.Conflict,),
     ),
     ErrorCode(
