@@ -89,7 +89,7 @@ class PointTransactionConnection:
 class PointTransactionFilter:
     type: PointTransactionType | None = strawberry.field(default=None, description="Only this type.")
     from_: DateTime | None = strawberry.field(default=None, name="from", description="Only at or after this time.")
-    to: DateTime | None = strawberry.field(default=None, description="Only at or before this time.")
+    to: DateTime | None = strawberry.field(default=None, description="Only before this time (exclusive).")
 
 
 @strawberry.type(description=(
