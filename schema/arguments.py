@@ -13,7 +13,7 @@ IDEMPOTENCY_KEY = (
     "operation."
 )
 
-USER_ID = "The user; default: the caller. Naming another user needs a scope listed above for another user's."
+USER_ID = "The user; default: the caller. Naming another user needs a scope the operation's description lists for another user's."
 
 AS_OF = "Read the state as it stood at this time, rebuilt from the ledger's events; default: now."
 
@@ -28,4 +28,4 @@ def idempotency_field() -> str | None:
     return strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 #: A required `userId` (no default).
-NAMED_USER = "The user. Naming another user than the caller needs a scope listed above for another user's."
+NAMED_USER = "The user. Naming another user than the caller needs a scope the operation's description lists for another user's."

@@ -52,8 +52,9 @@ class OperationsQuery:
 @strawberry.type
 class OperationsMutation:
     @strawberry.mutation(description=permissions.described(
-        Root.MUTATION, "runScheduledJobs", "(Or POST /cron/run with the cron secret.) Run the scheduled jobs of the daily runs due now (charges, "
-        "cancellations, expiries, reminders); a run already done for its time does nothing again. Answers the runs."
+        Root.MUTATION, "runScheduledJobs", "(Or POST /cron/run with the cron secret.) Run every scheduled job, those of the 00:00 and of the 09:00 "
+        "run (charges, cancellations, expiries, reminders), for now: each acts only on what is due, so a second "
+        "call finds nothing new. Answers the runs."
     ))
     async def run_scheduled_jobs(self, info: Info) -> list[JobRun]:
         permissions.caller(info)

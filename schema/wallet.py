@@ -14,7 +14,6 @@ from schema import permissions
 from schema.arguments import USER_ID, AsOf, UserId, idempotency_field
 from schema.context import Info
 from schema.permissions import Root
-from schema.scalars import DateTime
 from schema.types.payments import Payment
 from schema.types.wallet import PointPurchase, PointTransaction, SpendResult, Wallet
 

@@ -18,7 +18,7 @@ class JobRun:
         "The job: settle_stale_payments, finish_cancellations, expire_trials, charge_due_subscriptions, expire_points, "
         "send_notifications (00:00); subscription_reminders, warn_expiring_points, send_notifications (09:00)."
     ))
-    ran_at: DateTime = strawberry.field(description="The scheduled time the job ran for (00:00 or 09:00 local).")
+    ran_at: DateTime = strawberry.field(description="The time the job ran for: a scheduled 00:00 or 09:00 (workers, advanceTestClock), or now (runScheduledJobs).")
     processed: int = strawberry.field(description="Items the job looked at.")
     succeeded: int = strawberry.field(description="Items it completed (e.g. charges that succeeded).")
     failed: int = strawberry.field(description="Items that failed: errors, and for charges also declined attempts (which go to dunning).")

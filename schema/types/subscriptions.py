@@ -108,7 +108,7 @@ class Subscription:
         description="Consecutive failed charge attempts in the current dunning cycle."
     )
     pending_plan_change: PlanChange | None = strawberry.field(description="A NEXT_CYCLE change waiting for the next renewal.")
-    usage: list[Usage] = strawberry.field(description="Use of each limited service in the current quota window.")
+    usage: list[Usage] = strawberry.field(description="Use in the current quota window of each service the plan lists, then of any other service used in it.")
     version: int = strawberry.field(
         description="Ledger stream version: the number of events recorded for this subscription."
     )
