@@ -62,7 +62,9 @@ class ReconciliationReport:
 class ReconciliationQuery:
     @strawberry.field(description=permissions.described(Root.QUERY, "reconciliation", (
         "Ask the gateways about every payment requested since `since` (default: all) and "
-        "report each disagreement with the ledger, and every order they charged that the ledger does not know."
+        "report each disagreement with the ledger, and every order they charged that the ledger does not know. "
+        "The ledger's payments are listed from the payments read model, so one recorded within the projection "
+        "delay may be left out of this report. Changes nothing."
     )))
     async def reconciliation(
         self, info: Info,

@@ -70,7 +70,6 @@ class WalletQuery:
         Root.QUERY, "wallet",
         "The user's point wallet, read from the ledger (read-your-writes; an empty wallet if never used). "
         "asOf: balances reconstructed from the ledger as they stood at that time.",
-        errors=("BAD_USER_INPUT",),
     ))
     async def wallet(self, info: Info, user_id: UserId = None, as_of: AsOf = None) -> Wallet:
         user = permissions.subject(info, user_id, as_of=as_of is not None)
