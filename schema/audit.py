@@ -1,10 +1,13 @@
 """Audit and privacy: the ledger's events, verification, rebuilds, erasure (SPEC §7)."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from projections.notifications import MAX_PAGE as MAX_NOTIFICATIONS
 from schema import pages, permissions
+from schema.arguments import NAMED_USER, UserId
 from schema.context import Info
 from schema.permissions import Root
 from schema.types.audit import AuditReport, LedgerEvent, UserDataExport
@@ -18,15 +21,22 @@ from schema.types.wallet import Wallet
 class AuditQuery:
     @strawberry.field(description=permissions.described(
         Root.QUERY, "events",
-        f"The ledger's events in global order, optionally for one aggregate or user. {pages.EVENTS.describe()}",
+        "The ledger's events in global order (oldest first), optionally for one aggregate or user; read from "
+        "the ledger itself (a userId finds the user's aggregates through a read model, which may lag by the "
+        f"projection delay). {pages.EVENTS.describe()}",
+        errors=("BAD_USER_INPUT",),
     ))
     async def events(
         self,
         info: Info,
-        aggregate_id: strawberry.ID | None = None,
-        user_id: strawberry.ID | None = None,
-        after: int | None = None,
-        first: int | None = pages.EVENTS.default,
+        aggregate_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only this aggregate's events.")] = None,
+        user_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only the events of this user's aggregates."
+        )] = None,
+        after: Annotated[int | None, strawberry.argument(
+            description="Only events after this position (the last position of the previous page)."
+        )] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = pages.EVENTS.default,
     ) -> list[LedgerEvent]:
         permissions.caller(info)
         size = pages.EVENTS.of(first)
@@ -41,8 +51,10 @@ class AuditQuery:
         )
         return [LedgerEvent.of(e) for e in entries]
 
-    @strawberry.field(description=permissions.described(Root.QUERY, "exportUserData", "All of the user's data."))
-    async def export_user_data(self, info: Info, user_id: strawberry.ID | None = None) -> UserDataExport:
+    @strawberry.field(description=permissions.described(
+        Root.QUERY, "exportUserData", "All of the user's data (personal data access); lists may lag, see UserDataExport."
+    ))
+    async def export_user_data(self, info: Info, user_id: UserId = None) -> UserDataExport:
         user = permissions.subject(info, user_id)
         services = info.context.services
         ledger, now = services.ledger, services.clock.now()
@@ -69,9 +81,15 @@ class AuditQuery:
 @strawberry.type
 class AuditMutation:
     @strawberry.mutation(description=permissions.described(
-        Root.MUTATION, "rebuildProjection", "Rebuild a read model from ledger position 0 while the old one keeps serving."
+        Root.MUTATION, "rebuildProjection",
+        "Rebuild a read model from ledger position 0 beside the live one, which keeps serving, then switch to "
+        "it. Answers when done. An unknown name answers BAD_USER_INPUT; a rebuild already running, CONFLICT.",
+        errors=("BAD_USER_INPUT", "CONFLICT"),
     ))
-    async def rebuild_projection(self, info: Info, name: str) -> ProjectionStatus:
+    async def rebuild_projection(
+        self, info: Info,
+        name: Annotated[str, strawberry.argument(description="The read model, as `projections` names it.")],
+    ) -> ProjectionStatus:
         permissions.caller(info)
         services = info.context.services
         rows = await services.run_sync(services.read_models.rebuild, [name])
@@ -79,7 +97,9 @@ class AuditMutation:
         return ProjectionStatus(name=row["name"], position=row["position"], head_position=row["headPosition"], lag=row["lag"])
 
     @strawberry.mutation(description=permissions.described(
-        Root.MUTATION, "verifyLedger", "Replay the ledger and compare with the read models."
+        Root.MUTATION, "verifyLedger",
+        "Replay the whole ledger and compare every aggregate with the read models; changes nothing. Answers "
+        "the mismatches (empty when consistent).",
     ))
     async def verify_ledger(self, info: Info) -> AuditReport:
         permissions.caller(info)
@@ -90,9 +110,14 @@ class AuditMutation:
         )
 
     @strawberry.mutation(description=permissions.described(
-        Root.MUTATION, "eraseUserData", "Erase personal data (crypto-shredding); ledger amounts stay."
+        Root.MUTATION, "eraseUserData",
+        "Erase the user's personal data by destroying their key (crypto-shredding): email, name, masked cards "
+        "and billing keys read as null from then on, in every event and export; amounts, times and ids stay. "
+        "Cannot be undone; repeating it is harmless. Answers true.",
     ))
-    async def erase_user_data(self, info: Info, user_id: strawberry.ID) -> bool:
+    async def erase_user_data(
+        self, info: Info, user_id: Annotated[strawberry.ID, strawberry.argument(description=NAMED_USER)]
+    ) -> bool:
         user = permissions.subject(info, user_id)
         services = info.context.services
         erased = await services.run_sync(services.ledger.customers.erase_personal_data, user, services.clock.now())

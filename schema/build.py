@@ -33,6 +33,16 @@ Query = merge_types(
 Mutation = merge_types(
     "Mutation", (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation)
 )
+# merge_types takes no description: set it on the merged definitions.
+Query.__strawberry_definition__.description = (
+    "Reads. Single objects (subscription, currentSubscription, wallet, paymentMethods) answer from the ledger "
+    "(read-your-writes); lists (payments, subscriptions, notifications, wallet transactions, analytics) come "
+    "from read models that may lag the ledger by the projection delay (see `projections`)."
+)
+Mutation.__strawberry_definition__.description = (
+    "Changes. Each answers from the ledger it just wrote; a refused call changes nothing (a declined charge is "
+    "still recorded as a FAILED payment). Money mutations take an optional idempotencyKey."
+)
 
 
 class Schema(strawberry.Schema):

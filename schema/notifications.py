@@ -2,9 +2,12 @@
 projection, which may lag the ledger by the projection delay."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from schema import pages, permissions
+from schema.arguments import UserId
 from schema.context import Info
 from schema.permissions import Root
 from schema.types.subscriptions import Notification
@@ -13,10 +16,14 @@ from schema.types.subscriptions import Notification
 @strawberry.type
 class NotificationsQuery:
     @strawberry.field(description=permissions.described(
-        Root.QUERY, "notifications", f"Newest first. {pages.NOTIFICATIONS.describe()}"
+        Root.QUERY, "notifications",
+        "The user's newest notifications, newest first, from the outbox read model: one caused by a write "
+        f"may take a moment (the projection delay) to appear. {pages.NOTIFICATIONS.describe()}",
+        errors=("BAD_USER_INPUT",),
     ))
     async def notifications(
-        self, info: Info, user_id: strawberry.ID | None = None, first: int | None = pages.NOTIFICATIONS.default
+        self, info: Info, user_id: UserId = None,
+        first: Annotated[int | None, strawberry.argument(description="How many.")] = pages.NOTIFICATIONS.default,
     ) -> list[Notification]:
         services = info.context.services
         user = permissions.subject(info, user_id)

@@ -1,6 +1,8 @@
 """Catalog, identity, clock, scheduled jobs and projection status."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.errors import InvalidInput
@@ -18,7 +20,7 @@ def job_runs(runs: list[dict]) -> list[JobRun]:
 
 @strawberry.type
 class OperationsQuery:
-    @strawberry.field(description=permissions.described(Root.QUERY, "catalog"))
+    @strawberry.field(description=permissions.described(Root.QUERY, "catalog", "Plans, point packages, service costs and reward activities."))
     def catalog(self, info: Info) -> Catalog:
         return Catalog.of(info.context.services.ledger.catalog)
 
@@ -26,12 +28,17 @@ class OperationsQuery:
     def me(self, info: Info) -> strawberry.ID:
         return strawberry.ID(permissions.caller(info).user_id)
 
-    @strawberry.field(description=permissions.described(Root.QUERY, "clock"))
+    @strawberry.field(description=permissions.described(
+        Root.QUERY, "clock", "The service's time, and whether it is the test clock (advanceTestClock moves it)."
+    ))
     def clock(self, info: Info) -> ClockInfo:
         clock = info.context.services.clock
         return ClockInfo(now=clock.now(), controllable=clock.controllable)
 
-    @strawberry.field(description=permissions.described(Root.QUERY, "projections"))
+    @strawberry.field(description=permissions.described(
+        Root.QUERY, "projections",
+        "Each read model's position in the ledger and its lag: how far list queries may be behind the writes.",
+    ))
     async def projections(self, info: Info) -> list[ProjectionStatus]:
         permissions.caller(info)
         services = info.context.services
@@ -45,7 +52,9 @@ class OperationsQuery:
 @strawberry.type
 class OperationsMutation:
     @strawberry.mutation(description=permissions.described(
-        Root.MUTATION, "runScheduledJobs", "(Or POST /cron/run with the CRON secret.) Run every scheduled job that is due now."
+        Root.MUTATION, "runScheduledJobs", "(Or POST /cron/run with the cron secret.) Run every scheduled job, those of the 00:00 and of the 09:00 "
+        "run (charges, cancellations, expiries, reminders), for now: each acts only on what is due, so a second "
+        "call finds nothing new. Answers the runs."
     ))
     async def run_scheduled_jobs(self, info: Info) -> list[JobRun]:
         permissions.caller(info)
@@ -54,9 +63,14 @@ class OperationsMutation:
 
     @strawberry.mutation(description=permissions.described(
         Root.MUTATION, "advanceTestClock",
-        "Test clock only (SUBLEDGER_CLOCK=test): move the clock forward, firing every scheduled run in between, in order.",
+        "Test clock only (SUBLEDGER_CLOCK=test, else BAD_USER_INPUT): move the clock forward, firing every "
+        "scheduled run (00:00 and 09:00) in between, in order, then set it to `to`. Answers the runs.",
+        errors=("BAD_USER_INPUT",),
     ))
-    async def advance_test_clock(self, info: Info, to: DateTime) -> list[JobRun]:
+    async def advance_test_clock(
+        self, info: Info,
+        to: Annotated[DateTime, strawberry.argument(description="The new time; not before now (else BAD_USER_INPUT).")],
+    ) -> list[JobRun]:
         permissions.caller(info)
         services = info.context.services
         if not services.clock.controllable:

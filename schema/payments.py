@@ -1,32 +1,38 @@
 """Payment methods, payments and refunds (SPEC §5)."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.errors import NotFound
 from domain.customer_commands import payment_method_owner
 from schema import pages, permissions
+from schema.arguments import UserId, idempotency_field
 from schema.context import Info
 from schema.permissions import Root
 from schema.types.enums import PaymentProvider, SandboxOutcome
 from schema.types.payments import Payment, PaymentMethod
 
 
-@strawberry.input
+@strawberry.input(description="A card to register: the provider's one-time authKey, exchanged for a billing key.")
 class RegisterPaymentMethodInput:
-    provider: PaymentProvider
+    provider: PaymentProvider = strawberry.field(description="An enabled provider (SUBLEDGER_GATEWAY), else BAD_USER_INPUT.")
     auth_key: str = strawberry.field(
         description="The authKey the provider's billing-auth widget returned (Toss), or the sandbox's test card token."
     )
     customer_key: str = strawberry.field(description="The customerKey used when requesting the authKey.")
 
 
-@strawberry.input
+@strawberry.input(description="What to refund.")
 class RefundPaymentInput:
-    payment_id: strawberry.ID
-    amount: int | None = strawberry.field(default=None, description="Default: the whole refundable amount.")
-    reason: str
-    idempotency_key: str | None = None
+    payment_id: strawberry.ID = strawberry.field(description="The payment (SUCCEEDED or PARTIALLY_REFUNDED).")
+    amount: int | None = strawberry.field(
+        default=None, description="KRW to refund, 1 to what is left (else BAD_USER_INPUT); default: all of it. For a points purchase "
+        "the ceiling is the price share of its unspent points: floor(price × unspent ÷ points in the lot)."
+    )
+    reason: str = strawberry.field(description="Why, for the record and the provider.")
+    idempotency_key: str | None = idempotency_field()
 
 
 def method_owner(info: Info, method_id: str) -> str:
@@ -39,8 +45,10 @@ def method_owner(info: Info, method_id: str) -> str:
 
 @strawberry.type
 class PaymentsQuery:
-    @strawberry.field(description=permissions.described(Root.QUERY, "paymentMethods"))
-    async def payment_methods(self, info: Info, user_id: strawberry.ID | None = None) -> list[PaymentMethod]:
+    @strawberry.field(description=permissions.described(
+        Root.QUERY, "paymentMethods", "The user's payment methods, removed ones included, from the ledger.",
+    ))
+    async def payment_methods(self, info: Info, user_id: UserId = None) -> list[PaymentMethod]:
         services = info.context.services
         user = permissions.subject(info, user_id)
         customer = await services.run_sync(services.ledger.customer, user)
@@ -48,10 +56,15 @@ class PaymentsQuery:
         return [PaymentMethod.of(user, m) for m in methods]
 
     @strawberry.field(description=permissions.described(
-        Root.QUERY, "payments", f"Newest first. {pages.PAYMENTS.describe()}"
+        Root.QUERY, "payments",
+        "The user's newest payments, newest first. Listed from the payments read model, so a payment just made "
+        "may take a moment (the projection delay) to appear; each listed payment is read from the ledger. "
+        f"{pages.PAYMENTS.describe()}",
+        errors=("BAD_USER_INPUT",),
     ))
     async def payments(
-        self, info: Info, user_id: strawberry.ID | None = None, first: int | None = pages.PAYMENTS.default
+        self, info: Info, user_id: UserId = None,
+        first: Annotated[int | None, strawberry.argument(description="How many.")] = pages.PAYMENTS.default,
     ) -> list[Payment]:
         services = info.context.services
         user = permissions.subject(info, user_id)
@@ -62,8 +75,16 @@ class PaymentsQuery:
 
 @strawberry.type
 class PaymentsMutation:
-    @strawberry.mutation(description=permissions.described(Root.MUTATION, "registerPaymentMethod", "For the caller."))
-    async def register_payment_method(self, info: Info, input: RegisterPaymentMethodInput) -> PaymentMethod:
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "registerPaymentMethod",
+        "Register a card for the caller: the provider exchanges the authKey for a billing key, which is kept "
+        "sealed; answers the new payment method with its masked number. An authKey the provider refuses answers "
+        "BAD_USER_INPUT with extensions.providerCode (nothing registered).",
+        errors=("BAD_USER_INPUT",),
+    ))
+    async def register_payment_method(
+        self, info: Info, input: Annotated[RegisterPaymentMethodInput, strawberry.argument(description="The card.")]
+    ) -> PaymentMethod:
         caller = permissions.caller(info)
         services = info.context.services
         method = await services.billing.register_payment_method(
@@ -71,8 +92,14 @@ class PaymentsMutation:
         )
         return PaymentMethod.of(caller.user_id, method)
 
-    @strawberry.mutation(description=permissions.described(Root.MUTATION, "removePaymentMethod"))
-    async def remove_payment_method(self, info: Info, id: strawberry.ID) -> PaymentMethod:
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "removePaymentMethod",
+        "Deactivate a payment method: it is never charged again (a subscription using it has no card for its "
+        "next charge). Answers it with active false.",
+    ))
+    async def remove_payment_method(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The payment method.")]
+    ) -> PaymentMethod:
         services = info.context.services
         owner = method_owner(info, str(id))
         method = await services.run_sync(services.ledger.customers.remove_payment_method, owner, str(id), services.clock.now())
@@ -80,9 +107,15 @@ class PaymentsMutation:
 
     @strawberry.mutation(description=permissions.described(
         Root.MUTATION, "refundPayment",
-        "Refund a payment through its provider; a points purchase takes back its unspent points.",
+        "Refund a payment through its provider: the refund is recorded PENDING (its amount reserved) before the "
+        "provider is asked, and settled from its answer. A points purchase takes back its unspent points and "
+        "refunds their share of the price. Answers the payment with its refunds. A refund the provider refuses "
+        "answers CONFLICT (and releases what it reserved); one already in progress, or nothing left, too.",
+        errors=("BAD_USER_INPUT", "NOT_FOUND", "CONFLICT", "IDEMPOTENCY_KEY_REUSED"),
     ))
-    async def refund_payment(self, info: Info, input: RefundPaymentInput) -> Payment:
+    async def refund_payment(
+        self, info: Info, input: Annotated[RefundPaymentInput, strawberry.argument(description="What to refund.")]
+    ) -> Payment:
         permissions.caller(info)
         services = info.context.services
         payment = await services.billing.refund_payment(
@@ -93,10 +126,14 @@ class PaymentsMutation:
 
     @strawberry.mutation(description=permissions.described(
         Root.MUTATION, "setSandboxOutcome",
-        "Sandbox gateway only (else SANDBOX_ONLY): make this payment method's next charges end this way.",
+        "Sandbox gateway only: make this payment method's later charges end this way (tests and demos). "
+        "Changes nothing in the ledger.",
+        errors=("SANDBOX_ONLY", "CONFLICT"),
     ))
     async def set_sandbox_outcome(
-        self, info: Info, payment_method_id: strawberry.ID, outcome: SandboxOutcome
+        self, info: Info,
+        payment_method_id: Annotated[strawberry.ID, strawberry.argument(description="A SANDBOX payment method.")],
+        outcome: Annotated[SandboxOutcome, strawberry.argument(description="How its later charges end.")],
     ) -> PaymentMethod:
         services = info.context.services
         owner = method_owner(info, str(payment_method_id))

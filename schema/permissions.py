@@ -31,6 +31,8 @@ from typing import Any
 
 from domain.errors import Forbidden
 from schema.auth import Caller, Scope
+from schema.error_codes import known
+from schema.rate_limit import LIMITED_FIELDS
 
 
 class Root(StrEnum):
@@ -163,9 +165,26 @@ def rule(root: Root, field: str) -> Rule:
     return TABLE[(root, field)]
 
 
-def described(root: Root, field: str, text: str = "") -> str:
-    """A field's GraphQL description: the scope it needs, then `text`."""
-    return f"{rule(root, field).describe()} {text}".strip()
+def described(root: Root, field: str, text: str = "", *, errors: tuple[str, ...] = ()) -> str:
+    """A field's GraphQL description: the scope it needs, then `text`, then its error codes:
+    the gate's (UNAUTHENTICATED, FORBIDDEN, NOT_FOUND for an object target), RATE_LIMITED for a
+    rate-limited mutation, then `errors` (each must be in `schema.error_codes.TABLE`)."""
+    found = rule(root, field)
+    codes = [*gate_errors(found), *known(*errors)]
+    if root is Root.MUTATION and field in LIMITED_FIELDS:
+        codes.append("RATE_LIMITED")
+    listed = ", ".join(dict.fromkeys(codes))
+    return f"{found.describe()} {text}".strip() + (f" Errors: {listed}." if listed else "")
+
+
+def gate_errors(found: Rule) -> list[str]:
+    """The codes the permission gate itself may answer for a field."""
+    codes = [] if found.access is Access.PUBLIC else ["UNAUTHENTICATED"]
+    if found.access is Access.SCOPED:
+        codes.append("FORBIDDEN")
+    if found.target is Target.OBJECT:
+        codes.append("NOT_FOUND")
+    return codes
 
 
 def _rule_of(info: Any) -> Rule:

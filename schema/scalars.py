@@ -38,7 +38,17 @@ JSON = NewType("JSON", object)
 
 #: Handed to the schema's StrawberryConfig (scalar_map), as strawberry recommends.
 SCALAR_MAP = {
-    DateTime: strawberry.scalar(name="DateTime", serialize=serialize_datetime, parse_value=parse_datetime),
-    Date: strawberry.scalar(name="Date", serialize=lambda value: value.isoformat(), parse_value=parse_date),
-    JSON: strawberry.scalar(name="JSON", serialize=lambda value: value, parse_value=lambda value: value),
+    DateTime: strawberry.scalar(
+        name="DateTime", serialize=serialize_datetime, parse_value=parse_datetime,
+        description="An RFC 3339 date-time with an offset, e.g. 2026-01-31T00:00:00+09:00 (answered in UTC, `Z`). "
+        "A time without an offset is refused (BAD_USER_INPUT).",
+    ),
+    Date: strawberry.scalar(
+        name="Date", serialize=lambda value: value.isoformat(), parse_value=parse_date,
+        description="A calendar date, YYYY-MM-DD.",
+    ),
+    JSON: strawberry.scalar(
+        name="JSON", serialize=lambda value: value, parse_value=lambda value: value,
+        description="Any JSON value.",
+    ),
 }

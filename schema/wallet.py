@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Annotated
 
 import jwt
 import strawberry
@@ -10,42 +11,47 @@ import strawberry
 from domain.ids import wallet_id
 from domain.wallet import Wallet as WalletAggregate
 from schema import permissions
+from schema.arguments import USER_ID, AsOf, UserId, idempotency_field
 from schema.context import Info
 from schema.permissions import Root
-from schema.scalars import DateTime
 from schema.types.payments import Payment
 from schema.types.wallet import PointPurchase, PointTransaction, SpendResult, Wallet
 
 
-@strawberry.input
+@strawberry.input(description="A point package to buy.")
 class PurchasePointsInput:
-    package_id: strawberry.ID
-    payment_method_id: strawberry.ID
-    idempotency_key: str | None = None
+    package_id: strawberry.ID = strawberry.field(description="A catalog point package (else BAD_USER_INPUT).")
+    payment_method_id: strawberry.ID = strawberry.field(description="One of the caller's own active payment methods.")
+    idempotency_key: str | None = idempotency_field()
 
 
-@strawberry.input
+@strawberry.input(description="Points to spend on one bought service: give exactly one of service or amount.")
 class SpendPointsInput:
     service: str | None = strawberry.field(default=None, description="Catalog service whose cost is spent; or give amount.")
-    amount: int | None = None
-    service_id: str = strawberry.field(description="The id of what was bought (reading id, consultation id).")
-    user_id: strawberry.ID | None = None
-    idempotency_key: str | None = None
+    amount: int | None = strawberry.field(default=None, description="Points to spend (positive); or give service.")
+    service_id: str = strawberry.field(description=(
+        "The id of what was bought (reading id, consultation id). Spending the same serviceId again answers "
+        "the first result and spends nothing."
+    ))
+    user_id: strawberry.ID | None = strawberry.field(default=None, description=USER_ID)
+    idempotency_key: str | None = idempotency_field()
 
 
-@strawberry.input
+@strawberry.input(description="An activity a user earned points for.")
 class RewardPointsInput:
-    user_id: strawberry.ID
-    activity: str
-    idempotency_key: str | None = None
+    user_id: strawberry.ID = strawberry.field(description="The user rewarded.")
+    activity: str = strawberry.field(description="A catalog reward activity, e.g. daily_login (else BAD_USER_INPUT).")
+    idempotency_key: str | None = idempotency_field()
 
 
-@strawberry.input
+@strawberry.input(description="A manual correction of a wallet.")
 class AdjustPointsInput:
-    user_id: strawberry.ID
-    amount: int
-    reason: str
-    idempotency_key: str | None = None
+    user_id: strawberry.ID = strawberry.field(description="The wallet's owner.")
+    amount: int = strawberry.field(description=(
+        "Points to credit (positive: a lot without expiry) or debit (negative: at most the usable balance). Not 0."
+    ))
+    reason: str = strawberry.field(description="Why; shown as the transaction's description. Not empty.")
+    idempotency_key: str | None = idempotency_field()
 
 
 async def load_wallet(info: Info, user_id: str, as_of: datetime | None = None) -> Wallet:
@@ -61,9 +67,11 @@ async def load_wallet(info: Info, user_id: str, as_of: datetime | None = None) -
 @strawberry.type
 class WalletQuery:
     @strawberry.field(description=permissions.described(
-        Root.QUERY, "wallet", "asOf: balances reconstructed from the ledger as they stood at that time."
+        Root.QUERY, "wallet",
+        "The user's point wallet, read from the ledger (read-your-writes; an empty wallet if never used). "
+        "asOf: balances reconstructed from the ledger as they stood at that time.",
     ))
-    async def wallet(self, info: Info, user_id: strawberry.ID | None = None, as_of: DateTime | None = None) -> Wallet:
+    async def wallet(self, info: Info, user_id: UserId = None, as_of: AsOf = None) -> Wallet:
         user = permissions.subject(info, user_id, as_of=as_of is not None)
         return await load_wallet(info, user, as_of)
 
@@ -71,9 +79,16 @@ class WalletQuery:
 @strawberry.type
 class WalletMutation:
     @strawberry.mutation(description=permissions.described(
-        Root.MUTATION, "purchasePoints", "Charged to the caller's own payment method."
+        Root.MUTATION, "purchasePoints",
+        "Buy a point package for the caller, charged to the caller's own payment method. The charge is recorded "
+        "before the provider is called; on success points + bonus are credited as one lot expiring in 365 days. "
+        "A decline answers PAYMENT_FAILED and credits nothing (the FAILED payment is recorded). If the "
+        "provider's answer is lost the payment stays PENDING (pendingBalance) until it is looked up.",
+        errors=("BAD_USER_INPUT", "NOT_FOUND", "PAYMENT_FAILED", "IDEMPOTENCY_KEY_REUSED", "CONFLICT"),
     ))
-    async def purchase_points(self, info: Info, input: PurchasePointsInput) -> PointPurchase:
+    async def purchase_points(
+        self, info: Info, input: Annotated[PurchasePointsInput, strawberry.argument(description="What to buy.")]
+    ) -> PointPurchase:
         caller = permissions.caller(info)
         services = info.context.services
         payment = await services.billing.purchase_points(
@@ -88,8 +103,15 @@ class WalletMutation:
             wallet=await load_wallet(info, caller.user_id),
         )
 
-    @strawberry.mutation(description=permissions.described(Root.MUTATION, "spendPoints"))
-    async def spend_points(self, info: Info, input: SpendPointsInput) -> SpendResult:
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "spendPoints",
+        "Spend points on a bought service: drawn from the lots that expire first. Not enough usable points "
+        "answers INSUFFICIENT_POINTS and spends nothing; the balance never goes below zero.",
+        errors=("BAD_USER_INPUT", "INSUFFICIENT_POINTS", "IDEMPOTENCY_KEY_REUSED", "CONFLICT"),
+    ))
+    async def spend_points(
+        self, info: Info, input: Annotated[SpendPointsInput, strawberry.argument(description="What to spend on.")]
+    ) -> SpendResult:
         services = info.context.services
         user = permissions.subject(info, input.user_id or None)
         result = await services.run_sync(
@@ -117,8 +139,15 @@ class WalletMutation:
             grant=lambda: jwt.encode(claims, services.jwt_secret, algorithm="HS256"),
         )
 
-    @strawberry.mutation(description=permissions.described(Root.MUTATION, "rewardPoints", "(SYSTEM: the service scope.)"))
-    async def reward_points(self, info: Info, input: RewardPointsInput) -> PointTransaction:
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "rewardPoints",
+        "(SYSTEM: the service scope.) Credit the catalog's points for an activity as a lot expiring in 365 days. "
+        "daily_login once per calendar day, first_review once per user, else ALREADY_CLAIMED.",
+        errors=("BAD_USER_INPUT", "ALREADY_CLAIMED", "IDEMPOTENCY_KEY_REUSED", "CONFLICT"),
+    ))
+    async def reward_points(
+        self, info: Info, input: Annotated[RewardPointsInput, strawberry.argument(description="Who and for what.")]
+    ) -> PointTransaction:
         caller = permissions.caller(info)
         services = info.context.services
         transaction = await services.run_sync(
@@ -132,8 +161,14 @@ class WalletMutation:
         )
         return PointTransaction.of(transaction)
 
-    @strawberry.mutation(description=permissions.described(Root.MUTATION, "adjustPoints"))
-    async def adjust_points(self, info: Info, input: AdjustPointsInput) -> PointTransaction:
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "adjustPoints",
+        "Correct a wallet by hand: an ADJUSTMENT transaction, recorded with the admin's id.",
+        errors=("BAD_USER_INPUT", "INSUFFICIENT_POINTS", "IDEMPOTENCY_KEY_REUSED", "CONFLICT"),
+    ))
+    async def adjust_points(
+        self, info: Info, input: Annotated[AdjustPointsInput, strawberry.argument(description="The correction.")]
+    ) -> PointTransaction:
         caller = permissions.caller(info)
         services = info.context.services
         transaction = await services.run_sync(

@@ -132,6 +132,14 @@ def export_schema() -> None:
     sys.stdout.write(str(schema) + "\n")
 
 
+@app.command("docs")
+def docs(check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if a generated page is out of date.")) -> None:
+    """Write the generated pages: docs/errors.md, docs/api-reference.md, docs/configuration.md."""
+    from subledger.docs import main
+
+    raise typer.Exit(main(check=check))
+
+
 @app.command("sandbox-gateway")
 def sandbox_gateway(
     host: str = typer.Option("127.0.0.1"),

@@ -8,7 +8,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_limit
-from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.refusal import StartupRefused  # noqa: F401  (re-exported: the settings decide most refusals)
@@ -23,55 +23,105 @@ MIN_SECRET_CHARS = 32
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUBLEDGER_", extra="ignore")
 
-    database_url: str = "sqlite:///./subledger.db"
-    redis_url: str | None = None
-    gateway: str = "sandbox"
-    toss_secret_key: str | None = None
-    toss_base_url: str = "https://api.tosspayments.com"
-    #: Where the sandbox provider's HTTP API is; unset runs the sandbox in process.
-    sandbox_url: str | None = None
-    jwt_secret: str | None = None
-    cron_secret: str | None = None
-    clock: Literal["system", "test"] = "system"
-    clock_start: datetime | None = None
-    timezone: str = "Asia/Seoul"
-    catalog: str | None = None
-    env: Literal["development", "production"] = "development"
-    #: eventsourcing's AES key of whole stored event payloads (docs/keys.md); normalized to standard base64.
-    cipher_key: str | None = None
-    #: Wraps every per-user personal-data key (envelope encryption, docs/keys.md); required in production.
-    master_key: str | None = None
-    #: The master key being replaced: still unwraps rows until `subledger keys rotate` re-wrapped them.
-    master_key_previous: str | None = None
-    #: Serve POST /cron/run (for an external cron). Production needs SUBLEDGER_CRON_SECRET while it is served.
-    cron_endpoint: bool = True
-    gateway_retry_base_seconds: float = 1.0
-    charge_concurrency: int = 32
-    #: The settle job looks a PENDING charge up only once it was recorded this many seconds
-    #: ago by the wall clock: before that its own request may still be on its way (4 attempts
-    #: of 10 s plus backoff), and a lookup would find no order, fail the payment, and then
-    #: see the gateway charge it. Tests that crash on purpose set 0.
-    settle_grace_seconds: float = 90.0
-    #: Follow the ledger into the read models inside `serve`; false when `subledger projector`
-    #: runs them as their own process (the production layout of docker-compose.yml).
-    projections_in_process: bool = True
-    #: Tests only: the worker runs what is due every N seconds instead of at 00:00 and 09:00.
-    worker_tick_seconds: int | None = None
-    #: Threads that run ledger commands (eventsourcing is synchronous); also the database pool size.
-    threads: int = 16
-    max_body_bytes: int = 1_000_000
-    #: /readyz fails when a projection lags the ledger by more events than this.
-    ready_max_lag: int = 10_000
-    #: Mutations that move money or call a gateway, per caller (schema/rate_limit.py): "30/minute"; "off" for none.
-    rate_limit: str = "30/minute"
-    rate_limit_admin: str = "300/minute"
-    #: Provider notifications (POST /webhooks/toss, which takes no token) per sending address.
-    rate_limit_webhook: str = "600/minute"
-    #: Browser origins allowed to call the API (CORS, schema/cors.py), comma-separated; none by default.
-    cors_origins: str = ""
-    cors_methods: str = "GET,POST"
-    cors_headers: str = "Authorization,Content-Type"
-    cors_max_age: int = 600
+    # Each setting's description is its row in docs/configuration.md (`subledger docs` writes it).
+    database_url: str = Field("sqlite:///./subledger.db", description=(
+        "The ledger and the read models: `sqlite:///PATH` or `postgresql://USER:PASS@HOST:PORT/DB[?schema=NAME]`. "
+        "Other query options are libpq parameters passed to every connection (`sslmode=require`, `sslrootcert=...`, "
+        "`application_name=...`); an unknown one is refused at startup."
+    ))
+    redis_url: str | None = Field(None, description=(
+        "Set: scheduled work runs in arq workers (`subledger worker`) and the rate limit is counted in Redis. "
+        "Unset: the scheduler runs inside `serve`."
+    ))
+    gateway: str = Field("sandbox", description=(
+        "Payment providers enabled at once, comma-separated: `sandbox`, `toss`. Each payment method is charged "
+        "by the provider it was registered with; registering with a provider not enabled answers BAD_USER_INPUT."
+    ))
+    toss_secret_key: str | None = Field(None, description=(
+        "Toss secret key (`test_sk_…` / `live_sk_…`); required when `toss` is enabled, `live_` in production."
+    ))
+    toss_base_url: str = Field("https://api.tosspayments.com", description=(
+        "Toss API base URL; tests point it at `subledger sandbox-gateway`."
+    ))
+    sandbox_url: str | None = Field(None, description=(
+        "Run the SANDBOX provider against a `subledger sandbox-gateway` server at this URL; unset: in process."
+    ))
+    jwt_secret: str | None = Field(None, description=(
+        "HS256 key of bearer tokens. Development without it: generated for the run. Production: required, "
+        "at least 32 characters."
+    ))
+    cron_secret: str | None = Field(None, description=(
+        "Bearer secret of `POST /cron/run`. Production: required (32+ characters) while the endpoint is served."
+    ))
+    clock: Literal["system", "test"] = Field("system", description=(
+        "`test`: a clock that moves only through `advanceTestClock`, kept in the ledger. Refused in production."
+    ))
+    clock_start: datetime | None = Field(None, description=(
+        "Where the test clock starts (RFC 3339 with an offset); default: now."
+    ))
+    timezone: str = Field("Asia/Seoul", description=(
+        "Time zone of the daily runs (00:00 and 09:00), of calendar periods and of \"calendar day\"."
+    ))
+    catalog: str | None = Field(None, description=(
+        "Path of a TOML catalog replacing the built-in one (`domain/catalog_default.toml` is the example)."
+    ))
+    env: Literal["development", "production"] = Field("development", description=(
+        "`production` refuses to start, in one line naming the variable, without real secrets and the master "
+        "key, or with the sandbox, a `test_` Toss key or the test clock; it disables GraphiQL and logs JSON lines."
+    ))
+    cipher_key: str | None = Field(None, description=(
+        "Encrypts stored event payloads at rest (eventsourcing's AES cipher); `subledger keys generate --cipher` "
+        "makes one, `subledger keys encrypt-ledger` encrypts a ledger written without it."
+    ))
+    master_key: str | None = Field(None, description=(
+        "Wraps every user's personal-data key (envelope encryption); required in production; "
+        "`subledger keys generate` makes one. Development without it: per-user keys stored unwrapped, with a warning."
+    ))
+    master_key_previous: str | None = Field(None, description=(
+        "The master key being replaced: still unwraps keys until `subledger keys rotate` re-wrapped them."
+    ))
+    cron_endpoint: bool = Field(True, description=(
+        "`false`: `POST /cron/run` is not served (production then needs no cron secret)."
+    ))
+    gateway_retry_base_seconds: float = Field(1.0, description=(
+        "Base delay of in-call gateway retries: 1, 2 and 4 × base."
+    ))
+    charge_concurrency: int = Field(32, description="Charges and order lookups in flight at once in a daily run.")
+    #: Before the grace its own request may still be on its way (4 attempts of 10 s plus
+    #: backoff): a lookup would find no order, fail the payment, then see the gateway charge it.
+    settle_grace_seconds: float = Field(90.0, description=(
+        "The settle job looks a PENDING charge up only once it was recorded this long ago (wall clock). "
+        "Tests that crash on purpose set 0."
+    ))
+    projections_in_process: bool = Field(True, description=(
+        "`serve` follows the ledger into the read models itself; `false` when `subledger projector` does "
+        "(the production layout of docker-compose.yml)."
+    ))
+    worker_tick_seconds: int | None = Field(None, description=(
+        "Tests only: the worker runs what is due every N seconds instead of at 00:00 and 09:00."
+    ))
+    threads: int = Field(16, description=(
+        "Threads that run ledger commands (eventsourcing is synchronous); also the database pool size."
+    ))
+    max_body_bytes: int = Field(1_000_000, description="Largest request body; a larger one answers HTTP 413.")
+    ready_max_lag: int = Field(10_000, description=(
+        "`GET /readyz` answers 503 when a read model lags the ledger by more events than this."
+    ))
+    rate_limit: str = Field("30/minute", description=(
+        "Money operations (charges, refunds, card registration) per user token, e.g. `30/minute`; `off` for none. "
+        "Over it: RATE_LIMITED and `Retry-After`."
+    ))
+    rate_limit_admin: str = Field("300/minute", description="The same limit for admin tokens.")
+    rate_limit_webhook: str = Field("600/minute", description=(
+        "Provider notifications (`POST /webhooks/toss`, which takes no token) per sending address; `off` for none."
+    ))
+    cors_origins: str = Field("", description=(
+        "Browser origins allowed to call the API, comma-separated (`https://app.example.com`, or `*`); "
+        "without it no CORS headers are sent and preflights answer 405."
+    ))
+    cors_methods: str = Field("GET,POST", description="Methods a configured origin may use.")
+    cors_headers: str = Field("Authorization,Content-Type", description="Request headers a configured origin may send.")
+    cors_max_age: int = Field(600, description="Seconds a browser keeps a preflight's answer.")
 
     @field_validator("timezone")
     @classmethod

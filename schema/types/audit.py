@@ -10,15 +10,20 @@ from schema.types.subscriptions import Notification, Subscription
 from schema.types.wallet import Wallet
 
 
-@strawberry.type
+@strawberry.type(description=(
+    "One event of the ledger. `data` never holds a billing key; personal fields of an erased user read as null."
+))
 class LedgerEvent:
-    position: int = strawberry.field(description="Position in the ledger's global, gap-free order.")
-    aggregate_id: strawberry.ID
-    aggregate_type: str
+    position: int = strawberry.field(description=(
+        "Position in the ledger's global order: strictly increasing, not necessarily consecutive. Page on with "
+        "`events(after:)`."
+    ))
+    aggregate_id: strawberry.ID = strawberry.field(description="The aggregate (stream) the event belongs to.")
+    aggregate_type: str = strawberry.field(description="Its type: Subscription, Wallet, Payment, Customer, ….")
     version: int = strawberry.field(description="Version of the aggregate after this event (1 for its first event).")
-    type: str
-    occurred_at: DateTime
-    data: JSON
+    type: str = strawberry.field(description="The event's name within its aggregate type, e.g. Subscribed, Credited, Debited.")
+    occurred_at: DateTime = strawberry.field(description="The event's business time where it has one, else when it was recorded.")
+    data: JSON = strawberry.field(description="The event's attributes; billing keys read as \"[sealed]\", erased personal fields as null.")
 
     @classmethod
     def of(cls, entry: LedgerEntry) -> LedgerEvent:
@@ -33,23 +38,26 @@ class LedgerEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The result of replaying the ledger against the read models (verifyLedger).")
 class AuditReport:
-    events_replayed: int
-    aggregates_checked: int
+    events_replayed: int = strawberry.field(description="Events replayed.")
+    aggregates_checked: int = strawberry.field(description="Aggregates rebuilt and compared.")
     mismatches: list[str] = strawberry.field(
         description="Differences found between replayed state and the read models; empty when consistent."
     )
 
 
-@strawberry.type
+@strawberry.type(description=(
+    "Everything kept about one user. Subscriptions, payments and notifications are listed from read models "
+    "(which may lag the ledger by the projection delay); each subscription and payment is then read from the ledger."
+))
 class UserDataExport:
-    user_id: strawberry.ID
-    subscriptions: list[Subscription]
-    payments: list[Payment]
-    wallet: Wallet
-    notifications: list[Notification]
-    events: list[LedgerEvent]
+    user_id: strawberry.ID = strawberry.field(description="The user.")
+    subscriptions: list[Subscription] = strawberry.field(description="Every subscription, oldest first.")
+    payments: list[Payment] = strawberry.field(description="Every payment.")
+    wallet: Wallet = strawberry.field(description="The point wallet (empty if never used).")
+    notifications: list[Notification] = strawberry.field(description="The newest 500 notifications, newest first.")
+    events: list[LedgerEvent] = strawberry.field(description="Every ledger event of the user's aggregates.")
     email: str | None = strawberry.field(description="Contact email from the user's token; null once erased.")
     name: str | None = strawberry.field(description="Contact name from the user's token; null once erased.")
-    payment_methods: list[PaymentMethod]
+    payment_methods: list[PaymentMethod] = strawberry.field(description="Every payment method, removed ones included.")

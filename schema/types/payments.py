@@ -9,23 +9,24 @@ from domain.payments.payment import Payment as PaymentAggregate
 from domain.payments.payment import Refund as RefundMovement
 from domain.payments.payment import RefundStatus as RefundStatusValue
 from schema.scalars import DateTime
-from schema.types.enums import DeclineCode, PaymentKind, PaymentProvider, PaymentStatus
+from schema.types.enums import DeclineCode, PaymentKind, PaymentProvider, PaymentStatus, served_enum
 
-RefundStatus = strawberry.enum(RefundStatusValue, name="RefundStatus", description=(
-    "PENDING: recorded, its amount reserved, waiting for the provider's answer; SUCCEEDED: the provider gave "
-    "the money back; FAILED: the provider refused, and what the refund reserved was released."
-))
+RefundStatus = served_enum(RefundStatusValue, "RefundStatus", "Where a refund stands.", {
+    "PENDING": "Recorded, its amount (and points) reserved, waiting for the provider's answer.",
+    "SUCCEEDED": "The provider gave the money back; counted in the payment's refundedAmount.",
+    "FAILED": "The provider refused; what the refund reserved was released.",
+})
 
 
 @strawberry.type(description="One refund of a payment, recorded before the provider was asked.")
 class Refund:
-    id: strawberry.ID
-    amount: int
-    reason: str
-    status: RefundStatus
+    id: strawberry.ID = strawberry.field(description="The refund's id.")
+    amount: int = strawberry.field(description="KRW to give back.")
+    reason: str = strawberry.field(description="The reason given to refundPayment (or the cancellation or plan change that refunded).")
+    status: RefundStatus = strawberry.field(description="Where the refund stands.")
     points_taken_back: int = strawberry.field(description="Points a points-purchase refund took back from its lot.")
-    requested_at: DateTime
-    settled_at: DateTime | None
+    requested_at: DateTime = strawberry.field(description="When it was recorded (before the provider was asked).")
+    settled_at: DateTime | None = strawberry.field(description="When the provider's answer was recorded; null while PENDING.")
     failure_code: str | None = strawberry.field(description="The provider's code when it refused the refund.")
 
     @classmethod
@@ -37,16 +38,18 @@ class Refund:
         )
 
 
-@strawberry.type
+@strawberry.type(description=(
+    "A card registered with a provider, kept as the provider's billing key (never shown) and a masked number."
+))
 class PaymentMethod:
-    id: strawberry.ID
-    user_id: strawberry.ID
-    provider: PaymentProvider
+    id: strawberry.ID = strawberry.field(description="The payment method's id (paymentMethodId in other operations).")
+    user_id: strawberry.ID = strawberry.field(description="Its owner.")
+    provider: PaymentProvider = strawberry.field(description="The provider it was registered with and is charged through.")
     card_masked: str | None = strawberry.field(
         description="Masked card number as the provider reports it, e.g. 4300********0001. Never the full number."
     )
-    active: bool
-    created_at: DateTime
+    active: bool = strawberry.field(description="False once removed (removePaymentMethod); a removed method is never charged.")
+    created_at: DateTime = strawberry.field(description="When it was registered.")
 
     @classmethod
     def of(cls, user_id: str, method: dict[str, Any]) -> PaymentMethod:
@@ -60,25 +63,30 @@ class PaymentMethod:
         )
 
 
-@strawberry.type
+@strawberry.type(description=(
+    "One charge attempt: recorded PENDING before the provider is called, settled from its answer, and the "
+    "refunds made against it. Amounts are whole KRW."
+))
 class Payment:
-    id: strawberry.ID
-    user_id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The payment's id (paymentId in refundPayment and errors).")
+    user_id: strawberry.ID = strawberry.field(description="Who paid.")
     order_id: str = strawberry.field(description="The order id sent to the provider; unique per charge attempt.")
-    provider: PaymentProvider
-    kind: PaymentKind
-    amount: int
-    refunded_amount: int
-    status: PaymentStatus
-    subscription_id: strawberry.ID | None
-    failure_code: DeclineCode | None
+    provider: PaymentProvider = strawberry.field(description="The provider charged.")
+    kind: PaymentKind = strawberry.field(description="What it paid for.")
+    amount: int = strawberry.field(description="KRW charged (or asked for, when it failed).")
+    refunded_amount: int = strawberry.field(description="KRW given back by SUCCEEDED refunds.")
+    status: PaymentStatus = strawberry.field(description="Where it stands.")
+    subscription_id: strawberry.ID | None = strawberry.field(
+        description="The subscription paid for (SUBSCRIPTION and PRORATION payments); null for points."
+    )
+    failure_code: DeclineCode | None = strawberry.field(description="Why it failed (FAILED only).")
     provider_failure_code: str | None = strawberry.field(
         description="The provider's own error code, e.g. REJECT_CARD_PAYMENT."
     )
-    failure_message: str | None
+    failure_message: str | None = strawberry.field(description="The provider's message for a failure, as given.")
     attempt: int = strawberry.field(description="Attempt number within the current dunning cycle (1 for a first attempt).")
-    created_at: DateTime
-    paid_at: DateTime | None
+    created_at: DateTime = strawberry.field(description="When it was recorded, before the provider was called.")
+    paid_at: DateTime | None = strawberry.field(description="When the provider confirmed the charge; null unless it succeeded.")
     refunds: list[Refund] = strawberry.field(
         description="Every refund of this payment, oldest first; refundedAmount counts the SUCCEEDED ones."
     )

@@ -20,37 +20,48 @@ from schema.types.enums import BillingCycle
 from schema.types.payments import Payment, PaymentMethod
 
 
-@strawberry.enum
+@strawberry.enum(description="Where a subscription stands. CANCELED and EXPIRED are final; the others are live.")
 class SubscriptionStatus(enum.Enum):
-    TRIALING = "TRIALING"
-    ACTIVE = "ACTIVE"
-    PAST_DUE = "PAST_DUE"
-    CANCELING = "CANCELING"
-    CANCELED = "CANCELED"
-    EXPIRED = "EXPIRED"
-    SUSPENDED = "SUSPENDED"
+    TRIALING = strawberry.enum_value("TRIALING", description="In the free trial; the first period is charged at its end.")
+    ACTIVE = strawberry.enum_value("ACTIVE", description="Paid for the current period; renews at nextBillingAt.")
+    PAST_DUE = strawberry.enum_value(
+        "PAST_DUE", description="A renewal or trial-end charge failed; retried 3 and 6 days after the first failure."
+    )
+    CANCELING = strawberry.enum_value(
+        "CANCELING", description="Canceled at period end: no further charges, CANCELED at the period's end."
+    )
+    CANCELED = strawberry.enum_value("CANCELED", description="Ended by a cancellation. Final.")
+    EXPIRED = strawberry.enum_value("EXPIRED", description="A trial ended without a payment method. Final.")
+    SUSPENDED = strawberry.enum_value(
+        "SUSPENDED", description="Three charge attempts failed: no more charges until updateSubscriptionPaymentMethod."
+    )
 
 
-@strawberry.enum
+@strawberry.enum(description="When a plan change takes effect (changePlan).")
 class ProrationPolicy(enum.Enum):
-    IMMEDIATE = "IMMEDIATE"
-    NEXT_CYCLE = "NEXT_CYCLE"
+    IMMEDIATE = strawberry.enum_value("IMMEDIATE", description=(
+        "Switch now: the prorated difference for the rest of the period is charged (upgrade) or refunded "
+        "(downgrade). A change of billing cycle is always NEXT_CYCLE."
+    ))
+    NEXT_CYCLE = strawberry.enum_value(
+        "NEXT_CYCLE", description="Record a pending change, applied and charged at the new price at the next renewal."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="A plan change waiting for the next renewal.")
 class PlanChange:
-    plan_id: strawberry.ID
-    billing_cycle: BillingCycle
-    effective_at: DateTime
+    plan_id: strawberry.ID = strawberry.field(description="The plan it changes to.")
+    billing_cycle: BillingCycle = strawberry.field(description="The billing cycle it changes to.")
+    effective_at: DateTime = strawberry.field(description="When it applies: the current period's end.")
 
 
-@strawberry.type
+@strawberry.type(description="Use of one service in the current monthly quota window.")
 class Usage:
-    service: str
-    used: int
-    limit: int | None = strawberry.field(description="null means unlimited")
-    remaining: int | None = strawberry.field(description="null means unlimited")
-    resets_at: DateTime
+    service: str = strawberry.field(description="The service.")
+    used: int = strawberry.field(description="Uses recorded in the window.")
+    limit: int | None = strawberry.field(description="Uses allowed in the window; null means unlimited.")
+    remaining: int | None = strawberry.field(description="limit − used; null means unlimited.")
+    resets_at: DateTime = strawberry.field(description="When the window ends and the count starts again.")
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Usage:
@@ -70,32 +81,34 @@ def _plan(sub: SubscriptionAggregate, catalog: domain_catalog.Catalog) -> Plan:
     return Plan.of(plan)
 
 
-@strawberry.type
+@strawberry.type(description=(
+    "A user's subscription to a plan, read from the ledger (read-your-writes). Times are the service's clock."
+))
 class Subscription:
-    id: strawberry.ID
-    user_id: strawberry.ID
-    plan: Plan
-    billing_cycle: BillingCycle
-    status: SubscriptionStatus
+    id: strawberry.ID = strawberry.field(description="The subscription's id (subscriptionId in other operations).")
+    user_id: strawberry.ID = strawberry.field(description="The subscriber.")
+    plan: Plan = strawberry.field(description="The plan subscribed to (as the catalog describes it now).")
+    billing_cycle: BillingCycle = strawberry.field(description="MONTHLY or ANNUAL periods.")
+    status: SubscriptionStatus = strawberry.field(description="Where it stands.")
     price: int = strawberry.field(description="Price per period in KRW, fixed when subscribed (after any promo code).")
-    currency: str
-    promo_code: str | None
-    started_at: DateTime
-    current_period_start: DateTime
-    current_period_end: DateTime
-    trial_ends_at: DateTime | None
+    currency: str = strawberry.field(description="Always KRW.")
+    promo_code: str | None = strawberry.field(description="The promo code applied when subscribing, if any.")
+    started_at: DateTime = strawberry.field(description="When it was created; the anchor of its periods and quota windows.")
+    current_period_start: DateTime = strawberry.field(description="Start of the current period (or trial).")
+    current_period_end: DateTime = strawberry.field(description="End of the current period (or trial).")
+    trial_ends_at: DateTime | None = strawberry.field(description="End of the trial; null if it had none.")
     next_billing_at: DateTime | None = strawberry.field(
         description="When the next charge is due; null once no further charge will be made."
     )
-    cancel_at_period_end: bool
-    canceled_at: DateTime | None
-    cancel_reason: str | None
-    suspended_at: DateTime | None
+    cancel_at_period_end: bool = strawberry.field(description="True while CANCELING: it ends at currentPeriodEnd.")
+    canceled_at: DateTime | None = strawberry.field(description="When it became CANCELED (at once, or at the period end of a CANCELING one); null before.")
+    cancel_reason: str | None = strawberry.field(description="The reason given to cancelSubscription.")
+    suspended_at: DateTime | None = strawberry.field(description="When it became SUSPENDED; null otherwise.")
     consecutive_failures: int = strawberry.field(
         description="Consecutive failed charge attempts in the current dunning cycle."
     )
-    pending_plan_change: PlanChange | None
-    usage: list[Usage]
+    pending_plan_change: PlanChange | None = strawberry.field(description="A NEXT_CYCLE change waiting for the next renewal.")
+    usage: list[Usage] = strawberry.field(description="Use in the current quota window of each service the plan lists, then of any other service used in it.")
     version: int = strawberry.field(
         description="Ledger stream version: the number of events recorded for this subscription."
     )
@@ -135,7 +148,7 @@ class Subscription:
             as_of=as_of,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The payment method its charges go to; null without one (free plan, trial without card).")
     async def payment_method(self, info: Info) -> PaymentMethod | None:
         services = info.context.services
         method_id = self.aggregate.payment_method_id
@@ -143,7 +156,7 @@ class Subscription:
         method = customer.payment_methods.get(method_id) if customer else None
         return PaymentMethod.of(self.aggregate.user_id, method) if method else None
 
-    @strawberry.field(description="This subscription's payments, oldest first.")
+    @strawberry.field(description="This subscription's payments, oldest first, read from the ledger (read-your-writes).")
     async def payments(self, info: Info) -> list[Payment]:
         ledger = info.context.services.ledger
         run_sync = info.context.services.run_sync
@@ -156,16 +169,16 @@ class Subscription:
         return [Payment.of(p) for p in loaded if p is not None]
 
 
-@strawberry.type
+@strawberry.type(description="A discount code for subscribe (createPromoCode).")
 class PromoCode:
-    code: str
-    percent_off: int | None
-    amount_off: int | None
-    duration_periods: int | None
-    max_redemptions: int | None
-    redemptions: int
-    expires_at: DateTime | None
-    plan_ids: list[strawberry.ID] | None
+    code: str = strawberry.field(description="The code users enter.")
+    percent_off: int | None = strawberry.field(description="Percent off the price; null when amountOff is set.")
+    amount_off: int | None = strawberry.field(description="KRW off the price; null when percentOff is set.")
+    duration_periods: int | None = strawberry.field(description="Billing periods the discount applies to; null = forever.")
+    max_redemptions: int | None = strawberry.field(description="How many subscriptions may use it; null = no limit.")
+    redemptions: int = strawberry.field(description="How many have used it.")
+    expires_at: DateTime | None = strawberry.field(description="After this it is refused; null = never.")
+    plan_ids: list[strawberry.ID] | None = strawberry.field(description="The only plans it applies to; null = every plan.")
 
     @classmethod
     def of(cls, promo: PromoAggregate) -> PromoCode:
@@ -177,19 +190,19 @@ class PromoCode:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A message to a user from the notifications outbox (a read model of the ledger).")
 class Notification:
-    id: strawberry.ID
-    user_id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The notification's id.")
+    user_id: strawberry.ID = strawberry.field(description="The recipient.")
     kind: str = strawberry.field(
         description="e.g. WELCOME, TRIAL_ENDING, RENEWAL_REMINDER, PAYMENT_SUCCEEDED, PAYMENT_FAILED, "
         "SUBSCRIPTION_SUSPENDED, SUBSCRIPTION_CANCELED, USAGE_WARNING, POINTS_EXPIRING, POINTS_REWARDED"
     )
-    subject: str
-    body: str
-    data: JSON
-    created_at: DateTime
-    sent_at: DateTime | None
+    subject: str = strawberry.field(description="Subject line.")
+    body: str = strawberry.field(description="Text of the message.")
+    data: JSON = strawberry.field(description="The facts it was written from (amounts, dates, ids), by kind.")
+    created_at: DateTime = strawberry.field(description="When the event that caused it happened.")
+    sent_at: DateTime | None = strawberry.field(description="When the sender delivered it; null until then.")
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Notification:

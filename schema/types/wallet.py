@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -21,22 +21,26 @@ MAX_EXPIRING_WINDOW_DAYS = 3650
 @strawberry.type(description="Points a debit or an expiry took from one lot (FIFO by expiry).")
 class LotDraw:
     lot_id: str = strawberry.field(description="The lot: a purchase's lot, a reward, an adjustment.")
-    amount: int
+    amount: int = strawberry.field(description="Points taken from the lot.")
     expires_at: DateTime | None = strawberry.field(description="The lot's expiry (null for lots without one, and for draws recorded before lineage was kept).")
 
 
-@strawberry.type
+@strawberry.type(description="One change of a wallet's points, with the balance before and after.")
 class PointTransaction:
-    id: strawberry.ID
-    user_id: strawberry.ID
-    type: PointTransactionType
+    id: strawberry.ID = strawberry.field(description="The transaction's id.")
+    user_id: strawberry.ID = strawberry.field(description="The wallet's owner.")
+    type: PointTransactionType = strawberry.field(description="Why the points changed.")
     amount: int = strawberry.field(description="Positive credits the wallet, negative debits it.")
-    balance_before: int
-    balance_after: int
-    description: str
-    reference_type: str | None
-    reference_id: str | None
-    created_at: DateTime
+    balance_before: int = strawberry.field(description="The wallet's total balance before.")
+    balance_after: int = strawberry.field(description="The wallet's total balance after.")
+    description: str = strawberry.field(description="In words, e.g. `spent on tarot_three`, or an adjustment's reason.")
+    reference_type: str | None = strawberry.field(
+        description="What it refers to: payment, activity, adjustment, the service spent on (or amount)."
+    )
+    reference_id: str | None = strawberry.field(
+        description="The id of that: a payment id, an activity, the serviceId of a spend."
+    )
+    created_at: DateTime = strawberry.field(description="When it happened.")
     expires_at: DateTime | None = strawberry.field(description="For credits: when these points expire.")
     wallet_version: strawberry.Private[int]
 
@@ -68,34 +72,37 @@ class PointTransaction:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Points of one lot that expire soon.")
 class ExpiringPoints:
-    amount: int
-    expires_at: DateTime
+    amount: int = strawberry.field(description="Points left in the lot.")
+    expires_at: DateTime = strawberry.field(description="When they expire.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of wallet transactions.")
 class PointTransactionConnection:
-    items: list[PointTransaction]
-    total_count: int
+    items: list[PointTransaction] = strawberry.field(description="The page, newest first.")
+    total_count: int = strawberry.field(description="Transactions matching the filter, across every page.")
     next_cursor: str | None = strawberry.field(description="Opaque cursor for the next page; null on the last page.")
 
 
-@strawberry.input
+@strawberry.input(description="Which wallet transactions to list; every field is optional.")
 class PointTransactionFilter:
-    type: PointTransactionType | None = None
-    from_: DateTime | None = strawberry.field(default=None, name="from")
-    to: DateTime | None = None
+    type: PointTransactionType | None = strawberry.field(default=None, description="Only this type.")
+    from_: DateTime | None = strawberry.field(default=None, name="from", description="Only at or after this time.")
+    to: DateTime | None = strawberry.field(default=None, description="Only before this time (exclusive).")
 
 
-@strawberry.type
+@strawberry.type(description=(
+    "A user's point wallet. Balances and lots are read from the ledger (read-your-writes); `transactions` "
+    "comes from the history read model and may lag by the projection delay."
+))
 class Wallet:
-    user_id: strawberry.ID
+    user_id: strawberry.ID = strawberry.field(description="The owner.")
     total_balance: int = strawberry.field(description="All points held, expired-but-not-yet-swept lots included.")
     usable_balance: int = strawberry.field(description="Points that can be spent now (not expired).")
     pending_balance: int = strawberry.field(description="Points bought whose payment is not yet confirmed.")
-    lifetime_earned: int
-    lifetime_spent: int
+    lifetime_earned: int = strawberry.field(description="Sum of every credit (purchases, rewards, positive adjustments).")
+    lifetime_spent: int = strawberry.field(description="Sum of every debit other than expiry (spends, refunds, negative adjustments).")
     version: int = strawberry.field(description="Ledger stream version: the number of events recorded for this wallet.")
     lots: strawberry.Private[list[dict[str, Any]]]
     now: strawberry.Private[datetime]
@@ -122,7 +129,12 @@ class Wallet:
         )
 
     @strawberry.field(description="Lots with points left that expire within the window, soonest first.")
-    def expiring_soon(self, within_days: int | None = 30) -> list[ExpiringPoints]:
+    def expiring_soon(
+        self,
+        within_days: Annotated[int | None, strawberry.argument(
+            description=f"The window in days from now, 0 to {MAX_EXPIRING_WINDOW_DAYS} (else BAD_USER_INPUT)."
+        )] = 30,
+    ) -> list[ExpiringPoints]:
         within_days = 30 if within_days is None else within_days
         if within_days < 0 or within_days > MAX_EXPIRING_WINDOW_DAYS:
             raise InvalidInput(f"withinDays must be between 0 and {MAX_EXPIRING_WINDOW_DAYS}")
@@ -133,13 +145,18 @@ class Wallet:
             if lot["expires_at"] is not None and lot["expires_at"] <= horizon
         ]
 
-    @strawberry.field(description=f"Newest first. {pages.TRANSACTIONS.describe()}")
+    @strawberry.field(description=(
+        "The wallet's transactions, newest first, from the history read model: a write may take a moment "
+        f"(the projection delay) to appear. {pages.TRANSACTIONS.describe()} Errors: BAD_USER_INPUT."
+    ))
     async def transactions(
         self,
         info: Info,
-        filter: PointTransactionFilter | None = None,
-        first: int | None = pages.TRANSACTIONS.default,
-        after: str | None = None,
+        filter: Annotated[PointTransactionFilter | None, strawberry.argument(description="Type and time filter.")] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = pages.TRANSACTIONS.default,
+        after: Annotated[str | None, strawberry.argument(
+            description="The nextCursor of the previous page; omit for the first page."
+        )] = None,
     ) -> PointTransactionConnection:
         services = info.context.services
         to = filter.to if filter else None
@@ -159,20 +176,20 @@ class Wallet:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The result of purchasePoints.")
 class PointPurchase:
-    payment: Payment
-    points_purchased: int
-    bonus_points: int
-    total_points: int
-    wallet: Wallet
+    payment: Payment = strawberry.field(description="The charge (SUCCEEDED; PENDING while the provider's answer is unknown).")
+    points_purchased: int = strawberry.field(description="Points of the package.")
+    bonus_points: int = strawberry.field(description="Bonus points of the package.")
+    total_points: int = strawberry.field(description="pointsPurchased + bonusPoints, credited as one lot once paid.")
+    wallet: Wallet = strawberry.field(description="The wallet after the purchase.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of spendPoints (the first result again for a repeated serviceId).")
 class SpendResult:
-    transaction: PointTransaction
-    points_spent: int
-    remaining_balance: int
+    transaction: PointTransaction = strawberry.field(description="The USAGE transaction.")
+    points_spent: int = strawberry.field(description="Points taken.")
+    remaining_balance: int = strawberry.field(description="Usable points left after the spend.")
     #: Signs the grant; called only when the field is asked for (an HMAC per spend otherwise).
     grant: strawberry.Private[Callable[[], str]]
 
