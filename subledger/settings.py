@@ -11,12 +11,15 @@ from limits import parse as parse_limit
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schema.jwks import ASYMMETRIC
 from subledger.storage import Database
 from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
 
 PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
+#: SUBLEDGER_JWT_ALGORITHMS: JWKS keys' algorithms, and HS256 for jwt_secret's tokens alongside.
+JWT_ALGORITHMS = (*ASYMMETRIC, "HS256")
 
 
 class StartupRefused(Exception):
@@ -73,6 +76,19 @@ class Settings(BaseSettings):
     cors_methods: str = "GET,POST"
     cors_headers: str = "Authorization,Content-Type"
     cors_max_age: int = 600
+    #: Tokens of an identity provider (Auth0, Keycloak, Cognito), verified against its JWKS
+    #: (schema/jwks.py, docs/identity-providers.md); unset: only HS256 tokens of jwt_secret.
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    #: Comma-separated; a token's `aud` must name one of them.
+    jwt_audience: str | None = None
+    #: With a JWKS URL: the algorithms accepted; HS256 among them also accepts jwt_secret's tokens.
+    jwt_algorithms: str = "RS256,ES256"
+    jwt_scopes_claim: str = "scope"
+    jwt_user_claim: str = "sub"
+    jwt_scope_prefix: str = ""
+    jwks_cache_seconds: float = 300.0
+    jwks_refresh_cooldown_seconds: float = 30.0
 
     @field_validator("timezone")
     @classmethod
@@ -148,6 +164,11 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _identity_provider(self) -> Settings:
+        check_identity_provider(self)
+        return self
+
+    @model_validator(mode="after")
     def _production_rules(self) -> Settings:
         unknown = set(self.providers_named) - set(PROVIDERS)
         if unknown:
@@ -201,6 +222,36 @@ class Settings(BaseSettings):
         if self.jwt_secret:
             return self
         return self.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
+
+
+def check_identity_provider(settings: Settings) -> None:
+    """The SUBLEDGER_JWKS_* / SUBLEDGER_JWT_* settings fit together (one line naming the variable)."""
+    if not settings.jwks_url:
+        for name in ("jwt_issuer", "jwt_audience"):
+            if getattr(settings, name):
+                raise ValueError(
+                    f"SUBLEDGER_{name.upper()} applies to identity-provider tokens: set SUBLEDGER_JWKS_URL too"
+                )
+        return
+    scheme, _, rest = settings.jwks_url.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise ValueError("SUBLEDGER_JWKS_URL must be an http(s) URL of the provider's key set")
+    if settings.env == "production" and scheme != "https":
+        raise ValueError("SUBLEDGER_JWKS_URL must be https in production")
+    if not settings.jwt_issuer:
+        raise ValueError("SUBLEDGER_JWT_ISSUER is required with SUBLEDGER_JWKS_URL (the provider's `iss`)")
+    if not split_list(settings.jwt_audience or ""):
+        raise ValueError("SUBLEDGER_JWT_AUDIENCE is required with SUBLEDGER_JWKS_URL (this API's `aud`)")
+    algorithms = split_list(settings.jwt_algorithms)
+    unknown = [alg for alg in algorithms if alg not in JWT_ALGORITHMS]
+    if unknown or not set(algorithms) - {"HS256"}:
+        raise ValueError(
+            f"SUBLEDGER_JWT_ALGORITHMS takes {', '.join(JWT_ALGORITHMS)} (at least one that is not HS256)"
+        )
+    if not settings.jwt_scopes_claim.strip() or not settings.jwt_user_claim.strip():
+        raise ValueError("SUBLEDGER_JWT_SCOPES_CLAIM and SUBLEDGER_JWT_USER_CLAIM must name a claim")
+    if settings.jwks_cache_seconds <= 0 or settings.jwks_refresh_cooldown_seconds < 0:
+        raise ValueError("SUBLEDGER_JWKS_CACHE_SECONDS must be > 0 and SUBLEDGER_JWKS_REFRESH_COOLDOWN_SECONDS >= 0")
 
 
 def split_list(value: str) -> tuple[str, ...]:
