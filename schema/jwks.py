@@ -55,6 +55,8 @@ class JwksPolicy:
     issuer: str
     audience: tuple[str, ...]
     algorithms: tuple[str, ...]  # as configured; HS256 among them accepts the shared secret's tokens too
+    #: The claim that names the audience: `aud`, or e.g. Cognito access tokens' `client_id`.
+    audience_claim: str = "aud"
     scopes_claim: str = "scope"
     user_claim: str = "sub"
     scope_prefix: str = ""
@@ -160,7 +162,7 @@ class JwksTokens:
             raise Unauthenticated("the token's signing key is not one of the identity provider's")
         policy = self.policy
         try:
-            claims = _verified(token, key, policy.asymmetric, policy.issuer, policy.audience)
+            claims = _verified(token, key, policy.asymmetric, policy.issuer, policy.audience, policy.audience_claim)
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired") from None
         except jwt.PyJWTError:
@@ -171,11 +173,23 @@ class JwksTokens:
 
 
 @functools.lru_cache(maxsize=VERIFIED_TOKENS)
-def _verified(token: str, key: PyJWK, algorithms: tuple[str, ...], issuer: str, audience: tuple[str, ...]) -> dict:
+def _verified(
+    token: str, key: PyJWK, algorithms: tuple[str, ...], issuer: str, audience: tuple[str, ...], audience_claim: str
+) -> dict:
     """The claims of a token whose signature, issuer and audience verified. Keyed by the
     PyJWK object itself: a refetched set makes new objects, so a key the provider dropped
     does not keep its tokens alive here (and `caller` no longer finds it anyway)."""
-    return jwt.decode(
-        token, key, algorithms=list(algorithms), issuer=issuer, audience=list(audience),
-        options={"require": ["exp", "iss", "aud"]},
+    if audience_claim == "aud":
+        return jwt.decode(
+            token, key, algorithms=list(algorithms), issuer=issuer, audience=list(audience),
+            options={"require": ["exp", "iss", "aud"]},
+        )
+    claims = jwt.decode(
+        token, key, algorithms=list(algorithms), issuer=issuer,
+        options={"require": ["exp", "iss", audience_claim], "verify_aud": False},
     )
+    named = claims[audience_claim]
+    names = [named] if isinstance(named, str) else named if isinstance(named, list) else []
+    if not set(audience).intersection(name for name in names if isinstance(name, str)):
+        raise jwt.InvalidAudienceError(f"the token's {audience_claim} is not this API's")
+    return claims

@@ -13,6 +13,7 @@ def identity_provider(settings: Settings) -> JwksTokens | None:
         url=settings.jwks_url,
         issuer=settings.jwt_issuer or "",
         audience=split_list(settings.jwt_audience or ""),
+        audience_claim=settings.jwt_audience_claim.strip(),
         algorithms=split_list(settings.jwt_algorithms),
         scopes_claim=settings.jwt_scopes_claim.strip(),
         user_claim=settings.jwt_user_claim.strip(),

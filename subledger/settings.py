@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     #: Comma-separated; a token's `aud` must name one of them.
     jwt_audience: str | None = None
+    #: The claim SUBLEDGER_JWT_AUDIENCE is checked against (`client_id` for Cognito access tokens).
+    jwt_audience_claim: str = "aud"
     #: With a JWKS URL: the algorithms accepted; HS256 among them also accepts jwt_secret's tokens.
     jwt_algorithms: str = "RS256,ES256"
     jwt_scopes_claim: str = "scope"
@@ -248,8 +250,9 @@ def check_identity_provider(settings: Settings) -> None:
         raise ValueError(
             f"SUBLEDGER_JWT_ALGORITHMS takes {', '.join(JWT_ALGORITHMS)} (at least one that is not HS256)"
         )
-    if not settings.jwt_scopes_claim.strip() or not settings.jwt_user_claim.strip():
-        raise ValueError("SUBLEDGER_JWT_SCOPES_CLAIM and SUBLEDGER_JWT_USER_CLAIM must name a claim")
+    for name in ("jwt_scopes_claim", "jwt_user_claim", "jwt_audience_claim"):
+        if not getattr(settings, name).strip():
+            raise ValueError(f"SUBLEDGER_{name.upper()} must name a claim")
     if settings.jwks_cache_seconds <= 0 or settings.jwks_refresh_cooldown_seconds < 0:
         raise ValueError("SUBLEDGER_JWKS_CACHE_SECONDS must be > 0 and SUBLEDGER_JWKS_REFRESH_COOLDOWN_SECONDS >= 0")
 

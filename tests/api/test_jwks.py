@@ -60,6 +60,7 @@ class SigningKey:
     def token(self, user: str, scope: Any = "openid profile user", *, kid: str | None = None, **claims: Any) -> str:
         now = int(time.time())
         body = {"iss": ISSUER, "aud": AUDIENCE, "sub": user, "iat": now, "exp": now + 300, **claims}
+        body = {name: value for name, value in body.items() if value is not None}  # aud=None: no aud
         if scope is not None:
             body["scope"] = scope
         return jwt.encode(body, self.private, algorithm=self.algorithm, headers={"kid": kid or self.kid})
@@ -106,7 +107,8 @@ def provider(api_factory: Any, key_server: tuple[str, KeyServer]) -> Any:
     server.delay = 0.0
 
     def start(**overrides: Any) -> Api:
-        return api_factory(jwks_url=url, jwt_issuer=ISSUER, jwt_audience=f"{AUDIENCE}, https://other.example", **overrides)
+        trust = {"jwks_url": url, "jwt_issuer": ISSUER, "jwt_audience": f"{AUDIENCE}, https://other.example"}
+        return api_factory(**{**trust, **overrides})
 
     start.server = server
     return start
@@ -150,6 +152,7 @@ def hs256_signed_with(secret: bytes, claims: dict[str, Any], kid: str) -> str:
     return (signing_input + b"." + signature).decode()
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the HS512 case, on purpose
 def test_bad_tokens_are_unauthenticated_and_change_nothing(provider: Any, user: str) -> None:
     # HS256 alongside the provider: the secret's own tokens still work, and nothing else does.
     api = provider(jwt_algorithms="RS256,ES256,HS256")
@@ -228,11 +231,13 @@ def test_the_scopes_and_user_claims_are_configurable(provider: Any, user: str, m
 
         def token(uid: str, words: list[str]) -> str:
             return RSA_KEY.token("auth0|123", "openid", permissions=words, **{"https://billing.example.com/uid": uid})
-    elif mapping == "cognito":  # Cognito groups, prefixed: only subledger-* groups count
-        api = provider(jwt_scopes_claim="cognito:groups", jwt_scope_prefix="subledger-")
+    elif mapping == "cognito":  # access tokens: no `aud` but `client_id`; groups prefixed subledger-*
+        api = provider(jwt_scopes_claim="cognito:groups", jwt_scope_prefix="subledger-",
+                       jwt_audience_claim="client_id", jwt_audience="app-client-1")
 
-        def token(uid: str, words: list[str]) -> str:
-            return EC_KEY.token(uid, None, **{"cognito:groups": [f"subledger-{w}" for w in words] + ["admin"]})
+        def token(uid: str, words: list[str], client: str = "app-client-1") -> str:
+            groups = [f"subledger-{w}" for w in words] + ["admin"]
+            return EC_KEY.token(uid, None, aud=None, client_id=client, token_use="access", **{"cognito:groups": groups})
     else:  # Keycloak realm roles, a nested claim
         api = provider(jwt_scopes_claim="realm_access.roles")
 
@@ -249,6 +254,11 @@ def test_the_scopes_and_user_claims_are_configurable(provider: Any, user: str, m
     if mapping == "permissions":  # the user id claim is required
         no_uid = RSA_KEY.token("auth0|123", "openid", permissions=["admin"])
         assert code(api, ADJUST, no_uid, {"u": user}) == "UNAUTHENTICATED"
+    if mapping == "cognito":  # another app client of the pool, or none
+        assert code(api, ADJUST, token("ops", ["admin"], client="other-client"), {"u": user}) == "UNAUTHENTICATED"
+        assert code(api, ADJUST, EC_KEY.token("ops", None, **{"cognito:groups": ["subledger-admin"]}),
+                    {"u": user}) == "UNAUTHENTICATED"
+    assert head(api) == before
 
 
 def test_a_down_key_server_keeps_cached_keys_and_refuses_new_kids(api_factory: Any, user: str) -> None:
