@@ -22,6 +22,10 @@ When the JWKS server is down: the keys fetched last keep verifying tokens, even 
 per cooldown, at least a second apart, so requests do not each wait on a dead server); a
 token whose `kid` was never fetched is refused as UNAUTHENTICATED, never a server error.
 When the server answers with a new set, keys it no longer lists stop verifying at once.
+
+As for HS256 tokens (`schema/auth.py`), a signature is verified once: the claims of valid
+tokens are kept (`_verified`, keyed by the token and the key object), and every use checks
+`exp` and `nbf` against the clock again (`caller_from`).
 """
 from __future__ import annotations
 
@@ -75,29 +79,33 @@ class ProviderKeys:
     def __init__(self, url: str, *, cache_seconds: float, cooldown_seconds: float) -> None:
         # The cooldown is ours (`_due`): PyJWKClient's own applies only to get_signing_key.
         self.client = PyJWKClient(url, lifespan=cache_seconds, timeout=FETCH_TIMEOUT_SECONDS, cooldown_duration=0)
+        assert self.client.jwk_set_cache is not None  # cache_jwk_set defaults to True
+        self.cache = self.client.jwk_set_cache
         self.cooldown = cooldown_seconds
         self._lock = threading.Lock()
         self._fetched_at: float | None = None  # monotonic time of the last attempt that answered
         self._failed_at: float | None = None
+        self._inflight: asyncio.Future[None] | None = None
 
     def known(self, kid: str) -> PyJWK | None:
         """The key `kid` of the last set fetched, however old; no I/O."""
-        held = self.client.jwk_set_cache.jwk_set_with_timestamp if self.client.jwk_set_cache else None
+        held = self.cache.jwk_set_with_timestamp
         return _signing_key(held.get_jwk_set().keys, kid) if held else None
 
     async def prepare(self, kid: str) -> None:
         """Fetch the set, in a worker thread, when it is older than the cache's lifespan or
-        lacks `kid` and the cooldown allows; otherwise return at once."""
-        if self._due(kid, time.monotonic()):
-            await asyncio.to_thread(self._fetch, kid)
-
-    def _fresh(self) -> bool:
-        return self.client.jwk_set_cache is not None and self.client.jwk_set_cache.get() is not None
+        lacks `kid` and the cooldown allows; otherwise return at once. Requests that arrive
+        during a fetch wait for that one instead of taking threads of their own."""
+        if not self._due(kid, time.monotonic()):
+            return
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.ensure_future(asyncio.to_thread(self._fetch, kid))
+        await asyncio.shield(self._inflight)
 
     def _due(self, kid: str, now: float) -> bool:
         if self._failed_at is not None and now - self._failed_at < max(self.cooldown, RETRY_AFTER_FAILURE_SECONDS):
             return False
-        if not self._fresh():
+        if self.cache.get() is None:  # never fetched, or older than cache_seconds
             return True
         if self.known(kid) is not None:
             return False
@@ -111,7 +119,8 @@ class ProviderKeys:
                 self.client.get_signing_keys(refresh=True)
             except jwt.PyJWTError as error:  # unreachable, not JSON, no usable key
                 self._failed_at = time.monotonic()
-                log.warning("jwks_fetch_failed", error=type(error).__name__, keys_kept=self.client.jwk_set_cache.jwk_set_with_timestamp is not None)
+                kept = self.cache.jwk_set_with_timestamp is not None
+                log.warning("jwks_fetch_failed", error=type(error).__name__, keys_kept=kept)
             else:
                 self._failed_at = None
                 self._fetched_at = time.monotonic()
@@ -131,7 +140,9 @@ class JwksTokens:
     def __init__(self, policy: JwksPolicy, secret: str) -> None:
         self.policy = policy
         self.secret = secret
-        self.keys = ProviderKeys(policy.url, cache_seconds=policy.cache_seconds, cooldown_seconds=policy.cooldown_seconds)
+        self.keys = ProviderKeys(
+            policy.url, cache_seconds=policy.cache_seconds, cooldown_seconds=policy.cooldown_seconds
+        )
 
     async def prepare(self, header: str | None) -> None:
         """Make sure the key the token names has been fetched (no-op for a bad or HS256 token:
