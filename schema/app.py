@@ -46,6 +46,8 @@ class SubledgerGraphQL(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         context = Context(self.services, request.headers.get("authorization"), request=request, response=response)
+        if self.services.tokens is not None:  # fetch the provider's key for a new kid off the event loop
+            await self.services.tokens.prepare(context.authorization)
         if self.services.contacts is not None and context.authorization:
             try:
                 caller = context.caller

@@ -1,6 +1,8 @@
 """Bearer tokens (SPEC §1 Auth): HS256 JWTs with `sub`, `scope` and `exp`.
 Only HS256 is accepted (a token signed with another algorithm, or `alg: none`,
 is UNAUTHENTICATED); what each scope may call is `schema/permissions.py`.
+Tokens of an identity provider, verified against its JWKS (RS256, ES256, ...), are
+`schema/jwks.py`; both end in `caller_from`.
 
 Expiry is checked against the wall clock, never the test clock.
 
@@ -55,29 +57,62 @@ class Caller:
         return bool(self.scopes.intersection(scopes))
 
 
-def decode_token(header: str | None, secret: str) -> Caller:
+def bearer_token(header: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, else UNAUTHENTICATED."""
     if not header:
         raise Unauthenticated("missing bearer token")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def decode_token(header: str | None, secret: str) -> Caller:
+    token = bearer_token(header)
     try:
-        claims = _verified(token.strip(), secret)
+        claims = _verified(token, secret)
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("the token has expired") from None
     except jwt.PyJWTError:
         raise Unauthenticated("the token is not valid") from None
+    return caller_from(claims)
+
+
+def caller_from(claims: dict, *, user_claim: str = "sub", scopes_claim: str = "scope", scope_prefix: str = "") -> Caller:
+    """The caller of verified (possibly cached) claims, after checking `exp` and `nbf`
+    against the clock again. `scopes_claim` holds a space-separated string (`scope`) or a
+    list of words (`permissions`, `cognito:groups`); with `scope_prefix`, only words that
+    start with it count, without it (`subledger:admin` is `admin`)."""
     now = time.time()
     if claims["exp"] <= now:  # as PyJWT: expired at the second `exp` names
         raise Unauthenticated("the token has expired")
     if "nbf" in claims and claims["nbf"] > now:
         raise Unauthenticated("the token is not valid")
-    subject = claims.get("sub")
+    subject = claim(claims, user_claim)
     if not isinstance(subject, str) or not subject.strip():
         raise Unauthenticated("the token has no subject")
-    scope = claims.get("scope", "")
-    scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-    return Caller(subject, scopes & frozenset(SCOPES), claims.get("email"), claims.get("name"))
+    granted = claim(claims, scopes_claim)
+    if isinstance(granted, str):
+        words = granted.split()
+    elif isinstance(granted, list):
+        words = [word for word in granted if isinstance(word, str)]
+    else:
+        words = []
+    if scope_prefix:
+        words = [word.removeprefix(scope_prefix) for word in words if word.startswith(scope_prefix)]
+    return Caller(subject, frozenset(words) & frozenset(SCOPES), claims.get("email"), claims.get("name"))
+
+
+def claim(claims: dict, name: str) -> object:
+    """The claim `name`; when there is none and `name` has dots, the path through nested
+    objects (Keycloak's `realm_access.roles`). An exact name wins, so namespaced claims
+    such as `https://example.com/roles` still work."""
+    if name in claims or "." not in name:
+        return claims.get(name)
+    value: object = claims
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 @functools.lru_cache(maxsize=VERIFIED_TOKENS)

@@ -38,6 +38,7 @@ class Services:
     analytics: Any = None  # projections.analytics queries (business metrics)
     reconcile: Any = None  # async (since, until) -> domain.payments.reconcile.Report
     rate_limiter: Any = None  # schema.rate_limit.MoneyRateLimiter (None: no limit)
+    tokens: Any = None  # schema.jwks.JwksTokens when SUBLEDGER_JWKS_URL is set (None: HS256 with jwt_secret)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -52,6 +53,8 @@ class Context(dict):
 
     @cached_property
     def caller(self) -> Caller:
+        if self.services.tokens is not None:
+            return self.services.tokens.caller(self.authorization)
         return decode_token(self.authorization, self.services.jwt_secret)
 
 

@@ -49,6 +49,7 @@ from schema.toss_webhook import toss_webhook
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.ledger_cipher import check_ledger_cipher
+from subledger.identity import identity_provider
 from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
@@ -251,6 +252,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         rate_limiter=MoneyRateLimiter(
             settings.rate_limit, settings.rate_limit_admin, settings.redis_url, webhook_limit=settings.rate_limit_webhook
         ),
+        tokens=identity_provider(settings),
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models

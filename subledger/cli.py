@@ -10,7 +10,7 @@ from rich.console import Console
 from subledger.cli_keys import keys_app
 from subledger.cli_read_models import audit_app, projections_app, projector
 from subledger.cli_startup import SubledgerTyper, refuse
-from subledger.settings import Settings, configuration_errors
+from subledger.settings import Settings, configuration_errors, split_list
 
 app = SubledgerTyper(help="subledger: the billing ledger for subscriptions and point wallets.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -52,7 +52,10 @@ def serve(
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     # Settings are printed without their secrets: the database URL without its password (SPEC §7).
     console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({escape(redact_url(settings.database_url))})")
-    if settings.env != "production":
+    provider_only = settings.jwks_url and "HS256" not in split_list(settings.jwt_algorithms)
+    if provider_only:  # docs/identity-providers.md: the secret's tokens are refused
+        console.print("bearer tokens: from the identity provider of SUBLEDGER_JWKS_URL only (no development token)")
+    elif settings.env != "production":
         if not settings.jwt_secret:
             console.print("generated a JWT secret for this run (set SUBLEDGER_JWT_SECRET to keep one and mint tokens)")
         token = mint_token(secret, "dev-user", "user admin analyst auditor cron", ttl_seconds=7 * 86400)

@@ -12,12 +12,15 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.refusal import StartupRefused  # noqa: F401  (re-exported: the settings decide most refusals)
+from schema.jwks import ASYMMETRIC
 from subledger.storage import Database
 from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
 
 PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
+#: SUBLEDGER_JWT_ALGORITHMS: JWKS keys' algorithms, and HS256 for jwt_secret's tokens alongside.
+JWT_ALGORITHMS = (*ASYMMETRIC, "HS256")
 
 
 class Settings(BaseSettings):
@@ -122,6 +125,32 @@ class Settings(BaseSettings):
     cors_methods: str = Field("GET,POST", description="Methods a configured origin may use.")
     cors_headers: str = Field("Authorization,Content-Type", description="Request headers a configured origin may send.")
     cors_max_age: int = Field(600, description="Seconds a browser keeps a preflight's answer.")
+    jwks_url: str | None = Field(None, description=(
+        "Tokens of an identity provider (Auth0, Keycloak, Cognito) are verified against this JWKS URL "
+        "(https in production; docs/identity-providers.md). Unset: only HS256 tokens of SUBLEDGER_JWT_SECRET."
+    ))
+    jwt_issuer: str | None = Field(None, description="The provider's `iss`; required with SUBLEDGER_JWKS_URL.")
+    jwt_audience: str | None = Field(None, description=(
+        "This API's audience, comma-separated; a token's audience claim must name one. Required with a JWKS URL."
+    ))
+    jwt_audience_claim: str = Field("aud", description=(
+        "The claim SUBLEDGER_JWT_AUDIENCE is checked against (`client_id` for Cognito access tokens)."
+    ))
+    jwt_algorithms: str = Field("RS256,ES256", description=(
+        "With a JWKS URL: the algorithms accepted; HS256 among them also accepts SUBLEDGER_JWT_SECRET's tokens."
+    ))
+    jwt_scopes_claim: str = Field("scope", description=(
+        "The claim holding scopes: a space-separated string or a list; a dotted name (`realm_access.roles`) "
+        "reaches into nested objects."
+    ))
+    jwt_user_claim: str = Field("sub", description="The claim holding the user id.")
+    jwt_scope_prefix: str = Field("", description=(
+        "Stripped from scope values before they are matched (`subledger-` makes `subledger-admin` count as `admin`)."
+    ))
+    jwks_cache_seconds: float = Field(300.0, description="How long a fetched key set is used before it is fetched again.")
+    jwks_refresh_cooldown_seconds: float = Field(30.0, description=(
+        "An unknown `kid` refetches the key set at most once per this many seconds."
+    ))
 
     @field_validator("timezone")
     @classmethod
@@ -199,6 +228,11 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _identity_provider(self) -> Settings:
+        check_identity_provider(self)
+        return self
+
+    @model_validator(mode="after")
     def _production_rules(self) -> Settings:
         unknown = set(self.providers_named) - set(PROVIDERS)
         if unknown:
@@ -252,6 +286,37 @@ class Settings(BaseSettings):
         if self.jwt_secret:
             return self
         return self.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
+
+
+def check_identity_provider(settings: Settings) -> None:
+    """The SUBLEDGER_JWKS_* / SUBLEDGER_JWT_* settings fit together (one line naming the variable)."""
+    if not settings.jwks_url:
+        for name in ("jwt_issuer", "jwt_audience"):
+            if getattr(settings, name):
+                raise ValueError(
+                    f"SUBLEDGER_{name.upper()} applies to identity-provider tokens: set SUBLEDGER_JWKS_URL too"
+                )
+        return
+    scheme, _, rest = settings.jwks_url.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise ValueError("SUBLEDGER_JWKS_URL must be an http(s) URL of the provider's key set")
+    if settings.env == "production" and scheme != "https":
+        raise ValueError("SUBLEDGER_JWKS_URL must be https in production")
+    if not settings.jwt_issuer:
+        raise ValueError("SUBLEDGER_JWT_ISSUER is required with SUBLEDGER_JWKS_URL (the provider's `iss`)")
+    if not split_list(settings.jwt_audience or ""):
+        raise ValueError("SUBLEDGER_JWT_AUDIENCE is required with SUBLEDGER_JWKS_URL (this API's `aud`)")
+    algorithms = split_list(settings.jwt_algorithms)
+    unknown = [alg for alg in algorithms if alg not in JWT_ALGORITHMS]
+    if unknown or not set(algorithms) - {"HS256"}:
+        raise ValueError(
+            f"SUBLEDGER_JWT_ALGORITHMS takes {', '.join(JWT_ALGORITHMS)} (at least one that is not HS256)"
+        )
+    for name in ("jwt_scopes_claim", "jwt_user_claim", "jwt_audience_claim"):
+        if not getattr(settings, name).strip():
+            raise ValueError(f"SUBLEDGER_{name.upper()} must name a claim")
+    if settings.jwks_cache_seconds <= 0 or settings.jwks_refresh_cooldown_seconds < 0:
+        raise ValueError("SUBLEDGER_JWKS_CACHE_SECONDS must be > 0 and SUBLEDGER_JWKS_REFRESH_COOLDOWN_SECONDS >= 0")
 
 
 def split_list(value: str) -> tuple[str, ...]:
