@@ -56,6 +56,8 @@ class ChargeResult:
     gateway_status: str | None = None
     #: Amounts of the order's cancellations (refunds) at the provider, oldest first.
     cancels: tuple[int, ...] = ()
+    #: The provider's receipt page for the charge (Toss: `receipt.url`), if it gave one.
+    receipt_url: str | None = None
 
     @property
     def charged(self) -> bool:

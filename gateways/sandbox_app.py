@@ -1,6 +1,7 @@
 """The sandbox gateway over HTTP: Toss' billing API (same paths, JSON, Basic auth,
-Idempotency-Key) plus `/sandbox/...` controls, served in process through
-`SandboxTransport` or as its own server with `run_sandbox_server`."""
+Idempotency-Key), the receipt pages its approvals link to (`sandbox_receipts`), plus
+`/sandbox/...` controls, served in process through `SandboxTransport` or as its own
+server with `run_sandbox_server`."""
 from __future__ import annotations
 
 import base64
@@ -13,12 +14,13 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateways.sandbox_engine import Faults, Reply, SandboxEngine, TossError
 from gateways.sandbox_webhooks import webhook_routes
+from gateways.sandbox_receipts import render_receipt
 
 
 class ResponseDropped(Exception):
@@ -102,6 +104,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
             _field(body, "orderId", str),
             _field(body, "orderName", str),
             key,
+            base_url=str(request.base_url),
         )
 
     @toss
@@ -134,6 +137,14 @@ def create_app(engine: SandboxEngine) -> Starlette:
             query["startDate"], query["endDate"], query.get("startingAfter"), int(limit) if limit else None
         )
 
+    async def receipt(request: Request) -> Response:
+        """An approved payment's receipt page: public, like the link Toss gives the payer."""
+        try:
+            order = engine.receipt(request.query_params.get("transactionId", ""))
+        except TossError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        return HTMLResponse(render_receipt(order))
+
     async def set_outcome(request: Request) -> Response:
         try:
             outcome = _field(await _json_object(request), "outcome", str)
@@ -145,7 +156,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
     async def complete(request: Request) -> Response:
         try:
             status = _field(await _json_object(request), "status", str)
-            return JSONResponse(engine.complete_order(request.path_params["order_id"], status))
+            return JSONResponse(engine.complete_order(request.path_params["order_id"], status, str(request.base_url)))
         except TossError as exc:
             return _error(exc.status, exc.code, exc.message)
 
@@ -185,6 +196,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
             Route("/v1/payments/orders/{order_id}", lookup, methods=["GET"]),
             Route("/v1/payments/{payment_key}", payment, methods=["GET"]),
             Route("/v1/transactions", transactions, methods=["GET"]),
+            Route("/receipt/redirection", receipt, methods=["GET"]),
             Route("/sandbox/billing/{billing_key}/outcome", set_outcome, methods=["POST"]),
             Route("/sandbox/faults", set_faults, methods=["POST"]),
             Route("/sandbox/orders/{order_id}/complete", complete, methods=["POST"]),

@@ -2,8 +2,12 @@
 
 Every operation answers a `Reply` (HTTP status + Toss-shaped JSON body), so the
 ASGI app in `sandbox_app.py` only translates HTTP, and tests can drive the same
-rules, outcomes and faults directly from Python. Orders, refunds and the
+rules, outcomes and faults directly from Python. Orders, refunds, receipts and the
 transaction listing live in `sandbox_orders.py`.
+
+An approval's receipt URL is on the base the charge (or `complete_order`) came in
+on, so it is served by the same sandbox (`GET /receipt/redirection`); calls made
+straight from Python, and the in-process sandbox, use `BASE_URL`.
 """
 from __future__ import annotations
 
@@ -20,7 +24,10 @@ from typing import Any
 from gateways.sandbox_orders import KST, NOT_FOUND_PAYMENT, Order, OrderBook, TossError, Unprocessed, mask, rfc3339
 from gateways.sandbox_webhooks import WebhookSender
 
-__all__ = ["KST", "Faults", "Reply", "SandboxEngine", "TossError", "mask"]
+__all__ = ["BASE_URL", "KST", "Faults", "Reply", "SandboxEngine", "TossError", "mask"]
+
+#: The in-process sandbox's base (`toss.in_process_sandbox`), and the receipts' base for calls made from Python.
+BASE_URL = "https://sandbox.local"
 
 # Decline replies in Toss' words: (HTTP status, Toss code, message).
 _INSUFFICIENT_FUNDS = (403, "REJECT_CARD_PAYMENT", "한도초과 혹은 잔액부족으로 결제에 실패했습니다.")
@@ -138,11 +145,11 @@ class SandboxEngine:
             raise TossError.of(_NOT_FOUND_BILLING_KEY)
         self._outcomes[billing_key] = outcome
 
-    def complete_order(self, order_id: str, status: str) -> dict[str, Any]:
+    def complete_order(self, order_id: str, status: str, base_url: str = BASE_URL) -> dict[str, Any]:
         """Settle an IN_PROGRESS order as DONE (approved now) or ABORTED (declined as
         REJECT_CARD_PAYMENT); answers its Payment JSON. 404 unknown, 400 not IN_PROGRESS."""
         failure = {"code": _INSUFFICIENT_FUNDS[1], "message": _INSUFFICIENT_FUNDS[2]}
-        payment = self._book.complete(order_id, status, self._clock(), failure)
+        payment = self._book.complete(order_id, status, self._clock(), failure, base_url)
         self.webhooks.status_changed(payment)
         return payment
 
@@ -152,6 +159,10 @@ class SandboxEngine:
         payment = self._book.cancel(payment_key, reason, amount, self._clock(), None)
         self.webhooks.status_changed(payment)
         return payment
+
+    def receipt(self, payment_key: str) -> Order:
+        """The approved order a receipt URL names; TossError 404 NOT_FOUND_PAYMENT for any other key."""
+        return self._book.receipt(payment_key)
 
     def charges(self) -> list[dict[str, Any]]:
         """Every approved charge, in order: what the card holder would see on a statement."""
@@ -178,11 +189,12 @@ class SandboxEngine:
         order_id: str,
         order_name: str,
         idempotency_key: str | None = None,
+        base_url: str = BASE_URL,
     ) -> Reply:
         reply = await self._serve(
             "charge",
             idempotency_key,
-            lambda: self._charge(billing_key, customer_key, amount, order_id, order_name),
+            lambda: self._charge(billing_key, customer_key, amount, order_id, order_name, base_url),
         )
         if self.faults.drop_responses > 0 and reply.processed:
             self.faults.drop_responses -= 1
@@ -279,7 +291,7 @@ class SandboxEngine:
         }
 
     def _charge(
-        self, billing_key: str, customer_key: str, amount: int, order_id: str, order_name: str
+        self, billing_key: str, customer_key: str, amount: int, order_id: str, order_name: str, base_url: str
     ) -> dict[str, Any]:
         if amount <= 0:
             raise TossError(400, "INVALID_REQUEST", "결제 금액은 0보다 커야 합니다.")
@@ -309,7 +321,7 @@ class SandboxEngine:
         if outcome == HOLD_IN_PROGRESS:
             order.status = "IN_PROGRESS"  # not charged yet: `complete_order` decides
         else:
-            self._book.approve(order, self._clock())
+            self._book.approve(order, self._clock(), base_url)
         return order.to_json()
 
     def _cancel(self, payment_key: str, reason: str, amount: int | None, idempotency_key: str | None) -> dict[str, Any]:

@@ -11,6 +11,16 @@ local time when they carry no offset, and endDate covers its whole last unit
 same instant); an unknown startingAfter is 400 INVALID_TRANSACTION_KEY.
 The sandbox lists approvals only (Toss also lists every cancel as a transaction of
 its own), each with the order's current status.
+
+Receipts: Toss' Payment object carries `receipt: {url}` once the payment is approved
+(e.g. `https://dashboard-sandbox.tosspayments.com/receipt/redirection?transactionId=
+<paymentKey>&ref=PX` for a DONE card payment) and `receipt: null` for one that never
+was (an EXPIRED payment), as answers quoted on Toss' developer community show
+(https://techchat.tosspayments.com/m/1441239103671767130,
+https://techchat.tosspayments.com/m/1410526054635933798). The sandbox names its
+receipts the same way on its own base (`<base>/receipt/redirection?transactionId=
+<paymentKey>`) and serves them itself (`sandbox_app`). Toss' cancel objects carry no
+receipt URL (only `receiptKey`, a cash-receipt key), so neither do the sandbox's.
 """
 from __future__ import annotations
 
@@ -19,6 +29,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 KST = timezone(timedelta(hours=9), "KST")
 #: Toss' listing: 100 items unless asked, at most 10000 (its reference's `limit`).
@@ -69,6 +80,8 @@ class Order:
     balance: int = 0
     cancels: list[dict[str, Any]] = field(default_factory=list)
     failure: dict[str, str] | None = None
+    #: The receipt page (`receipt_url`), from the moment the order is approved.
+    receipt_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +101,7 @@ class Order:
             "card": {"number": mask(self.card_number), "amount": self.amount, "approveNo": "00000000"},
             "cancels": [dict(c) for c in self.cancels] or None,
             "failure": self.failure,
+            "receipt": {"url": self.receipt_url} if self.receipt_url else None,
         }
 
     def transaction_json(self) -> dict[str, Any]:
@@ -126,12 +140,23 @@ class OrderBook:
             raise TossError.of(NOT_FOUND_PAYMENT)
         return order
 
-    def approve(self, order: Order, at: datetime) -> None:
+    def approve(self, order: Order, at: datetime, base_url: str) -> None:
+        """Approve `order` at `at`; its receipt is served on `base_url` (the sandbox's own)."""
         order.status, order.approved_at, order.balance = "DONE", at, order.amount
         order.approval_key = secrets.token_hex(16)
+        order.receipt_url = receipt_url(base_url, order.payment_key)
         self._approved.append(order)
 
-    def complete(self, order_id: str, status: str, at: datetime, failure: dict[str, str]) -> dict[str, Any]:
+    def receipt(self, payment_key: str) -> Order:
+        """The order whose receipt `payment_key` names: approved ones only (404 otherwise, like an unknown key)."""
+        order = self._by_payment_key.get(payment_key)
+        if order is None or order.receipt_url is None:
+            raise TossError.of(NOT_FOUND_PAYMENT)
+        return order
+
+    def complete(
+        self, order_id: str, status: str, at: datetime, failure: dict[str, str], base_url: str
+    ) -> dict[str, Any]:
         """An IN_PROGRESS order settled as DONE (approved `at`) or ABORTED with `failure`."""
         order = self.orders.get(order_id)
         if order is None:
@@ -139,7 +164,7 @@ class OrderBook:
         if order.status != "IN_PROGRESS":
             raise TossError(400, "NOT_IN_PROGRESS_PAYMENT", f"order is {order.status}, not IN_PROGRESS")
         if status == "DONE":
-            self.approve(order, at)
+            self.approve(order, at, base_url)
         elif status == "ABORTED":
             order.status, order.failure = "ABORTED", failure
         else:
@@ -147,7 +172,10 @@ class OrderBook:
         return order.to_json()
 
     def charges(self) -> list[dict[str, Any]]:
-        return [{"orderId": o.order_id, "amount": o.amount, "paymentKey": o.payment_key} for o in self._approved]
+        return [
+            {"orderId": o.order_id, "amount": o.amount, "paymentKey": o.payment_key, "receiptUrl": o.receipt_url}
+            for o in self._approved
+        ]
 
     def refunds(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._refunds]
@@ -210,6 +238,11 @@ class OrderBook:
                 raise TossError(400, "INVALID_TRANSACTION_KEY", "잘못된 페이징 키 입니다.")
             found = found[keys.index(starting_after) + 1 :]
         return [o.transaction_json() for o in found[:limit]]
+
+
+def receipt_url(base_url: str, payment_key: str) -> str:
+    """Where the sandbox serves an approved order's receipt: Toss' shape on the sandbox's base."""
+    return f"{base_url.rstrip('/')}/receipt/redirection?transactionId={quote(payment_key, safe='')}"
 
 
 def _instant(value: str, name: str) -> tuple[datetime, timedelta]:

@@ -40,7 +40,7 @@ from domain.ports import (
     RefundStatus,
 )
 from gateways.sandbox_app import SandboxTransport
-from gateways.sandbox_engine import SandboxEngine
+from gateways.sandbox_engine import BASE_URL as SANDBOX_BASE_URL, SandboxEngine
 from gateways.toss_objects import decline_code_for, listing_range, payment_result, transaction
 
 __all__ = ["RETRIES", "TossGateway", "decline_code_for", "in_process_sandbox"]
@@ -124,6 +124,8 @@ class TossGateway:
     ) -> None:
         self.provider = provider
         self.transactions_page = TRANSACTIONS_PAGE
+        #: Never kept from a provider's answer, e.g. inside a receipt URL (`toss_objects.receipt_url`).
+        self._withheld = (secret_key,)
         self._sandbox = sandbox
         self._retry_base_seconds = retry_base_seconds
         # Several small connection pools, taken in turn, rather than one large one: httpcore's
@@ -167,7 +169,7 @@ class TossGateway:
             idempotency_key=order_id,
         )
         if exchange.succeeded:
-            return payment_result(order_id, exchange.body())
+            return payment_result(order_id, exchange.body(), (*self._withheld, billing_key))
         code, message = exchange.error_of()
         status = ChargeStatus.DECLINED
         if exchange.ambiguous and not exchange.settled:
@@ -208,7 +210,7 @@ class TossGateway:
         if not exchange.settled:
             raise GatewayError(DeclineCode.NETWORK_ERROR, code, f"order lookup impossible: {message}")
         if exchange.succeeded:
-            return payment_result(order_id, exchange.body())
+            return payment_result(order_id, exchange.body(), self._withheld)
         if code == "NOT_FOUND_PAYMENT":
             return None
         raise exchange.failure()
@@ -319,7 +321,7 @@ class TossGateway:
 def in_process_sandbox(engine: SandboxEngine | None = None, retry_base_seconds: float = 1.0) -> TossGateway:
     """The SANDBOX provider without a server: the sandbox app runs inside this process."""
     return TossGateway(
-        "http://sandbox.local",
+        SANDBOX_BASE_URL,
         "test_sk_sandbox",
         provider="SANDBOX",
         transport=SandboxTransport(engine or SandboxEngine()),

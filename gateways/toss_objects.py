@@ -9,15 +9,30 @@ transactionAt}, chosen by transactionAt. startDate/endDate are ISO 8601 Korean l
 date-times without an offset, and endDate includes its whole last unit (`...T23:59:59`
 reaches the next day's 00:00:00). Toss lists every cancel as a transaction of its own
 too (same orderId and paymentKey), so an order can appear there more than once.
+
+Receipts: a Payment object carries `receipt: {url}`, the payer's receipt page, once
+approved, and `receipt: null` otherwise (Toss' reference, "Payment 객체": receipt.url;
+answers quoted on Toss' developer community show
+`"receipt": {"url": "https://dashboard-sandbox.tosspayments.com/receipt/redirection?transactionId=<paymentKey>&ref=PX"}`
+for a DONE card payment, https://techchat.tosspayments.com/m/1441239103671767130, and
+`"receipt": null` for an EXPIRED one, https://techchat.tosspayments.com/m/1410526054635933798).
+A cancel object has no receipt URL of its own (`receiptKey` is a cash-receipt key).
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from domain.ports import ChargeResult, ChargeStatus, DeclineCode, GatewayError, GatewayTransaction
 
+logger = logging.getLogger(__name__)
+
 KST = timezone(timedelta(hours=9))
+#: Longer receipt URLs are not kept (Toss' are about 100 characters).
+MAX_RECEIPT_URL = 2048
 
 #: SPEC §5: Toss error codes → DeclineCode; any other code is OTHER, 5xx (and 429) PROVIDER_ERROR.
 DECLINE_CODES = {
@@ -64,8 +79,27 @@ def listing_range(since: datetime, until: datetime) -> tuple[str, str]:
     return toss_local(since), toss_local(until - timedelta(microseconds=1))
 
 
-def payment_result(order_id: str, payment: dict[str, Any]) -> ChargeResult:
-    """A Toss Payment object as the port's outcome of the order."""
+def receipt_url(payment: dict[str, Any], withheld: Iterable[str] = ()) -> str | None:
+    """The Payment object's `receipt.url`, or None: when it has none, when it is not an
+    absolute http(s) URL of sane length, or when it holds any of `withheld` (the billing
+    key, the secret key), plain or percent-encoded: those never reach the ledger or a
+    response, whatever the provider sends. A refusal is logged without the URL."""
+    receipt = payment.get("receipt")
+    url = receipt.get("url") if isinstance(receipt, dict) else None
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    if len(url) > MAX_RECEIPT_URL or parts.scheme not in ("https", "http") or not parts.netloc:
+        logger.warning("receipt_url_refused order_id=%s reason=malformed", payment.get("orderId"))
+        return None
+    if any(secret and (secret in url or quote(secret, safe="") in url) for secret in withheld):
+        logger.warning("receipt_url_refused order_id=%s reason=holds_a_credential", payment.get("orderId"))
+        return None
+    return url
+
+
+def payment_result(order_id: str, payment: dict[str, Any], withheld: Iterable[str] = ()) -> ChargeResult:
+    """A Toss Payment object as the port's outcome of the order; `withheld`: see `receipt_url`."""
     status = payment.get("status")
     failure = payment.get("failure") or {}
     known: dict[str, Any] = {
@@ -75,6 +109,7 @@ def payment_result(order_id: str, payment: dict[str, Any]) -> ChargeResult:
         "approved_at": parse_time(payment.get("approvedAt")),
         "gateway_status": status,
         "cancels": tuple(c["cancelAmount"] for c in payment.get("cancels") or []),
+        "receipt_url": receipt_url(payment, withheld),
     }
     if status in _APPROVED:
         return ChargeResult(ChargeStatus.APPROVED, **known)

@@ -57,6 +57,19 @@ class ViewCursor:
             marks = ", ".join("?" * len(columns))
             self._raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", [tuple(row) for row in rows])
 
+    def add_column(self, table: str, column: str, definition: str) -> bool:
+        """Give an existing table a column it lacks (a read model that gained a field after
+        its tables were created); True when added. Only for columns whose value the events
+        already applied cannot have carried (nullable, NULL in the old rows), so no rebuild
+        is needed. On SQLite the write transaction (BEGIN IMMEDIATE) makes the check and the
+        ALTER atomic; on PostgreSQL two processes may both see it missing: IF NOT EXISTS."""
+        self.execute(f"SELECT * FROM {table} LIMIT 0")
+        if column in {d[0] for d in self._raw.description}:
+            return False
+        guard = "IF NOT EXISTS " if self._convert else ""
+        self.execute(f"ALTER TABLE {table} ADD COLUMN {guard}{column} {definition}")
+        return True
+
     def fetchone(self) -> dict[str, Any] | None:
         return self._raw.fetchone()
 

@@ -3,6 +3,11 @@
 Single payments are read from the ledger (read-your-writes); this table only
 answers "which payments does this user have", and keeps each one's status so
 later read models (analytics) can count without loading aggregates.
+
+`receipt_url` (the provider's receipt page, from `Payment.Succeeded`) came after
+the table: `create_tables` adds the column to a table made before it
+(`ViewCursor.add_column`), NULL in the old rows, which is what a rebuild would write
+too (events stored before receipts were kept carry none). `audit verify` checks it.
 """
 from __future__ import annotations
 
@@ -35,8 +40,9 @@ class PaymentsProjection:
             f"CREATE TABLE IF NOT EXISTS {self.table} ("
             " payment_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, order_id TEXT NOT NULL,"
             " kind TEXT NOT NULL, status TEXT NOT NULL, amount BIGINT NOT NULL, refunded_amount BIGINT NOT NULL,"
-            " subscription_id TEXT, created_at TEXT NOT NULL, seq BIGINT NOT NULL)"
+            " subscription_id TEXT, created_at TEXT NOT NULL, seq BIGINT NOT NULL, receipt_url TEXT)"
         )
+        cursor.add_column(self.table, "receipt_url", "TEXT")
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_user_seq ON {self.table} (user_id, seq)")
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_status ON {self.table} (status, created_at)")
         cursor.execute(
@@ -51,7 +57,7 @@ class PaymentsProjection:
         and written with `insert_rows`; the others get one executemany per kind of change
         (a refund always follows the success it refunds, so statuses go first)."""
         new: dict[str, list[Any]] = {}
-        statuses: dict[str, str] = {}
+        statuses: dict[str, tuple[str, str | None]] = {}  # payment id -> (status, receipt URL)
         refunds: dict[str, int] = {}
         movements: dict[str, list[Any]] = {}  # refund id -> row, for refunds requested in this batch
         settled: dict[str, str] = {}  # refund id -> status, for refunds requested earlier
@@ -60,13 +66,14 @@ class PaymentsProjection:
             row = new.get(payment_id)
             if isinstance(event, Payment.Requested):
                 new[payment_id] = [payment_id, event.user_id, event.order_id, event.kind, "PENDING", event.amount, 0,
-                                   event.subscription_id, to_utc_text(event.at), position]
+                                   event.subscription_id, to_utc_text(event.at), position, None]
             elif isinstance(event, (Payment.Succeeded, Payment.Failed)):
-                status = "SUCCEEDED" if isinstance(event, Payment.Succeeded) else "FAILED"
+                succeeded = isinstance(event, Payment.Succeeded)
+                settled_as = ("SUCCEEDED", event.receipt_url) if succeeded else ("FAILED", None)
                 if row is not None:
-                    row[_STATUS] = status
+                    row[_STATUS], row[_RECEIPT] = settled_as
                 else:
-                    statuses[payment_id] = status
+                    statuses[payment_id] = settled_as
             elif isinstance(event, Payment.RefundRequested):
                 movements[event.refund_id] = [event.refund_id, payment_id, "PENDING", event.amount, to_utc_text(event.at)]
             elif isinstance(event, Payment.RefundFailed):
@@ -80,7 +87,10 @@ class PaymentsProjection:
                 else:
                     refunds[payment_id] = refunds.get(payment_id, 0) + event.amount
         cursor.insert_rows(self.table, _COLUMNS, list(new.values()))
-        cursor.executemany(f"UPDATE {self.table} SET status = ? WHERE payment_id = ?", [(s, p) for p, s in statuses.items()])
+        cursor.executemany(
+            f"UPDATE {self.table} SET status = ?, receipt_url = ? WHERE payment_id = ?",
+            [(s, url, p) for p, (s, url) in statuses.items()],
+        )
         cursor.executemany(
             f"UPDATE {self.table} SET refunded_amount = refunded_amount + ?,"
             " status = CASE WHEN refunded_amount + ? >= amount THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END"
@@ -98,8 +108,10 @@ def _settle_movement(movements: dict[str, list[Any]], settled: dict[str, str], r
         settled[refund_id] = status
 
 
-_COLUMNS = ("payment_id", "user_id", "order_id", "kind", "status", "amount", "refunded_amount", "subscription_id", "created_at", "seq")
+_COLUMNS = ("payment_id", "user_id", "order_id", "kind", "status", "amount", "refunded_amount", "subscription_id", "created_at", "seq",
+            "receipt_url")
 _STATUS, _AMOUNT, _REFUNDED = _COLUMNS.index("status"), _COLUMNS.index("amount"), _COLUMNS.index("refunded_amount")
+_RECEIPT = _COLUMNS.index("receipt_url")
 
 
 class PaymentsQueries:

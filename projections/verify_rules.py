@@ -106,6 +106,7 @@ def check_payments(snapshot: Any, replay: Replay) -> Iterator[str]:
             "user_id": payment.user_id, "order_id": payment.order_id, "kind": payment.kind, "status": payment.status,
             "amount": payment.amount, "refunded_amount": payment.refunded_amount,
             "subscription_id": payment.subscription_id, "created_at": to_utc_text(payment.created_at),
+            "receipt_url": payment.receipt_url,
         }
         for column, value in expected.items():
             if row[column] != value:

@@ -81,7 +81,7 @@ class PaymentBook:
                 return payment, []
             changed: list[Any] = [payment]
             if result.status == ChargeStatus.APPROVED:
-                payment.succeed(result.payment_key or "", result.approved_at or now, now)
+                payment.succeed(result.payment_key or "", result.approved_at or now, now, result.receipt_url)
             else:
                 code = result.decline_code.value if result.decline_code else "OTHER"
                 payment.fail(code, result.provider_code, result.message, now)

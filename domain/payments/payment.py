@@ -101,6 +101,7 @@ class Payment(Aggregate):
         self.status = PaymentStatus.PENDING
         self.payment_key: str | None = None
         self.paid_at: datetime | None = None
+        self.receipt_url: str | None = None
         self.failure_code: str | None = None
         self.provider_failure_code: str | None = None
         self.failure_message: str | None = None
@@ -135,10 +136,10 @@ class Payment(Aggregate):
         raise LookupError(f"payment {self.order_id} has no refund {refund_id}")
 
     # ------------------------------------------------------------ the charge
-    def succeed(self, payment_key: str, paid_at: datetime, at: datetime) -> None:
+    def succeed(self, payment_key: str, paid_at: datetime, at: datetime, receipt_url: str | None = None) -> None:
         if self.status != PENDING:
             raise Conflict(f"payment {self.order_id} is already {self.status.value}")
-        self._succeeded(payment_key=payment_key, paid_at=paid_at, at=at)
+        self._succeeded(payment_key=payment_key, paid_at=paid_at, at=at, receipt_url=receipt_url)
 
     def fail(self, failure_code: str, provider_failure_code: str | None, message: str | None, at: datetime) -> None:
         if self.status != PENDING:
@@ -199,11 +200,28 @@ class Payment(Aggregate):
         return self.refunds[-1]
 
     # ------------------------------------------------------------ events
-    @event("Succeeded")
-    def _succeeded(self, payment_key: str, paid_at: datetime, at: datetime) -> None:
+    class Succeeded(Aggregate.Event):
+        """The provider took the money. Version 2 adds `receipt_url`, the provider's
+        receipt page for the charge as its answer gave it (None when it gave none).
+        Version-1 events, stored before receipts were kept, are read (upcast) with
+        receipt_url None: nothing in the ledger is rewritten."""
+
+        class_version = 2
+        payment_key: str
+        paid_at: datetime
+        at: datetime
+        receipt_url: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["receipt_url"] = None
+
+    @event(Succeeded)
+    def _succeeded(self, payment_key: str, paid_at: datetime, at: datetime, receipt_url: str | None) -> None:
         self.status = PaymentStatus.SUCCEEDED
         self.payment_key = payment_key
         self.paid_at = paid_at
+        self.receipt_url = receipt_url
 
     @event("Failed")
     def _failed(self, failure_code: str, provider_failure_code: str | None, message: str | None, at: datetime) -> None:

@@ -87,6 +87,12 @@ class Payment:
     attempt: int = strawberry.field(description="Attempt number within the current dunning cycle (1 for a first attempt).")
     created_at: DateTime = strawberry.field(description="When it was recorded, before the provider was called.")
     paid_at: DateTime | None = strawberry.field(description="When the provider confirmed the charge; null unless it succeeded.")
+    receipt_url: str | None = strawberry.field(description=(
+        "The provider's receipt page for this charge (Toss: the payment's receipt.url), as its answer gave it when "
+        "the charge succeeded; null until then, for a declined charge, and for charges settled before receipts were "
+        "kept. A public link for the payer, never holding a billing key; readable by whoever may read the payment. "
+        "Refunds have none of their own: Toss gives no receipt URL for a cancel."
+    ))
     refunds: list[Refund] = strawberry.field(
         description="Every refund of this payment, oldest first; refundedAmount counts the SUCCEEDED ones."
     )
@@ -109,5 +115,6 @@ class Payment:
             attempt=payment.attempt,
             created_at=payment.created_at,
             paid_at=payment.paid_at,
+            receipt_url=payment.receipt_url,
             refunds=[Refund.of(r) for r in payment.refunds],
         )

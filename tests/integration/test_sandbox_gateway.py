@@ -79,7 +79,39 @@ async def test_charge_answers_a_done_payment(client: httpx.AsyncClient, engine: 
     assert payment["approvedAt"].endswith("+09:00") and payment["requestedAt"].endswith("+09:00")
     assert payment["method"] == "카드" and payment["card"]["number"] == "4300********0001"
     assert payment["cancels"] is None
-    assert engine.charges() == [{"orderId": "order-1", "amount": 9900, "paymentKey": payment["paymentKey"]}]
+    receipt = f"http://sandbox/receipt/redirection?transactionId={payment['paymentKey']}"
+    assert payment["receipt"] == {"url": receipt}  # Toss' shape, on the base the charge came in on
+    assert engine.charges() == [
+        {"orderId": "order-1", "amount": 9900, "paymentKey": payment["paymentKey"], "receiptUrl": receipt}
+    ]
+
+
+async def test_an_approval_links_a_receipt_the_sandbox_serves(client: httpx.AsyncClient, engine: SandboxEngine) -> None:
+    key = await issue(client)
+    payment = (await charge(client, key, "order-1", 9900)).json()
+    await cancel(client, payment["paymentKey"], 900)
+    async with httpx.AsyncClient(transport=SandboxTransport(engine)) as anonymous:  # a receipt needs no secret key
+        page = await anonymous.get(payment["receipt"]["url"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for shown in ("order-1", "Premium", "9,900원", "4300********0001", "PARTIAL_CANCELED", "900원", "9,000원"):
+        assert shown in page.text
+    assert key not in page.text and "cust-1" not in page.text and "test_sk_" not in page.text
+    looked_up = (await client.get("/v1/payments/orders/order-1")).json()
+    assert looked_up["receipt"] == payment["receipt"]
+
+
+async def test_only_approved_payments_have_a_receipt(client: httpx.AsyncClient) -> None:
+    declined = await charge(client, await issue(client, "4300000000000002"), "order-1")
+    assert declined.status_code == 403
+    assert (await client.get("/v1/payments/orders/order-1")).json()["receipt"] is None
+    held = (await charge(client, await hold(client), "order-2")).json()
+    assert held["receipt"] is None
+    for transaction_id in (held["paymentKey"], "sbx_pay_unknown", ""):
+        missing = await client.get("/receipt/redirection", params={"transactionId": transaction_id})
+        assert (missing.status_code, missing.json()["code"]) == (404, "NOT_FOUND_PAYMENT")
+    done = (await client.post("/sandbox/orders/order-2/complete", json={"status": "DONE"})).json()
+    assert done["receipt"]["url"] == f"http://sandbox/receipt/redirection?transactionId={held['paymentKey']}"
+    assert (await client.get(done["receipt"]["url"])).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -347,7 +379,9 @@ async def test_held_charges_stay_in_progress_until_completed(client: httpx.Async
     assert (done.json()["status"], done.json()["balanceAmount"]) == ("DONE", 5000) and done.json()["approvedAt"]
     looked_up = (await client.get("/v1/payments/orders/order-1")).json()
     assert (looked_up["status"], looked_up["paymentKey"]) == ("DONE", held.json()["paymentKey"])
-    assert engine.charges() == [{"orderId": "order-1", "amount": 5000, "paymentKey": held.json()["paymentKey"]}]
+    assert engine.charges() == [
+        {"orderId": "order-1", "amount": 5000, "paymentKey": held.json()["paymentKey"], "receiptUrl": done.json()["receipt"]["url"]}
+    ]
     assert (await client.get("/v1/payments/orders/order-2")).json()["status"] == "IN_PROGRESS"
 
 

@@ -14,7 +14,7 @@ from domain.errors import SandboxOnly
 from domain.ports import ChargeStatus, DeclineCode, GatewayError, RefundStatus
 from gateways.sandbox_engine import Faults, SandboxEngine
 from gateways.toss import TossGateway, decline_code_for, in_process_sandbox
-from gateways.toss_objects import listing_range
+from gateways.toss_objects import listing_range, receipt_url
 from gateway_server import closed_port_url, serve_sandbox
 
 GOOD_CARD = "4300000000000001"
@@ -109,7 +109,37 @@ async def test_charge_success(gateway: TossGateway, control: httpx.Client) -> No
     assert result.status is ChargeStatus.APPROVED
     assert result.amount == 9900 and result.order_id == order_id and result.payment_key
     assert result.approved_at is not None and result.approved_at.tzinfo is not None
-    assert charges_for(control, order_id) == [{"orderId": order_id, "amount": 9900, "paymentKey": result.payment_key}]
+    assert charges_for(control, order_id) == [
+        {"orderId": order_id, "amount": 9900, "paymentKey": result.payment_key, "receiptUrl": result.receipt_url}
+    ]
+
+
+async def test_a_charge_carries_the_receipt_url_the_gateway_serves(
+    gateway: TossGateway, control: httpx.Client, sandbox_url: str
+) -> None:
+    key = await billing_key(gateway)
+    order_id = new_order()
+    result = await gateway.charge(key, "cust-1", 9900, order_id, "Premium monthly")
+    assert result.receipt_url == f"{sandbox_url}/receipt/redirection?transactionId={result.payment_key}"
+    assert key not in result.receipt_url and "test_sk_" not in result.receipt_url
+    page = httpx.get(result.receipt_url)  # over real HTTP, without the secret key
+    assert page.status_code == 200 and order_id in page.text and "9,900원" in page.text
+    looked_up = await gateway.lookup_order(order_id)
+    assert looked_up is not None and looked_up.receipt_url == result.receipt_url
+
+
+def test_a_receipt_url_holding_a_credential_or_malformed_is_not_kept(caplog: pytest.LogCaptureFixture) -> None:
+    def url_in(url: object) -> str | None:
+        return receipt_url({"orderId": "o-1", "receipt": {"url": url}}, ("test_sk_secret", "bk_1+/="))
+
+    assert url_in("https://dashboard.tosspayments.com/receipt/redirection?transactionId=pk_1&ref=PX") is not None
+    assert url_in("https://r.example/?k=test_sk_secret") is None
+    assert url_in("https://r.example/?k=bk_1%2B%2F%3D") is None  # percent-encoded billing key
+    assert url_in("javascript:alert(1)") is None and url_in("/relative") is None and url_in(42) is None
+    assert url_in("https://r.example/" + "a" * 3000) is None
+    assert receipt_url({"receipt": None}) is None and receipt_url({}) is None
+    assert "test_sk_secret" not in caplog.text and "bk_1" not in caplog.text
+    assert "receipt_url_refused order_id=o-1 reason=holds_a_credential" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -212,6 +242,7 @@ async def test_dropped_responses_give_unknown_then_lookup_finds_the_one_charge(
     assert looked_up.amount == 1000 and looked_up.approved_at is not None and looked_up.approved_at.tzinfo
     [charge] = charges_for(control, order_id)
     assert looked_up.payment_key == charge["paymentKey"]
+    assert looked_up.receipt_url == charge["receiptUrl"] is not None
     # Asking again for the same order replays the first answer: still one charge.
     assert (await gateway.charge(key, "cust-1", 1000, order_id, "Plan")).payment_key == charge["paymentKey"]
     assert len(charges_for(control, order_id)) == 1
