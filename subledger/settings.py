@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_limit
-from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.storage import Database
@@ -73,6 +75,23 @@ class Settings(BaseSettings):
     cors_methods: str = "GET,POST"
     cors_headers: str = "Authorization,Content-Type"
     cors_max_age: int = 600
+    #: Notifications by e-mail (docs/email.md). Without a host, development logs them (not
+    #: emailed) and production leaves them unsent (PENDING) until one is set.
+    smtp_host: str | None = None
+    #: Default by SUBLEDGER_SMTP_TLS: 587 (starttls), 465 (tls), 25 (none).
+    smtp_port: int | None = None
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    #: The From header, "Name <address>" or a bare address; its address is the envelope sender too.
+    smtp_from: str | None = None
+    #: Seconds for each SMTP exchange (connect, a command, the message's acceptance).
+    smtp_timeout: float = 30.0
+    #: A CA bundle (PEM) to verify the server's certificate with, for a private CA.
+    smtp_ca_file: str | None = None
+    #: Attempts before a notification is marked FAILED; waits between them double from the base, up to an hour.
+    smtp_max_attempts: int = 10
+    smtp_retry_base_seconds: float = 60.0
 
     @field_validator("timezone")
     @classmethod
@@ -101,6 +120,64 @@ class Settings(BaseSettings):
             if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], no path, or *")
         return value
+
+    @field_validator("smtp_host", "smtp_username", "smtp_from", "smtp_ca_file", "smtp_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 65535:
+            raise ValueError("must be a TCP port, 1 to 65535")
+        return value
+
+    @field_validator("smtp_timeout", "smtp_retry_base_seconds")
+    @classmethod
+    def _positive_seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a number of seconds above 0")
+        return value
+
+    @field_validator("smtp_max_attempts")
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _from_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            _, address = parseaddr(value)
+            local, _, domain = address.partition("@")
+            if not local or not domain or "@" in domain:
+                raise ValueError("must be an e-mail address, like billing@example.com or Billing <billing@example.com>")
+        return value
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError("names no readable file (a PEM bundle of CA certificates)")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_rules(self) -> Settings:
+        if not self.smtp_host:
+            for name in ("smtp_username", "smtp_password", "smtp_from"):
+                if getattr(self, name):
+                    raise ValueError(f"SUBLEDGER_{name.upper()} is set but SUBLEDGER_SMTP_HOST is not")
+            return self
+        if not self.smtp_from:
+            raise ValueError("SUBLEDGER_SMTP_FROM is required with SUBLEDGER_SMTP_HOST (the notifications' sender)")
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            raise ValueError("SUBLEDGER_SMTP_USERNAME and SUBLEDGER_SMTP_PASSWORD go together: set both or neither")
+        if self.smtp_password and self.smtp_tls == "none":
+            raise ValueError("SUBLEDGER_SMTP_TLS=none would send SUBLEDGER_SMTP_PASSWORD in clear text: use starttls or tls")
+        return self
 
     @field_validator("clock_start")
     @classmethod
