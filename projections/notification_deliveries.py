@@ -61,7 +61,7 @@ class DeliveryState(enum.Enum):
     UNCONFIRMED = "UNCONFIRMED"
 
 
-_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+_ADDRESS = re.compile(r"<?[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+>?")
 
 
 def without_addresses(text: str) -> str:
