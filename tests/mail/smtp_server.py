@@ -46,8 +46,8 @@ class Recorder:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", "replace"),
-            "encrypted": session.ssl is not None,
-            "login": session.login_data.decode() if isinstance(session.login_data, bytes) else session.login_data,
+            "encrypted": server.transport.get_extra_info("ssl_object") is not None,
+            "login": session.auth_data.decode() if session.authenticated else None,
         }
         with self.record.open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry) + "\n")
@@ -84,8 +84,9 @@ def main() -> None:
     if args.starttls:
         options.update(tls_context=context, require_starttls=True)
     if args.username:
+        # aiosmtpd does not see an implicit-TLS connection as encrypted: it is, so AUTH may go on it.
         options.update(authenticator=authenticator(args.username, os.environ["SMTP_TEST_PASSWORD"]), auth_required=True,
-                       auth_require_tls=bool(context))
+                       auth_require_tls=args.starttls)
     controller = Controller(
         Recorder(args.record, args.refuse, args.delay), hostname="127.0.0.1", port=args.port,
         ssl_context=context if args.implicit_tls else None, server_hostname="localhost", **options,
