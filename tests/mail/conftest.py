@@ -20,8 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from schema.auth import mint_token
+from tests.api import conftest as api_fixtures
 from tests.api.conftest import JWT_SECRET, Api
-from tests.api.conftest import api, api_factory, user  # noqa: F401  (fixtures)
+
+# The service fixtures of tests/api (pytest_plugins is root-only).
+api, api_factory, user = api_fixtures.api, api_fixtures.api_factory, api_fixtures.user
 
 SERVER = Path(__file__).with_name("smtp_server.py")
 FROM = "Subledger Billing <billing@subledger.test>"

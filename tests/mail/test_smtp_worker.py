@@ -19,7 +19,11 @@ from tests.api.conftest import Api, make_settings
 from tests.mail.conftest import SmtpServer, smtp_settings, with_address
 from tests.scenarios.helpers import subscribe
 from tests.servers import serve_asgi
-from tests.workers.conftest import clean_redis, database_url, start_worker, wait_for  # noqa: F401  (fixtures)
+from tests.workers import conftest as worker_fixtures
+from tests.workers.conftest import wait_for
+
+# Real `subledger worker` processes on Redis and PostgreSQL (the fixtures of tests/workers).
+database_url, clean_redis, start_worker = worker_fixtures.database_url, worker_fixtures.clean_redis, worker_fixtures.start_worker
 
 NOTIFICATION = "query($u: ID) { notifications(userId: $u) { id deliveryStatus deliveryAttempts sentAt lastDeliveryError } }"
 
@@ -30,7 +34,7 @@ def worker_smtp_env(server: SmtpServer, **overrides: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def quiet_api(database_url: str, smtp_server: SmtpServer) -> Iterator[Api]:  # noqa: F811
+def quiet_api(database_url: str, smtp_server: SmtpServer) -> Iterator[Api]:
     built = build(make_settings(database_url, **smtp_settings(smtp_server)))
     with serve_asgi(built.http, lifespan="off") as url:
         api = Api(url=url, built=built, client=httpx.Client(timeout=60), sandbox=built.sandbox)
@@ -52,7 +56,7 @@ def stored_state(api: Api, notification: str) -> str | None:
     return row["state"] if row else None
 
 
-def test_the_worker_emails_the_outbox(quiet_api: Api, user: str, smtp_server: SmtpServer, start_worker) -> None:  # noqa: F811
+def test_the_worker_emails_the_outbox(quiet_api: Api, user: str, smtp_server: SmtpServer, start_worker) -> None:
     smtp_server.start()
     address = with_address(quiet_api, user)
     subscribe(quiet_api, user, "free")
@@ -63,7 +67,7 @@ def test_the_worker_emails_the_outbox(quiet_api: Api, user: str, smtp_server: Sm
 
 
 def test_a_worker_killed_while_the_server_receives_leaves_it_unconfirmed_and_unsent_again(
-    quiet_api: Api, user: str, smtp_server: SmtpServer, start_worker  # noqa: F811
+    quiet_api: Api, user: str, smtp_server: SmtpServer, start_worker
 ) -> None:
     smtp_server.start()
     smtp_server.delay_file.write_text("30")  # the server sits on the message before answering
