@@ -96,6 +96,7 @@ class SmtpSender:
             wall = wall_now()
             if self._resting_until is not None and wall < self._resting_until:
                 return counts
+            self._resting_until = None
             await ctx.run_sync(self.deliveries.release_stale, wall)
             connection = SmtpConnection(self.config)
             tried: set[str] = set()
@@ -169,7 +170,17 @@ def recipient_of(ledger: Any, user_id: str) -> tuple[str | None, str]:
         return None, "the user's personal data was erased"
     if customer is None or not customer.email:
         return None, "no e-mail address on record"
+    if not is_mailbox(customer.email):
+        return None, "the address on record is not a usable e-mail address"
     return customer.email, ""
+
+
+def is_mailbox(address: str) -> bool:
+    """A bare addr-spec with no space or control character (the token's claim is only length-checked):
+    nothing that could end an SMTP command or a header line early."""
+    local, at, domain = address.rpartition("@")
+    return bool(local and at and domain) and "." in domain and all(c.isprintable() and not c.isspace() for c in address) \
+        and not any(c in address for c in "<>,;\"()[]")
 
 
 async def deliver_pending(ctx: Any, now: datetime) -> dict[str, int]:

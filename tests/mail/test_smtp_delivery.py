@@ -8,7 +8,8 @@ import email
 from email.policy import default as default_policy
 from datetime import datetime
 
-from tests.api.conftest import Api
+from schema.auth import mint_token
+from tests.api.conftest import JWT_SECRET, Api
 from tests.api.test_privacy import everything_stored
 from tests.mail.conftest import FROM, SmtpServer, notifications_of, smtp_settings, wait_for_notification, with_address
 from tests.scenarios.helpers import ADMIN, subscribe
@@ -100,12 +101,16 @@ def test_no_mail_to_a_user_without_an_address_or_whose_data_was_erased(api_facto
     smtp_server.start()
     api: Api = api_factory(**smtp_settings(smtp_server))
     # Erased first: the outbox still gets the WELCOME, the sender finds no address to use.
-    erased, silent = "user-erased-mail", "user-no-address"
+    erased, silent, crafted = "user-erased-mail", "user-no-address", "user-crafted-address"
     with_address(api, erased)
     api.gql(ERASE, {"u": erased}, **ADMIN)
-    subscribe(api, erased, "free")
-    subscribe(api, silent, "free")
-    for user, reason in ((erased, "the user's personal data was erased"), (silent, "no e-mail address on record")):
+    # A claim is only length-checked: one that would smuggle a second SMTP command is never used.
+    smuggler = mint_token(JWT_SECRET, crafted, "user", email="a@mail.subledger.test\r\nRCPT TO:<b@mail.subledger.test>")
+    assert api.gql("{ me }", token=smuggler)["me"] == crafted
+    for user in (erased, silent, crafted):
+        subscribe(api, user, "free")
+    for user, reason in ((erased, "the user's personal data was erased"), (silent, "no e-mail address on record"),
+                         (crafted, "the address on record is not a usable e-mail address")):
         skipped = wait_for_notification(api, user, lambda n: n["deliveryStatus"] == "SKIPPED", what=f"SKIPPED for {user}")
         assert (skipped["lastDeliveryError"], skipped["deliveryAttempts"], skipped["sentAt"]) == (reason, 0, None)
     api.gql(RUN, user="cron", scope="cron")
