@@ -225,7 +225,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         subscriptions=subscriptions,
         subscription_billing=subscription_billing,
         notifications=notifications,
-        sender=sender_for(settings, view_db),
+        sender=sender_for(settings, view_db, clock),
     )
     jobs = Jobs(job_context, settings.tz, clock)
     read_models = ReadModels(ledger, view_db, runners)

@@ -82,9 +82,11 @@ class LogOnlySender:
 
 
 class SmtpSender:
-    def __init__(self, config: SmtpConfig, deliveries: NotificationDeliveries) -> None:
+    def __init__(self, config: SmtpConfig, deliveries: NotificationDeliveries, clock: Any) -> None:
         self.config = config
         self.deliveries = deliveries
+        #: The product's clock: `sent_at` is its time when the server's 250 came back.
+        self.clock = clock
         #: After the server could not be reached, no pass connects again before this (wall clock).
         self._resting_until: datetime | None = None
         self._outages = 0
@@ -108,7 +110,7 @@ class SmtpSender:
                     for notification in batch:
                         tried.add(notification["id"])
                         counts["processed"] += 1
-                        outcome = await self._deliver(ctx, connection, notification, now)
+                        outcome = await self._deliver(ctx, connection, notification)
                         if outcome is DeliveryState.SENT:
                             counts["succeeded"] += 1
                         elif outcome in (DeliveryState.RETRYING, DeliveryState.FAILED, DeliveryState.UNCONFIRMED):
@@ -120,7 +122,7 @@ class SmtpSender:
             finally:
                 await connection.close()
 
-    async def _deliver(self, ctx: Any, connection: SmtpConnection, notification: dict[str, Any], now: datetime) -> DeliveryState | None:
+    async def _deliver(self, ctx: Any, connection: SmtpConnection, notification: dict[str, Any]) -> DeliveryState | None:
         """One attempt at one notification; its new state, or None when another sender had it."""
         nid = notification["id"]
         attempt = notification["delivery_attempts"] + 1
@@ -141,7 +143,7 @@ class SmtpSender:
             return DeliveryState.UNCONFIRMED
         except NotHandedOver as refused:
             return await self._failed(ctx, notification, attempt, refused)
-        await ctx.run_sync(self.deliveries.sent, nid, now)
+        await ctx.run_sync(self.deliveries.sent, nid, await ctx.run_sync(self.clock.now))
         self._outages = 0
         log.info("notification_sent", id=nid, user_id=notification["user_id"], kind=notification["kind"],
                  attempt=attempt, reply=without_addresses(reply))
@@ -223,9 +225,9 @@ def smtp_config(settings: Any) -> SmtpConfig | None:
     )
 
 
-def sender_for(settings: Any, view_db: Any) -> WithheldSender | LogOnlySender | SmtpSender:
+def sender_for(settings: Any, view_db: Any, clock: Any) -> WithheldSender | LogOnlySender | SmtpSender:
     """The sender the settings call for (see the module's docstring)."""
     config = smtp_config(settings)
     if config is not None:
-        return SmtpSender(config, NotificationDeliveries(view_db, config.max_attempts, config.lease))
+        return SmtpSender(config, NotificationDeliveries(view_db, config.max_attempts, config.lease), clock)
     return WithheldSender() if settings.env == "production" else LogOnlySender(NotificationDeliveries(view_db))

@@ -57,7 +57,7 @@ def test_the_settings_make_one_smtp_configuration() -> None:
 
 
 def test_without_smtp_development_logs_and_production_withholds() -> None:
-    assert isinstance(sender_for(Settings(**BASE), None), SmtpSender)
-    assert isinstance(sender_for(Settings(database_url="sqlite:///:memory:"), None), LogOnlySender)
+    assert isinstance(sender_for(Settings(**BASE), None, None), SmtpSender)
+    assert isinstance(sender_for(Settings(database_url="sqlite:///:memory:"), None, None), LogOnlySender)
     production = Settings.model_construct(**{**Settings(database_url="sqlite:///:memory:").model_dump(), "env": "production"})
-    assert isinstance(sender_for(production, None), WithheldSender)
+    assert isinstance(sender_for(production, None, None), WithheldSender)
