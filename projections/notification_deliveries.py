@@ -80,7 +80,8 @@ def create_table(cursor: ViewCursor) -> None:
         # Everything the first outbox marked sent was only ever written to the log.
         cursor.execute(
             f"INSERT INTO {SENDS} (id, state, attempts, last_attempt_at) SELECT id, ?, 1, sent_at"
-            f" FROM {OLD_DELIVERIES} ON CONFLICT (id) DO NOTHING",
+            # WHERE: SQLite would read a bare ON after FROM as a join's.
+            f" FROM {OLD_DELIVERIES} WHERE 1 = 1 ON CONFLICT (id) DO NOTHING",
             (DeliveryState.LOGGED.value,),
         )
         cursor.execute(f"DROP TABLE {OLD_DELIVERIES}")

@@ -5,6 +5,7 @@ retried and visible; nothing the server accepted is sent again."""
 from __future__ import annotations
 
 import email
+import time
 from email.policy import default as default_policy
 from datetime import datetime
 
@@ -115,3 +116,21 @@ def test_no_mail_to_a_user_without_an_address_or_whose_data_was_erased(api_facto
         assert (skipped["lastDeliveryError"], skipped["deliveryAttempts"], skipped["sentAt"]) == (reason, 0, None)
     api.gql(RUN, user="cron", scope="cron")
     assert smtp_server.messages() == []
+
+
+def test_an_answer_lost_after_the_message_was_handed_over_is_unconfirmed_and_never_sent_again(
+    api_factory, user: str, smtp_server: SmtpServer
+) -> None:
+    smtp_server.start()
+    smtp_server.delay_file.write_text("5")  # the server answers the message later than the client waits
+    api: Api = api_factory(**smtp_settings(smtp_server, smtp_timeout=2))
+    with_address(api, user)
+    subscribe(api, user, "free")
+    lost = wait_for_notification(api, user, lambda n: n["deliveryStatus"] == "UNCONFIRMED", what="UNCONFIRMED")
+    assert lost["sentAt"] is None and "Timeout" in lost["lastDeliveryError"], lost
+    smtp_server.delay_file.unlink()
+    api.gql(RUN, user="cron", scope="cron")
+    time.sleep(2.5)  # and a pass of the outbox follower
+    again = notifications_of(api, user)[0]
+    assert (again["deliveryStatus"], again["deliveryAttempts"]) == ("UNCONFIRMED", lost["deliveryAttempts"])
+    assert len(smtp_server.messages()) <= 1  # whatever the server made of the first one, no second was sent
