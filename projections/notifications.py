@@ -7,7 +7,8 @@ ledger events too (`Subscription.Reminded`), recorded by the 09:00 run.
 
 Deliveries live in their own table, outside the projection's prefix: a rebuild of
 the outbox from position 0 finds the notifications already sent and does not
-send them again (`workers/notifications.py` sends and marks them).
+send them again (`projections/notification_deliveries.py` keeps where each one
+stands, `workers/notifications.py` sends them).
 """
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ from domain.payments.payment import Payment
 from domain.renewal_commands import PERIOD
 from domain.subscription import SUSPENDED, Subscription
 from domain.wallet import Wallet
+from projections import notification_deliveries as deliveries
 from projections.database import ViewCursor, ViewDatabase
 from projections.notification_texts import render
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
 
 MAX_PAGE = 500
-DELIVERIES = "notification_deliveries"
 
 
 def notification_id(event: Any, kind: str) -> str:
@@ -61,9 +62,9 @@ class NotificationsProjection:
             " amount BIGINT NOT NULL, purpose TEXT, order_name TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.owners} (aggregate_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
             " plan_id TEXT)",
-            f"CREATE TABLE IF NOT EXISTS {DELIVERIES} (id TEXT PRIMARY KEY, sent_at TEXT NOT NULL)",
         ):
             cursor.execute(statement)
+        deliveries.create_table(cursor)
 
     # ------------------------------------------------------------ writing
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
@@ -139,38 +140,31 @@ class NotificationsProjection:
         return self._select(view_db, "n.user_id = ? ORDER BY n.seq DESC, n.id LIMIT ?", (user_id, first))
 
     def unsent(self, view_db: ViewDatabase, limit: int = 200) -> list[dict[str, Any]]:
-        """Notifications not yet delivered, oldest first."""
+        """Notifications no sender has touched yet (PENDING), oldest first."""
         return self._select(view_db, "d.id IS NULL ORDER BY n.seq, n.id LIMIT ?", (limit,))
 
-    def claim(self, view_db: ViewDatabase, notification: str, at: datetime) -> bool:
-        """Mark as sent; False when another sender claimed it first (it is sent once)."""
-        with view_db.transaction() as cursor:
-            cursor.execute(
-                f"INSERT INTO {DELIVERIES} (id, sent_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-                (notification, to_utc_text(at)),
-            )
-            return cursor.rowcount == 1
-
-    def unclaim(self, view_db: ViewDatabase, notification: str) -> None:
-        """The sender failed: let a later run send it."""
-        with view_db.transaction() as cursor:
-            cursor.execute(f"DELETE FROM {DELIVERIES} WHERE id = ?", (notification,))
+    def retry_due(self, view_db: ViewDatabase, wall: datetime, limit: int = 200) -> list[dict[str, Any]]:
+        """RETRYING notifications whose next attempt is due by the wall clock `wall`, oldest first."""
+        return self._select(
+            view_db, "d.state = ? AND d.next_attempt_at <= ? ORDER BY n.seq, n.id LIMIT ?",
+            (deliveries.DeliveryState.RETRYING.value, to_utc_text(wall), limit),
+        )
 
     def _select(self, view_db: ViewDatabase, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         with view_db.transaction(readonly=True) as cursor:
             rows = cursor.execute(
-                f"SELECT n.id, n.user_id, n.kind, n.subject, n.body, n.data, n.created_at, d.sent_at"
-                f" FROM {self.table} n LEFT JOIN {DELIVERIES} d ON d.id = n.id WHERE {where}",
+                f"SELECT n.id, n.user_id, n.kind, n.subject, n.body, n.data, n.created_at, {deliveries.columns('d')}"
+                f" FROM {self.table} n LEFT JOIN {deliveries.SENDS} d ON d.id = n.id WHERE {where}",
                 params,
             ).fetchall()
         return [
             {**row, "data": json.loads(row["data"]), "created_at": datetime.fromisoformat(row["created_at"]),
-             "sent_at": datetime.fromisoformat(row["sent_at"]) if row["sent_at"] else None}
+             **deliveries.delivery_fields(row)}
             for row in rows
         ]
 
 
-QUERIES = ("recent", "unsent", "claim", "unclaim")
+QUERIES = ("recent", "unsent", "retry_due")
 
 
 def _is_period_charge(payment: dict[str, Any] | None, pay_id: str | None) -> bool:

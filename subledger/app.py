@@ -54,7 +54,7 @@ from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
 from workers.jobs import JobContext, Jobs
-from workers.notifications import LoggingSender, follow_outbox
+from workers.notifications import follow_outbox, sender_for
 from workers.scheduler import InProcessScheduler
 
 log = structlog.get_logger("subledger")
@@ -229,7 +229,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         subscriptions=subscriptions,
         subscription_billing=subscription_billing,
         notifications=notifications,
-        sender=LoggingSender(),
+        sender=sender_for(settings, view_db, clock),
     )
     jobs = Jobs(job_context, settings.tz, clock)
     read_models = ReadModels(ledger, view_db, runners)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_limit
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.refusal import StartupRefused  # noqa: F401  (re-exported: the settings decide most refusals)
@@ -151,6 +153,27 @@ class Settings(BaseSettings):
     jwks_refresh_cooldown_seconds: float = Field(30.0, description=(
         "An unknown `kid` refetches the key set at most once per this many seconds."
     ))
+    smtp_host: str | None = Field(None, description=(
+        "SMTP server of notification e-mails (docs/email.md). Unset: development logs them (not emailed) and "
+        "production leaves them unsent (PENDING, visible) until one is set."
+    ))
+    smtp_port: int | None = Field(None, description="Default by SUBLEDGER_SMTP_TLS: 587 (starttls), 465 (tls), 25 (none).")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field("starttls", description=(
+        "`starttls`, `tls` (implicit) or `none`; certificates are always verified. A password with `none` is refused."
+    ))
+    smtp_username: str | None = Field(None, description="SMTP AUTH user; goes with SUBLEDGER_SMTP_PASSWORD.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password; never logged or printed.")
+    smtp_from: str | None = Field(None, description=(
+        "The From header, `Name <address>` or a bare address (also the envelope sender); required with a host."
+    ))
+    smtp_timeout: float = Field(30.0, description=(
+        "Seconds for each SMTP exchange (connect, a command, the message's acceptance)."
+    ))
+    smtp_ca_file: str | None = Field(None, description="A CA bundle (PEM) to verify the server's certificate with.")
+    smtp_max_attempts: int = Field(10, description="Attempts before a notification is marked FAILED.")
+    smtp_retry_base_seconds: float = Field(60.0, description=(
+        "Waits between attempts double from this base, up to an hour."
+    ))
 
     @field_validator("timezone")
     @classmethod
@@ -179,6 +202,64 @@ class Settings(BaseSettings):
             if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], no path, or *")
         return value
+
+    @field_validator("smtp_host", "smtp_username", "smtp_from", "smtp_ca_file", "smtp_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 65535:
+            raise ValueError("must be a TCP port, 1 to 65535")
+        return value
+
+    @field_validator("smtp_timeout", "smtp_retry_base_seconds")
+    @classmethod
+    def _positive_seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a number of seconds above 0")
+        return value
+
+    @field_validator("smtp_max_attempts")
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _from_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            _, address = parseaddr(value)
+            local, _, domain = address.partition("@")
+            if not local or not domain or "@" in domain:
+                raise ValueError("must be an e-mail address, like billing@example.com or Billing <billing@example.com>")
+        return value
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError("names no readable file (a PEM bundle of CA certificates)")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_rules(self) -> Settings:
+        if not self.smtp_host:
+            for name in ("smtp_username", "smtp_password", "smtp_from"):
+                if getattr(self, name):
+                    raise ValueError(f"SUBLEDGER_{name.upper()} is set but SUBLEDGER_SMTP_HOST is not")
+            return self
+        if not self.smtp_from:
+            raise ValueError("SUBLEDGER_SMTP_FROM is required with SUBLEDGER_SMTP_HOST (the notifications' sender)")
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            raise ValueError("SUBLEDGER_SMTP_USERNAME and SUBLEDGER_SMTP_PASSWORD go together: set both or neither")
+        if self.smtp_password and self.smtp_tls == "none":
+            raise ValueError("SUBLEDGER_SMTP_TLS=none would send SUBLEDGER_SMTP_PASSWORD in clear text: use starttls or tls")
+        return self
 
     @field_validator("clock_start")
     @classmethod

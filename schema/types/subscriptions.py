@@ -17,6 +17,7 @@ from schema.context import Info
 from schema.scalars import JSON, DateTime
 from schema.types.catalog import Plan
 from schema.types.enums import BillingCycle
+from schema.types.notifications import NotificationDeliveryStatus, delivery_status
 from schema.types.payments import Payment, PaymentMethod
 
 
@@ -202,12 +203,27 @@ class Notification:
     body: str = strawberry.field(description="Text of the message.")
     data: JSON = strawberry.field(description="The facts it was written from (amounts, dates, ids), by kind.")
     created_at: DateTime = strawberry.field(description="When the event that caused it happened.")
-    sent_at: DateTime | None = strawberry.field(description="When the sender delivered it; null until then.")
+    sent_at: DateTime | None = strawberry.field(description=(
+        "When the SMTP server accepted the e-mail (its 250 reply); null until then, and for a notification "
+        "only logged (development without SMTP) or not sent."))
+    delivery_status: NotificationDeliveryStatus = strawberry.field(description=(
+        "Where its delivery stands: PENDING, SENDING, RETRYING, SENT, LOGGED, SKIPPED, FAILED or UNCONFIRMED."))
+    delivery_attempts: int = strawberry.field(description=(
+        "Attempts made to hand it to the SMTP server so far (a logged notification counts one)."))
+    last_delivery_error: str | None = strawberry.field(description=(
+        "Why the last attempt failed (the server's reply or the connection error, without addresses); "
+        "null after a success and before any failure."))
+    last_attempt_at: DateTime | None = strawberry.field(description="When the last attempt began (wall clock).")
+    next_attempt_at: DateTime | None = strawberry.field(description=(
+        "When a RETRYING notification is tried again (wall clock); null otherwise."))
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Notification:
+        retrying = row["delivery_state"].value == "RETRYING"
         return cls(
             id=strawberry.ID(row["id"]), user_id=strawberry.ID(row["user_id"]), kind=row["kind"],
             subject=row["subject"], body=row["body"], data=row["data"], created_at=row["created_at"],
-            sent_at=row["sent_at"],
+            sent_at=row["sent_at"], delivery_status=delivery_status(row["delivery_state"]),
+            delivery_attempts=row["delivery_attempts"], last_delivery_error=row["delivery_error"],
+            last_attempt_at=row["last_attempt_at"], next_attempt_at=row["next_attempt_at"] if retrying else None,
         )
