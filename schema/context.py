@@ -38,6 +38,7 @@ class Services:
     analytics: Any = None  # projections.analytics queries (business metrics)
     reconcile: Any = None  # async (since, until) -> domain.payments.reconcile.Report
     rate_limiter: Any = None  # schema.rate_limit.MoneyRateLimiter (None: no limit)
+    webhooks: Any = None  # workers.webhooks.WebhookDispatcher (endpoints, deliveries, sending)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

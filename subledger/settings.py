@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     cors_methods: str = "GET,POST"
     cors_headers: str = "Authorization,Content-Type"
     cors_max_age: int = 600
+    #: Webhooks (docs/webhooks.md): seconds an endpoint has to answer; the retry schedule (first
+    #: delay, longest delay, how long a delivery is retried); how often `serve` sends what is due.
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: float = 30.0
+    webhook_retry_cap_seconds: float = 7200.0
+    webhook_retry_window_seconds: float = 86400.0
+    webhook_poll_seconds: float = 1.0
 
     @field_validator("timezone")
     @classmethod
