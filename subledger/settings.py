@@ -109,6 +109,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], no path, or *")
         return value
 
+    @field_validator("webhook_timeout_seconds", "webhook_retry_base_seconds", "webhook_retry_cap_seconds",
+                     "webhook_retry_window_seconds", "webhook_poll_seconds")
+    @classmethod
+    def _positive_seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a number of seconds above 0")
+        return value
+
     @field_validator("clock_start")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:

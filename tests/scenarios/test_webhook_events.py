@@ -10,9 +10,10 @@ from typing import Any
 
 from tests.api.conftest import Api, GraphQLError
 from tests.scenarios.helpers import ADMIN, CANCEL, set_outcome, subscribe
-from tests.scenarios.test_webhooks import (  # noqa: F401  (fixtures)
-    DELIVERIES, PURCHASE, TIMEOUT, Receiver, check_signed, hooks, receiver, register,
-)
+from tests import webhook_support as support
+from tests.webhook_support import DELIVERIES, PURCHASE, TIMEOUT, Receiver, check_signed, register
+
+receiver, hooks = support.receiver, support.hooks
 
 ALL = ["PAYMENT_SUCCEEDED", "PAYMENT_FAILED", "REFUND_SUCCEEDED", "REFUND_FAILED", "SUBSCRIPTION_CREATED",
        "SUBSCRIPTION_STATUS_CHANGED", "SUBSCRIPTION_PLAN_CHANGED", "POINTS_PURCHASED", "POINTS_EXPIRED"]
@@ -33,6 +34,7 @@ def test_every_kind_of_change_becomes_an_event_and_a_rebuild_keeps_their_ids(hoo
     _, secret = register(hooks, receiver.url, *ALL)
     method = hooks.add_card(user)
     hooks.gql(PURCHASE, {"m": method}, user=user)
+    hooks.settle_read_models()  # the payments list is a read model
     points_payment = hooks.gql("query($u: ID) { payments(userId: $u) { id amount } }", {"u": user},
                                user=user)["payments"][0]
     refunded = hooks.gql(REFUND, {"p": points_payment["id"]}, **ADMIN)["refundPayment"]
