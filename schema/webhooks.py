@@ -58,7 +58,10 @@ class WebhooksMutation:
         f"(shown this once). {ERRORS}; BAD_USER_INPUT for a URL that is not http(s) (https only in production), "
         "has no host or carries a password, and for an empty eventTypes."
     )))
-    async def create_webhook_endpoint(self, info: Info, input: CreateWebhookEndpointInput) -> WebhookEndpointSecret:
+    async def create_webhook_endpoint(
+        self, info: Info,
+        input: Annotated[CreateWebhookEndpointInput, strawberry.argument(description="The URL and the event types.")],
+    ) -> WebhookEndpointSecret:
         permissions.caller(info)
         services = info.context.services
         head = await services.run_sync(services.ledger.recorder.max_notification_id) or 0
@@ -79,9 +82,7 @@ class WebhooksMutation:
     ) -> WebhookEndpoint:
         permissions.caller(info)
         services = info.context.services
-        webhooks = services.webhooks
-        await services.run_sync(webhooks.endpoints.get, str(id))
-        return WebhookEndpoint.of(await services.run_sync(webhooks.endpoints.set_enabled, str(id), enabled))
+        return WebhookEndpoint.of(await services.run_sync(services.webhooks.endpoints.set_enabled, str(id), enabled))
 
     @strawberry.mutation(description=permissions.described(Root.MUTATION, "deleteWebhookEndpoint", (
         f"Delete an endpoint with its deliveries and their attempts; answers its id. {ERRORS}; NOT_FOUND for an "

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import structlog
 
+from domain.errors import NotFound
 from domain.webhooks import (
     EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, DeliveryStatus, RetryPolicy, signature_header,
 )
@@ -107,28 +108,21 @@ class WebhookDispatcher:
 
     async def attempt(self, delivery: Delivery, now: datetime) -> bool:
         """One POST of `delivery`; True when the endpoint answered 2xx."""
-        endpoint = await self.run_sync(self.endpoints.get, delivery.endpoint_id)
-        secret = await self.run_sync(self.endpoints.secret, delivery.endpoint_id)
-        body = body_of(delivery)
-        stamp = int(time.time())  # the receiver checks it against its own wall clock
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature_header(secret, stamp, body),
-            EVENT_ID_HEADER: delivery.event_id,
-            EVENT_TYPE_HEADER: delivery.event_type,
-        }
+        try:
+            endpoint = await self.run_sync(self.endpoints.get, delivery.endpoint_id)
+        except NotFound:
+            return False  # deleted meanwhile, with its deliveries
         code: int | None = None
         error: str | None = None
         started = time.monotonic()
         try:
-            response = await self.client().post(endpoint.url, content=body, headers=headers)
-            code = response.status_code
-            if not 200 <= code < 300:
-                error = f"HTTP {code}"
-        except httpx.TimeoutException:
-            error = f"timed out after {self.timeout:g} s"
-        except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:MAX_ERROR_CHARS]
+            secret = await self.run_sync(self.endpoints.secret, delivery.endpoint_id)
+        except Exception as failure:  # e.g. wrapped by a master key this process was not given
+            secret = None
+            error = f"the signing secret cannot be unsealed ({type(failure).__name__}); nothing was sent"
+            log.error("webhook_secret_unreadable", endpoint_id=endpoint.id, error=type(failure).__name__)
+        if secret is not None:
+            code, error = await self._post(endpoint.url, secret, delivery)
         duration_ms = int((time.monotonic() - started) * 1000)
         number = delivery.attempts + 1
         if error is None:
@@ -144,6 +138,26 @@ class WebhookDispatcher:
                  attempt=number, response_code=code, error=error, duration_ms=duration_ms, status=status.value,
                  retry_at=retry_at.isoformat() if retry_at else None, recorded=recorded)
         return error is None
+
+
+    async def _post(self, url: str, secret: str, delivery: Delivery) -> tuple[int | None, str | None]:
+        """POST the delivery's body, signed now; (status code, error or None for a 2xx)."""
+        body = body_of(delivery)
+        stamp = int(time.time())  # the receiver checks it against its own wall clock
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature_header(secret, stamp, body),
+            EVENT_ID_HEADER: delivery.event_id,
+            EVENT_TYPE_HEADER: delivery.event_type,
+        }
+        try:
+            response = await self.client().post(url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return None, f"timed out after {self.timeout:g} s"
+        except httpx.HTTPError as failure:
+            return None, f"{type(failure).__name__}: {failure}"[:MAX_ERROR_CHARS]
+        code = response.status_code
+        return code, None if 200 <= code < 300 else f"HTTP {code}"
 
 
 async def follow_webhooks(dispatcher: WebhookDispatcher, clock: Any, interval: float) -> None:
