@@ -25,7 +25,7 @@ from domain.webhooks import WebhookEventType, check_description, check_event_typ
 from projections.database import ViewDatabase
 from projections.webhook_deliveries import ATTEMPTS, DELIVERIES, ENDPOINTS
 from projections.wallet_history import to_utc_text
-from subledger.master_keys import MasterKeyring
+from subledger.master_keys import WRAP_PREFIX, MasterKeyring
 
 DDL = (
     f"CREATE TABLE IF NOT EXISTS {ENDPOINTS} (id TEXT PRIMARY KEY, url TEXT NOT NULL, description TEXT,"
@@ -135,3 +135,25 @@ class WebhookEndpoints:
             )
             cursor.execute(f"DELETE FROM {DELIVERIES} WHERE endpoint_id = ?", (str(endpoint_id),))
             cursor.execute(f"DELETE FROM {ENDPOINTS} WHERE id = ?", (str(endpoint_id),))
+
+    def rewrap(self) -> int:
+        """Wrap every signing secret under the current master key (`subledger keys rotate`);
+        the secrets themselves do not change. Answers how many rows were rewritten."""
+        if self.keyring.current is None:
+            return 0
+        current = f"{WRAP_PREFIX}:{self.keyring.current_id}:"
+        with self.view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(f"SELECT id, secret FROM {ENDPOINTS}").fetchall()
+        changed = 0
+        for row in rows:
+            if row["secret"].startswith(current):
+                continue
+            secret = self.keyring.unwrap(_subject(row["id"]), row["secret"])  # UnknownMasterKey: stop here
+            with self.view_db.transaction() as cursor:
+                cursor.execute(
+                    f"UPDATE {ENDPOINTS} SET secret = ? WHERE id = ? AND secret = ?",
+                    (self.keyring.wrap(_subject(row["id"]), secret), row["id"], row["secret"]),
+                )
+                changed += cursor.rowcount
+        return changed
+

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from subledger.master_keys import generate_key
+from subledger.master_keys import decode_key, generate_key, master_key_id
 from tests import webhook_support as support
 from tests.api.conftest import Api
+from tests.integration.test_keys import cli
 from tests.scenarios.helpers import ADMIN, CHANGE, advance, at, now, subscribe
 from tests.webhook_support import (
     CREATE, DELIVERIES, ENDPOINTS, PURCHASE, TIMEOUT, Receiver, check_signed, deliveries, register, wait_attempts,
@@ -154,11 +155,25 @@ def test_only_admin_registers_and_bad_urls_are_refused(hooks: Api) -> None:
     assert missing.code == "NOT_FOUND"
 
 
-def test_the_secret_is_stored_sealed_by_the_master_key(api_factory: Any, receiver: Receiver, user: str) -> None:
-    api = api_factory(webhook_poll_seconds=0.05, master_key=generate_key())
-    endpoint, secret = register(api, receiver.url, "POINTS_PURCHASED")
+def stored_secret(api: Api, endpoint: str) -> str:
     with api.built.view_db.transaction(readonly=True) as cursor:
-        stored = cursor.execute("SELECT secret FROM webhook_endpoints WHERE id = ?", (endpoint,)).fetchone()["secret"]
-    assert stored.startswith("mk1:") and secret not in stored and secret.removeprefix("whsec_") not in stored
+        return cursor.execute("SELECT secret FROM webhook_endpoints WHERE id = ?", (endpoint,)).fetchone()["secret"]
+
+
+def test_the_secret_is_sealed_by_the_master_key_and_keys_rotate_rewraps_it(
+    api_factory: Any, receiver: Receiver, user: str, database_url: str
+) -> None:
+    old, new = generate_key(), generate_key()
+    api = api_factory(webhook_poll_seconds=0.05, master_key=old)
+    endpoint, secret = register(api, receiver.url, "POINTS_PURCHASED")
+    before = stored_secret(api, endpoint)
+    assert before.startswith("mk1:") and secret not in before and secret.removeprefix("whsec_") not in before
+    api.close()
+    done = cli(database_url, "keys", "rotate", SUBLEDGER_MASTER_KEY=new, SUBLEDGER_MASTER_KEY_PREVIOUS=old)
+    assert done.returncode == 0, done.stderr
+    assert "1 webhook signing secrets re-wrapped" in done.stdout and secret not in done.stdout + done.stderr
+    api = api_factory(webhook_poll_seconds=0.05, master_key=new)  # the old key is gone
+    after = stored_secret(api, endpoint)
+    assert after.startswith(f"mk1:{master_key_id(decode_key(new, (32,)))}:") and after != before
     api.gql(PURCHASE, {"m": api.add_card(user)}, user=user)
     assert check_signed(receiver.wait_for(1)[0], secret)["type"] == "points.purchased"
