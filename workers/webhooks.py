@@ -151,12 +151,13 @@ class WebhookDispatcher:
             EVENT_TYPE_HEADER: delivery.event_type,
         }
         try:
-            response = await self.client().post(url, content=body, headers=headers)
+            # Streamed and closed unread: only the status counts, and a huge answer costs nothing.
+            async with self.client().stream("POST", url, content=body, headers=headers) as response:
+                code = response.status_code
         except httpx.TimeoutException:
             return None, f"timed out after {self.timeout:g} s"
         except httpx.HTTPError as failure:
             return None, f"{type(failure).__name__}: {failure}"[:MAX_ERROR_CHARS]
-        code = response.status_code
         return code, None if 200 <= code < 300 else f"HTTP {code}"
 
 

@@ -76,6 +76,7 @@ def test_every_kind_of_change_becomes_an_event_and_a_rebuild_keeps_their_ids(hoo
     hooks.gql('mutation { rebuildProjection(name: "webhook_events") { name lag } }', **ADMIN)
     hooks.settle_read_models()
     assert event_rows(hooks) == before
+    assert hooks.gql("mutation { verifyLedger { mismatches } }", **ADMIN)["verifyLedger"]["mismatches"] == []
     hooks.gql(RUN, user="cron", scope="cron")
     time.sleep(0.3)
     assert len(receiver.received()) == count
