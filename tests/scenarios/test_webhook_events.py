@@ -65,6 +65,7 @@ def test_every_kind_of_change_becomes_an_event_and_a_rebuild_keeps_their_ids(hoo
     by_type = {b["type"]: b["data"] for b in bodies}
     assert by_type["refund.succeeded"]["amount"] == points_payment["amount"] == refunded["refundedAmount"]
     assert by_type["refund.succeeded"]["paymentId"] == points_payment["id"]
+    assert [r["amount"] for r in hooks.sandbox.refunds()] == [by_type["refund.succeeded"]["amount"]]
     assert by_type["payment.failed"]["declineCode"] == "INSUFFICIENT_FUNDS"
     assert by_type["subscription.created"]["status"] == "TRIALING"
     assert by_type["subscription.status_changed"]["subscriptionId"] == sub["id"]

@@ -46,6 +46,9 @@ def test_a_payment_and_a_subscription_change_arrive_signed(hooks: Api, receiver:
     paid = {b["data"]["paymentId"]: b["data"]["amount"] for b in bodies if b["type"] == "payment.succeeded"}
     assert paid == {p["id"]: p["amount"] for p in changed if p["status"] == "SUCCEEDED"}
     assert all(amount > 0 for amount in paid.values())
+    # What the webhooks say was paid is what the gateway charged, order by order.
+    orders = {b["data"]["orderId"]: b["data"]["amount"] for b in bodies if b["type"] == "payment.succeeded"}
+    assert orders == {c["orderId"]: c["amount"] for c in hooks.sandbox.charges()}
     plan = next(b for b in bodies if b["type"] == "subscription.plan_changed")["data"]
     assert (plan["subscriptionId"], plan["previousPlanId"], plan["planId"], plan["userId"]) == (
         sub["id"], "basic", "premium", user)
