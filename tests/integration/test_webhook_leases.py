@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from domain.errors import Conflict
 from domain.webhooks import DeliveryStatus, RetryPolicy, WebhookEventType
 from projections.database import ViewDatabase
 from projections.webhook_deliveries import Attempt, WebhookDeliveries
@@ -57,6 +58,8 @@ def test_a_claim_is_one_senders_until_its_lease_ends(stores: Any) -> None:
     holder = f"sender-{winners[0]}"
     (delivery,) = claims[winners[0]]
     assert deliveries.claim_due(NOW, "late", 1_499, 500, 10) == []  # the lease still runs
+    with pytest.raises(Conflict):  # no redelivery while an attempt is in flight
+        deliveries.redeliver(delivery.id, NOW, 1_400)
     taken = deliveries.claim_due(NOW, "late", 1_501, 500, 10)  # it ended: the holder is presumed dead
     assert [d.id for d in taken] == [delivery.id]
     attempt = Attempt(1, NOW, 200, None, 12)

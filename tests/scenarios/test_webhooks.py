@@ -119,6 +119,11 @@ def test_a_day_of_failures_ends_failed(hooks: Api, receiver: Receiver, user: str
         assert time.monotonic() < deadline, found
         time.sleep(0.05)
     assert found["nextAttemptAt"] is None and len(found["attempts"]) >= 2
+    by_status = "query($s: WebhookDeliveryStatus) { webhookDeliveries(status: $s) { id } }"
+    assert hooks.gql(by_status, {"s": "FAILED"}, **ADMIN)["webhookDeliveries"] == [{"id": found["id"]}]
+    assert hooks.gql(by_status, {"s": "PENDING"}, **ADMIN)["webhookDeliveries"] == []
+    by_event = "query($e: ID) { webhookDeliveries(eventId: $e) { id } }"
+    assert hooks.gql(by_event, {"e": found["eventId"]}, **ADMIN)["webhookDeliveries"] == [{"id": found["id"]}]
     assert {a["responseCode"] for a in found["attempts"]} == {500}
     # The last attempt came after the day was (nearly) over; none after it, even later.
     assert at(found["attempts"][-1]["at"]) >= started + timedelta(hours=22)
@@ -156,6 +161,10 @@ def test_only_admin_registers_and_bad_urls_are_refused(hooks: Api) -> None:
     assert hooks.gql(ENDPOINTS, **ADMIN)["webhookEndpoints"] == []
     missing = hooks.error("mutation { deleteWebhookEndpoint(id: \"we_missing\") }", **ADMIN)
     assert missing.code == "NOT_FOUND"
+    for document in ('mutation { redeliverWebhook(deliveryId: "wd_missing") { id } }',
+                     'mutation { setWebhookEndpointEnabled(id: "we_missing", enabled: true) { id } }',
+                     'mutation { rotateWebhookEndpointSecret(id: "we_missing") { secret } }'):
+        assert hooks.error(document, **ADMIN).code == "NOT_FOUND"
 
 
 def stored_secret(api: Api, endpoint: str) -> str:
