@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, NotFound
 
 SIGNATURE_HEADER = "Subledger-Signature"
 EVENT_ID_HEADER = "Subledger-Event-Id"
@@ -72,15 +72,25 @@ def check_url(url: str, *, https_only: bool) -> str:
         raise InvalidInput("url has no host")
     if parts.username is not None or parts.password is not None:
         raise InvalidInput("url must not carry a user name or password")
-    if any(ch.isspace() for ch in url):
-        raise InvalidInput("url must not contain spaces")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InvalidInput("url must not contain spaces or control characters")
     return url
 
 
 def check_description(description: str | None) -> str | None:
     if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
         raise InvalidInput(f"description is longer than {MAX_DESCRIPTION_CHARS} characters")
+    if description is not None and not description.isprintable():
+        raise InvalidInput("description must be one line of printable characters")
     return description
+
+
+def known_id(value: str, what: str) -> str:
+    """An id as given; NOT_FOUND for one no row can have (a NUL byte, which PostgreSQL's
+    text cannot even be compared with)."""
+    if "\x00" in value:
+        raise NotFound(f"{what} {value!r} not found")
+    return value
 
 
 def check_event_types(types: list[WebhookEventType]) -> list[WebhookEventType]:

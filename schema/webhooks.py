@@ -12,7 +12,7 @@ from schema.permissions import Root
 from schema.types.webhooks import (
     CreateWebhookEndpointInput, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEndpointSecret,
 )
-from domain.webhooks import DeliveryStatus
+from domain.webhooks import DeliveryStatus, known_id
 
 ERRORS = "Errors: FORBIDDEN for any other scope"
 
@@ -41,6 +41,8 @@ class WebhooksQuery:
     ) -> list[WebhookDelivery]:
         permissions.caller(info)
         services = info.context.services
+        if any("\x00" in str(value) for value in (endpoint_id, event_id) if value is not None):
+            return []  # no row has such an id (and PostgreSQL cannot compare with one)
         found = await services.run_sync(
             services.webhooks.deliveries.page,
             str(endpoint_id) if endpoint_id is not None else None,
@@ -82,7 +84,8 @@ class WebhooksMutation:
     ) -> WebhookEndpoint:
         permissions.caller(info)
         services = info.context.services
-        return WebhookEndpoint.of(await services.run_sync(services.webhooks.endpoints.set_enabled, str(id), enabled))
+        endpoint_id = known_id(str(id), "webhook endpoint")
+        return WebhookEndpoint.of(await services.run_sync(services.webhooks.endpoints.set_enabled, endpoint_id, enabled))
 
     @strawberry.mutation(description=permissions.described(Root.MUTATION, "deleteWebhookEndpoint", (
         f"Delete an endpoint with its deliveries and their attempts; answers its id. {ERRORS}; NOT_FOUND for an "
@@ -93,7 +96,7 @@ class WebhooksMutation:
     ) -> strawberry.ID:
         permissions.caller(info)
         services = info.context.services
-        await services.run_sync(services.webhooks.endpoints.delete, str(id))
+        await services.run_sync(services.webhooks.endpoints.delete, known_id(str(id), "webhook endpoint"))
         return id
 
     @strawberry.mutation(description=permissions.described(Root.MUTATION, "rotateWebhookEndpointSecret", (
@@ -106,7 +109,7 @@ class WebhooksMutation:
         permissions.caller(info)
         services = info.context.services
         endpoint, secret = await services.run_sync(
-            services.webhooks.endpoints.rotate_secret, str(id), services.clock.now()
+            services.webhooks.endpoints.rotate_secret, known_id(str(id), "webhook endpoint"), services.clock.now()
         )
         return WebhookEndpointSecret(endpoint=WebhookEndpoint.of(endpoint), secret=secret)
 
@@ -121,6 +124,7 @@ class WebhooksMutation:
         permissions.caller(info)
         services = info.context.services
         delivery = await services.run_sync(
-            services.webhooks.deliveries.redeliver, str(delivery_id), services.clock.now(), int(time.time() * 1000)
+            services.webhooks.deliveries.redeliver, known_id(str(delivery_id), "webhook delivery"), services.clock.now(),
+            int(time.time() * 1000),
         )
         return WebhookDelivery.of(delivery)

@@ -161,10 +161,19 @@ def test_only_admin_registers_and_bad_urls_are_refused(hooks: Api) -> None:
     assert hooks.gql(ENDPOINTS, **ADMIN)["webhookEndpoints"] == []
     missing = hooks.error("mutation { deleteWebhookEndpoint(id: \"we_missing\") }", **ADMIN)
     assert missing.code == "NOT_FOUND"
-    for document in ('mutation { redeliverWebhook(deliveryId: "wd_missing") { id } }',
+    for operation in ('mutation { redeliverWebhook(deliveryId: "wd_missing") { id } }',
                      'mutation { setWebhookEndpointEnabled(id: "we_missing", enabled: true) { id } }',
                      'mutation { rotateWebhookEndpointSecret(id: "we_missing") { secret } }'):
-        assert hooks.error(document, **ADMIN).code == "NOT_FOUND"
+        assert hooks.error(operation, **ADMIN).code == "NOT_FOUND"
+    # A NUL byte (PostgreSQL's text cannot hold one) is bad input or a missing id, never INTERNAL.
+    assert hooks.error("mutation($i: ID!) { deleteWebhookEndpoint(id: $i) }", {"i": "we_\u0000"}, **ADMIN).code == "NOT_FOUND"
+    assert hooks.error("mutation($i: ID!) { redeliverWebhook(deliveryId: $i) { id } }", {"i": "wd_\u0000"},
+                       **ADMIN).code == "NOT_FOUND"
+    assert hooks.gql("query($i: ID) { webhookDeliveries(endpointId: $i, eventId: $i) { id } }", {"i": "\u0000"},
+                     **ADMIN)["webhookDeliveries"] == []
+    for bad in ({"url": "https://example.com/\u0000"}, {"description": "a\u0000b"}):
+        assert hooks.error(CREATE, {"i": {**document["i"], **bad}}, **ADMIN).code == "BAD_USER_INPUT", bad
+    assert hooks.gql(ENDPOINTS, **ADMIN)["webhookEndpoints"] == []
 
 
 def stored_secret(api: Api, endpoint: str) -> str:
