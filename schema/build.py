@@ -20,6 +20,7 @@ from schema.reconciliation import ReconciliationQuery
 from schema.notifications import NotificationsQuery
 from schema.subscriptions import SubscriptionsMutation, SubscriptionsQuery
 from schema.wallet import WalletMutation, WalletQuery
+from schema.webhooks import WebhooksMutation, WebhooksQuery
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -28,10 +29,11 @@ MAX_TOKENS = 4000
 Query = merge_types(
     "Query",
     (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery, AnalyticsQuery,
-     ReconciliationQuery),
+     ReconciliationQuery, WebhooksQuery),
 )
 Mutation = merge_types(
-    "Mutation", (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation)
+    "Mutation",
+    (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation, WebhooksMutation),
 )
 # merge_types takes no description: set it on the merged definitions.
 Query.__strawberry_definition__.description = (

@@ -39,6 +39,7 @@ class Services:
     reconcile: Any = None  # async (since, until) -> domain.payments.reconcile.Report
     rate_limiter: Any = None  # schema.rate_limit.MoneyRateLimiter (None: no limit)
     tokens: Any = None  # schema.jwks.JwksTokens when SUBLEDGER_JWKS_URL is set (None: HS256 with jwt_secret)
+    webhooks: Any = None  # workers.webhooks.WebhookDispatcher (endpoints, deliveries, sending)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

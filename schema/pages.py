@@ -32,6 +32,7 @@ EVENTS = PageSize(default=100, maximum=1000)
 PAYMENTS = PageSize(default=50, maximum=200)
 NOTIFICATIONS = PageSize(default=50, maximum=200)
 TRANSACTIONS = PageSize(default=50, maximum=200)
+WEBHOOK_DELIVERIES = PageSize(default=50, maximum=200)
 
 #: Every capped list, by the field that takes `first` (the test walks the served schema against it).
 CAPPED: dict[str, PageSize] = {
@@ -39,4 +40,5 @@ CAPPED: dict[str, PageSize] = {
     "Query.payments": PAYMENTS,
     "Query.notifications": NOTIFICATIONS,
     "Wallet.transactions": TRANSACTIONS,
+    "Query.webhookDeliveries": WEBHOOK_DELIVERIES,
 }

@@ -155,6 +155,13 @@ RULES: tuple[Rule, ...] = (
     _scoped(M, "runScheduledJobs", A, C),
     _scoped(M, "advanceTestClock", A, C),
     _owned(M, "setSandboxOutcome", OBJECT),
+    _scoped(Q, "webhookEndpoints", A),
+    _scoped(Q, "webhookDeliveries", A),
+    _scoped(M, "createWebhookEndpoint", A),
+    _scoped(M, "setWebhookEndpointEnabled", A),
+    _scoped(M, "deleteWebhookEndpoint", A),
+    _scoped(M, "rotateWebhookEndpointSecret", A),
+    _scoped(M, "redeliverWebhook", A),
 )
 
 TABLE: dict[tuple[Root, str], Rule] = {(rule.root, rule.field): rule for rule in RULES}

@@ -25,6 +25,7 @@ from domain.payments.reconcile import Reconciler, Report
 from domain.ledger import Ledger
 from domain.ports import PaymentGateway
 from domain.subscription_billing import SubscriptionBilling
+from domain.webhooks import RetryPolicy
 from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
 from projections.bound import BoundQueries
@@ -39,6 +40,8 @@ from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 from projections.status import status
 from projections.wallet_history import WalletHistory
+from projections.webhook_deliveries import WebhookDeliveries
+from projections.webhooks import WebhookEventsProjection
 from schema.app import build_http_app
 from schema.build import schema
 from schema.cors import CorsPolicy
@@ -53,9 +56,11 @@ from subledger.identity import identity_provider
 from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
+from subledger.webhook_endpoints import WebhookEndpoints
 from workers.jobs import JobContext, Jobs
 from workers.notifications import follow_outbox, sender_for
 from workers.scheduler import InProcessScheduler
+from workers.webhooks import WebhookDispatcher, follow_webhooks
 
 log = structlog.get_logger("subledger")
 
@@ -113,6 +118,8 @@ class Built:
         for gateway in self.gateways.values():
             await gateway.aclose()
         await self.services.rate_limiter.aclose()
+        if self.services.webhooks is not None:
+            await self.services.webhooks.aclose()
         self.executor.shutdown(wait=False)
         if self.read_models is not None:
             self.read_models.close()
@@ -201,6 +208,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     notifications = BoundQueries(notifications_projection, view_db, outbox.QUERIES)
     subscription_billing = SubscriptionBilling(billing)
     analytics_projection = AnalyticsProjection()
+    webhook_events = WebhookEventsProjection()
     runners = [
         ProjectionRunner(ledger, wallet_history, view_db),
         ProjectionRunner(ledger, PaymentsProjection(), view_db),
@@ -208,6 +216,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         ProjectionRunner(ledger, notifications_projection, view_db),
         ProjectionRunner(ledger, AggregatesProjection(), view_db),
         ProjectionRunner(ledger, analytics_projection, view_db),
+        ProjectionRunner(ledger, webhook_events, view_db),
     ]
     for runner in runners:
         ledger.listeners.append(lambda _recordings, runner=runner: runner.notify())
@@ -217,6 +226,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         for runner in runners:
             runner.catch_up()
 
+    webhooks = build_webhooks(settings, view_db, BoundQueries(webhook_events, view_db, ("after",)).after, run_sync)
     job_context = JobContext(
         ledger=ledger,
         run_sync=run_sync,
@@ -230,6 +240,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         subscription_billing=subscription_billing,
         notifications=notifications,
         sender=sender_for(settings, view_db, clock),
+        webhooks=webhooks,
     )
     jobs = Jobs(job_context, settings.tz, clock)
     read_models = ReadModels(ledger, view_db, runners)
@@ -253,6 +264,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
             settings.rate_limit, settings.rate_limit_admin, settings.redis_url, webhook_limit=settings.rate_limit_webhook
         ),
         tokens=identity_provider(settings),
+        webhooks=webhooks,
     )
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
@@ -275,12 +287,16 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
             scheduler.start()
         # The outbox is sent within seconds here; the daily runs also send what is left.
         outbox_task = asyncio.create_task(follow_outbox(job_context, clock), name="subledger-outbox")
+        webhook_task = asyncio.create_task(
+            follow_webhooks(webhooks, clock, settings.webhook_poll_seconds), name="subledger-webhooks"
+        )
         try:
             yield
         finally:
-            outbox_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await outbox_task
+            for task in (outbox_task, webhook_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if scheduler is not None:
                 await scheduler.stop()
             await built.aclose()
@@ -306,6 +322,18 @@ def webhook_routes(built: Built) -> list[Route]:
         return []
     endpoint = toss_webhook(NoticeHandler(built.billing), built.clock.now, built.services.rate_limiter)
     return [Route("/webhooks/toss", endpoint, methods=["POST"])]
+
+
+def build_webhooks(settings: Settings, view_db: ViewDatabase, events_after: Any, run_sync: Any) -> WebhookDispatcher:
+    """Endpoints (secrets sealed by the master key; https only in production), deliveries, the sender."""
+    policy = RetryPolicy(
+        base=timedelta(seconds=settings.webhook_retry_base_seconds),
+        cap=timedelta(seconds=settings.webhook_retry_cap_seconds),
+        window=timedelta(seconds=settings.webhook_retry_window_seconds),
+    )
+    endpoints = WebhookEndpoints(view_db, settings.keyring, https_only=settings.env == "production")
+    return WebhookDispatcher(endpoints, WebhookDeliveries(view_db), events_after, run_sync, policy=policy,
+                             timeout=settings.webhook_timeout_seconds)
 
 
 def cors_policy(settings: Settings) -> CorsPolicy | None:

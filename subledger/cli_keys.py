@@ -55,6 +55,13 @@ def status() -> None:
         print(f"{name}{role}: {count}")
 
 
+def _rewrap_webhook_secrets(keyring, view_db) -> int:  # type: ignore[no-untyped-def]
+    """Webhook signing secrets are wrapped by the master key too (docs/webhooks.md)."""
+    from subledger.webhook_endpoints import WebhookEndpoints
+
+    return WebhookEndpoints(view_db, keyring, https_only=False).rewrap()
+
+
 @keys_app.command("rotate")
 def rotate(batch_size: int = typer.Option(500, "--batch-size", min=1, help="Rows per transaction.")) -> None:
     """Re-wrap every per-user key under SUBLEDGER_MASTER_KEY; events are not touched."""
@@ -66,6 +73,7 @@ def rotate(batch_size: int = typer.Option(500, "--batch-size", min=1, help="Rows
         refuse("keys rotate needs SUBLEDGER_MASTER_KEY (the new master key; the old one in SUBLEDGER_MASTER_KEY_PREVIOUS)")
     try:
         report = keys.rotate(batch_size)
+        secrets = _rewrap_webhook_secrets(keys.keyring, view_db)
     except UnknownMasterKey as unknown:
         refuse(f"{unknown}: set the old key as SUBLEDGER_MASTER_KEY_PREVIOUS (rows re-wrapped so far stay re-wrapped)")
     except ValueError as damaged:  # a row that does not verify: tampered, or copied from another user
@@ -74,7 +82,8 @@ def rotate(batch_size: int = typer.Option(500, "--batch-size", min=1, help="Rows
         view_db.close()
     print(
         f"re-wrapped {report.rewrapped}, wrapped {report.wrapped} that were unwrapped, {report.current} already current,"
-        f" {report.erased_meanwhile} erased meanwhile; {report.left} left under another key"
+        f" {report.erased_meanwhile} erased meanwhile; {report.left} left under another key;"
+        f" {secrets} webhook signing secrets re-wrapped"
     )
     if report.left:
         refuse(

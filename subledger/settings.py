@@ -174,6 +174,13 @@ class Settings(BaseSettings):
     smtp_retry_base_seconds: float = Field(60.0, description=(
         "Waits between attempts double from this base, up to an hour."
     ))
+    webhook_timeout_seconds: float = Field(10.0, description="Webhooks: seconds an endpoint has to answer (docs/webhooks.md).")
+    webhook_retry_base_seconds: float = Field(30.0, description="Webhooks: the first retry delay; later ones double.")
+    webhook_retry_cap_seconds: float = Field(7200.0, description="Webhooks: the longest retry delay.")
+    webhook_retry_window_seconds: float = Field(86400.0, description=(
+        "Webhooks: how long a delivery is retried before it is FAILED."
+    ))
+    webhook_poll_seconds: float = Field(1.0, description="Webhooks: how often `serve` sends what is due.")
 
     @field_validator("timezone")
     @classmethod
@@ -215,7 +222,8 @@ class Settings(BaseSettings):
             raise ValueError("must be a TCP port, 1 to 65535")
         return value
 
-    @field_validator("smtp_timeout", "smtp_retry_base_seconds")
+    @field_validator("smtp_timeout", "smtp_retry_base_seconds", "webhook_timeout_seconds", "webhook_retry_base_seconds",
+                     "webhook_retry_cap_seconds", "webhook_retry_window_seconds", "webhook_poll_seconds")
     @classmethod
     def _positive_seconds(cls, value: float) -> float:
         if not value > 0:

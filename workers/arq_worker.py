@@ -21,6 +21,8 @@ log = structlog.get_logger("subledger.worker")
 
 #: A run of 100,000 renewals takes minutes; arq's default 300 s would cancel it half-way.
 RUN_TIMEOUT_SECONDS = 6 * 3600
+#: Webhooks wait at most this long for a worker (the API's own loop usually sends them sooner).
+WEBHOOK_EVERY_SECONDS = 5
 
 
 def scheduled_time(ctx: dict[str, Any]) -> datetime:
@@ -50,6 +52,14 @@ async def due_run(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     return await built.jobs.run_due(built.clock.now())
 
 
+async def webhook_run(ctx: dict[str, Any]) -> dict[str, int]:
+    """Webhooks due at the clock's now (workers/webhooks.py), every few seconds."""
+    from workers.webhooks import deliver_webhooks
+
+    built = ctx["built"]
+    return await deliver_webhooks(built.jobs.ctx, built.clock.now())
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     from subledger.app import build
     from subledger.settings import Settings
@@ -77,6 +87,7 @@ def worker_settings(settings: Any) -> type:
         cron_jobs = [
             cron(midnight_run, hour=0, minute=0, second=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
             cron(morning_run, hour=9, minute=0, second=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
+            cron(webhook_run, second=set(range(0, 60, WEBHOOK_EVERY_SECONDS)), unique=True, timeout=600),
         ]
 
     class WorkerSettings:

@@ -22,6 +22,7 @@ from domain.wallet import EXPIRY_NOTICE
 from workers.fanout import for_each
 from workers.notifications import send_notifications
 from workers.settle import settle_stale_payments
+from workers.webhooks import deliver_webhooks
 from workers.subscription_jobs import (
     charge_due_subscriptions,
     expire_trials,
@@ -54,6 +55,7 @@ class JobContext:
     subscription_billing: Any = None  # domain.subscription_billing.SubscriptionBilling
     notifications: Any = None  # projections.notifications queries (the outbox)
     sender: Any = None  # workers.notifications.NotificationSender
+    webhooks: Any = None  # workers.webhooks.WebhookDispatcher
 
 
 async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
@@ -98,11 +100,13 @@ MIDNIGHT_JOBS: list[tuple[str, Job]] = [
     ("charge_due_subscriptions", charge_due_subscriptions),
     ("expire_points", expire_points),
     ("send_notifications", send_notifications),
+    ("deliver_webhooks", deliver_webhooks),
 ]
 MORNING_JOBS: list[tuple[str, Job]] = [
     ("subscription_reminders", subscription_reminders),
     ("warn_expiring_points", warn_expiring_points),
     ("send_notifications", send_notifications),
+    ("deliver_webhooks", deliver_webhooks),
 ]
 
 

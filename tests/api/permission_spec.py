@@ -85,6 +85,14 @@ SPEC: dict[str, Expect] = {
     "createPromoCode": Expect(scopes="admin"),
     "runScheduledJobs": Expect(scopes="cron admin"),
     "advanceTestClock": Expect(scopes="admin cron"),
+    # Webhooks (docs/webhooks.md): operators' configuration, ADMIN only.
+    "webhookEndpoints": Expect(scopes="admin"),
+    "webhookDeliveries": Expect(scopes="admin"),
+    "createWebhookEndpoint": Expect(scopes="admin"),
+    "setWebhookEndpointEnabled": Expect(scopes="admin"),
+    "deleteWebhookEndpoint": Expect(scopes="admin"),
+    "rotateWebhookEndpointSecret": Expect(scopes="admin"),
+    "redeliverWebhook": Expect(scopes="admin"),
 }
 
 

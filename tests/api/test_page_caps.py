@@ -14,6 +14,7 @@ QUERIES = {
     "Query.payments": ("query($n: Int) { payments(first: $n) { id } }", {"user": "cap-user"}),
     "Query.notifications": ("query($n: Int) { notifications(first: $n) { id } }", {"user": "cap-user"}),
     "Wallet.transactions": ("query($n: Int) { wallet { transactions(first: $n) { totalCount } } }", {"user": "cap-user"}),
+    "Query.webhookDeliveries": ("query($n: Int) { webhookDeliveries(first: $n) { id } }", {"user": "ops", "scope": "admin"}),
 }
 
 
@@ -30,6 +31,7 @@ def test_every_first_argument_is_capped() -> None:
     # The caps, as docs/permissions.md states them.
     assert {path: size.maximum for path, size in pages.CAPPED.items()} == {
         "Query.events": 1000, "Query.payments": 200, "Query.notifications": 200, "Wallet.transactions": 200,
+        "Query.webhookDeliveries": 200,
     }
     for path, size in pages.CAPPED.items():
         kind, field = path.split(".")

@@ -157,6 +157,14 @@ CASES = [
          lambda n: {"t": (datetime.fromisoformat(n.now) + timedelta(seconds=1)).isoformat()}),
     Case("setSandboxOutcome",
          "mutation($m: ID!) { setSandboxOutcome(paymentMethodId: $m, outcome: INSUFFICIENT_FUNDS) { id } }", MTH),
+    Case("webhookEndpoints", "{ webhookEndpoints { id } }"),
+    Case("webhookDeliveries", "{ webhookDeliveries { id } }"),
+    Case("createWebhookEndpoint", 'mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/hook", '
+         "eventTypes: [PAYMENT_SUCCEEDED]}) { endpoint { id } } }"),
+    Case("setWebhookEndpointEnabled", 'mutation { setWebhookEndpointEnabled(id: "we_missing", enabled: false) { id } }'),
+    Case("deleteWebhookEndpoint", 'mutation { deleteWebhookEndpoint(id: "we_missing") }'),
+    Case("rotateWebhookEndpointSecret", 'mutation { rotateWebhookEndpointSecret(id: "we_missing") { secret } }'),
+    Case("redeliverWebhook", 'mutation { redeliverWebhook(deliveryId: "wd_missing") { id } }'),
 ]
 
 

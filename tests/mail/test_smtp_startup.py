@@ -2,6 +2,8 @@
 line; production without SMTP sends nothing and marks nothing (all stays PENDING, visible)."""
 from __future__ import annotations
 
+import logging
+
 import time
 from pathlib import Path
 
@@ -27,8 +29,9 @@ def test_serve_refuses_a_bad_smtp_setting_in_one_line(tmp_path: Path, change: di
 
 
 def test_production_without_smtp_leaves_notifications_unsent_and_visible(
-    api_factory, user: str, capsys: pytest.CaptureFixture[str]
+    api_factory, user: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)  # where structlog writes once a test configured it for stdlib logging
     api: Api = api_factory(env="production", gateway="toss", toss_secret_key="live_sk_" + "0" * 24,
                            toss_base_url="http://127.0.0.1:9", master_key=generate_key(), clock="system",
                            clock_start=None, cron_endpoint=False)
@@ -39,4 +42,4 @@ def test_production_without_smtp_leaves_notifications_unsent_and_visible(
     assert {(r["processed"], r["succeeded"]) for r in runs["runScheduledJobs"] if r["job"] == "send_notifications"} == {(0, 0)}
     [welcome] = notifications_of(api, user)
     assert (welcome["kind"], welcome["deliveryStatus"], welcome["deliveryAttempts"], welcome["sentAt"]) == ("WELCOME", "PENDING", 0, None)
-    assert "notifications_withheld" in capsys.readouterr().out
+    assert "notifications_withheld" in capsys.readouterr().out + caplog.text

@@ -1,0 +1,110 @@
+"""Webhook tests' shared parts: the real receiver process (tests/webhook_receiver.py), the docs'
+verification snippet run as written, GraphQL documents and fixtures."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import Api
+from tests.scenarios.helpers import ADMIN
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 1.0
+
+CREATE = """mutation($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) {
+  secret endpoint { id url eventTypes enabled createdAt } } }"""
+ENDPOINTS = "{ webhookEndpoints { id url description eventTypes enabled createdAt secretRotatedAt } }"
+DELIVERIES = """query($e: ID) { webhookDeliveries(endpointId: $e) { id endpointId eventId eventType status nextAttemptAt
+  createdAt payload attempts { number at responseCode error durationMs } } }"""
+PURCHASE = """mutation($m: ID!) { purchasePoints(input: {packageId: "starter", paymentMethodId: $m}) { totalPoints } }"""
+
+
+def docs_verify() -> Callable[..., bool]:
+    """`verify` from docs/webhooks.md's Python snippet, exactly as printed there."""
+    text = (ROOT / "docs" / "webhooks.md").read_text()
+    snippet = re.search(r"<!-- verification snippet -->\s*```python\n(.*?)```", text, re.S)
+    assert snippet, "docs/webhooks.md lost its verification snippet"
+    scope: dict[str, Any] = {}
+    exec(snippet.group(1), scope)  # noqa: S102  (the repository's own documentation)
+    return scope["verify"]
+
+
+class Receiver:
+    def __init__(self, directory: Path) -> None:
+        self.record = directory / "received.jsonl"
+        self.record.touch()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "webhook_receiver.py"), str(self.record)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        self.url = f"http://127.0.0.1:{self.process.stdout.readline().strip()}"
+
+    def mode(self, mode: str) -> None:
+        httpx.post(f"{self.url}/_mode", content=mode, timeout=5).raise_for_status()
+
+    def received(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+
+    def wait_for(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.received()
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"the receiver got {len(self.received())} requests, expected {count}")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    started = Receiver(tmp_path)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def hooks(api_factory: Any) -> Api:
+    return api_factory(webhook_poll_seconds=0.05, webhook_timeout_seconds=TIMEOUT)
+
+
+def register(api: Api, url: str, *types: str) -> tuple[str, str]:
+    created = api.gql(CREATE, {"i": {"url": f"{url}/hooks", "eventTypes": list(types)}}, **ADMIN)
+    return created["createWebhookEndpoint"]["endpoint"]["id"], created["createWebhookEndpoint"]["secret"]
+
+
+def deliveries(api: Api, endpoint: str) -> list[dict[str, Any]]:
+    return api.gql(DELIVERIES, {"e": endpoint}, **ADMIN)["webhookDeliveries"]
+
+
+def wait_attempts(api: Api, endpoint: str, count: int, timeout: float = 20) -> dict[str, Any]:
+    """The endpoint's one delivery once `count` attempts are recorded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = deliveries(api, endpoint)
+        if found and len(found[0]["attempts"]) >= count:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} attempts recorded: {deliveries(api, endpoint)}")
+
+
+def check_signed(request: dict[str, Any], secret: str) -> dict[str, Any]:
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert docs_verify()(secret, request["body"].encode("utf-8"), headers["subledger-signature"])
+    assert not docs_verify()("whsec_another", request["body"].encode("utf-8"), headers["subledger-signature"])
+    body = json.loads(request["body"])
+    assert headers["subledger-event-id"] == body["id"] and headers["subledger-event-type"] == body["type"]
+    assert set(body) == {"id", "type", "created_at", "data"}
+    return body
