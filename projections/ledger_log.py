@@ -87,7 +87,11 @@ class LedgerLog:
 
     def page(self, after: int | None, first: int, aggregate_ids: Sequence[str] | None = None) -> list[LedgerEntry]:
         """Events after position `after`, oldest first; only those of `aggregate_ids` when given."""
-        start = check_page(after, first)
+        return self.read(check_page(after, first), first, aggregate_ids)
+
+    def read(self, start: int, limit: int, aggregate_ids: Sequence[str] | None = None) -> list[LedgerEntry]:
+        """Up to `limit` events after position `start` (checked by the caller), oldest first."""
+        first = limit
         if aggregate_ids is None:
             notifications = self.ledger.recorder.select_notifications(
                 start=start, limit=first, inclusive_of_start=False

@@ -16,7 +16,7 @@ from schema.types.wallet import Wallet
 class LedgerEvent:
     position: int = strawberry.field(description=(
         "Position in the ledger's global order: strictly increasing, not necessarily consecutive. Page on with "
-        "`events(after:)`."
+        "`eventsPage(after:)` and its nextCursor (or, deprecated, `events(after:)` with this position)."
     ))
     aggregate_id: strawberry.ID = strawberry.field(description="The aggregate (stream) the event belongs to.")
     aggregate_type: str = strawberry.field(description="Its type: Subscription, Wallet, Payment, Customer, ….")
