@@ -53,10 +53,16 @@ class AuditReport:
 ))
 class UserDataExport:
     user_id: strawberry.ID = strawberry.field(description="The user.")
-    subscriptions: list[Subscription] = strawberry.field(description="Every subscription, oldest first.")
-    payments: list[Payment] = strawberry.field(description="Every payment.")
+    subscriptions: list[Subscription] = strawberry.field(
+        description="Every subscription, oldest first; listed from a read model, so it may lag by the projection delay."
+    )
+    payments: list[Payment] = strawberry.field(
+        description="Every payment; listed from a read model, so it may lag by the projection delay."
+    )
     wallet: Wallet = strawberry.field(description="The point wallet (empty if never used).")
-    notifications: list[Notification] = strawberry.field(description="The newest 500 notifications, newest first.")
+    notifications: list[Notification] = strawberry.field(
+        description="The newest 500 notifications, newest first, from the outbox read model (may lag by the projection delay)."
+    )
     events: list[LedgerEvent] = strawberry.field(description="Every ledger event of the user's aggregates.")
     email: str | None = strawberry.field(description="Contact email from the user's token; null once erased.")
     name: str | None = strawberry.field(description="Contact name from the user's token; null once erased.")
