@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from domain.errors import InvalidInput
 from domain.periods import local_date
 from domain.subscription import ACTIVE, CANCELING, CHARGEABLE, TRIALING, Subscription
 from domain.subscription_rules import local_midnight
@@ -23,6 +24,7 @@ from projections.keyset import Keyset, Page, page_of, scope_of
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
 
+MAX_PAGE = 500
 #: `subscriptionsPage` cursors: oldest first by the position of the Subscribed event.
 CURSORS = Keyset("subscriptions")
 #: Row columns an event may set, by the name the event carries them under.
@@ -92,6 +94,8 @@ class SubscriptionsProjection:
         self, view_db: ViewDatabase, user_id: str, first: int, after: str | None = None
     ) -> Page[str]:
         """A page of the user's subscriptions, oldest first, after the cursor `after` (keyset on `seq`)."""
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
         scope = scope_of(user_id)
         where, params = "user_id = ?", [user_id]
         if after is not None:
