@@ -28,6 +28,7 @@ from domain.errors import InvalidInput
 from domain.personal_data import redact
 from projections.aggregates import aggregate_type
 from projections.database import ViewDatabase
+from projections.keyset import MAX_POSITION
 
 MAX_PAGE = 1000
 #: Attributes every event has that the entry already shows (or that mean nothing to an auditor).
@@ -74,8 +75,8 @@ def to_json(value: Any) -> Any:
 def check_page(after: int | None, first: int) -> int:
     if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
         raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
-    if after is not None and after < 0:
-        raise InvalidInput(f"after must be a position (0 or more), got {after}")
+    if after is not None and not 0 <= after <= MAX_POSITION:
+        raise InvalidInput(f"after must be a position (0 to {MAX_POSITION}), got {after}")
     return after or 0
 
 
@@ -87,15 +88,18 @@ class LedgerLog:
 
     def page(self, after: int | None, first: int, aggregate_ids: Sequence[str] | None = None) -> list[LedgerEntry]:
         """Events after position `after`, oldest first; only those of `aggregate_ids` when given."""
-        start = check_page(after, first)
+        return self.read(check_page(after, first), first, aggregate_ids)
+
+    def read(self, start: int, limit: int, aggregate_ids: Sequence[str] | None = None) -> list[LedgerEntry]:
+        """Up to `limit` events after position `start` (checked by the caller), oldest first."""
         if aggregate_ids is None:
             notifications = self.ledger.recorder.select_notifications(
-                start=start, limit=first, inclusive_of_start=False
+                start=start, limit=limit, inclusive_of_start=False
             )
             return [entry(n.id, event) for n, event in zip(notifications, self.ledger.mapper.to_domain_events(notifications))]
         if not aggregate_ids:
             return []
-        selected = self._select(aggregate_ids, start, first)
+        selected = self._select(aggregate_ids, start, limit)
         events = self.ledger.mapper.to_domain_events([stored for _, stored in selected])
         return [entry(position, event) for (position, _), event in zip(selected, events)]
 

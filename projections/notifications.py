@@ -26,11 +26,14 @@ from domain.subscription import SUSPENDED, Subscription
 from domain.wallet import Wallet
 from projections import notification_deliveries as deliveries
 from projections.database import ViewCursor, ViewDatabase
+from projections.keyset import Keyset, Page, page_of, scope_of
 from projections.notification_texts import render
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
 
 MAX_PAGE = 500
+#: `notificationsPage` cursors: newest first by position, then id (one event can notify twice).
+CURSORS = Keyset("notifications", ("position", "id"))
 
 
 def notification_id(event: Any, kind: str) -> str:
@@ -139,6 +142,18 @@ class NotificationsProjection:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
         return self._select(view_db, "n.user_id = ? ORDER BY n.seq DESC, n.id LIMIT ?", (user_id, first))
 
+    def page(self, view_db: ViewDatabase, user_id: str, first: int, after: str | None = None) -> Page[dict[str, Any]]:
+        """A page of the user's notifications in `recent`'s order (seq DESC, id), after the cursor `after`."""
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
+        scope = scope_of(user_id)
+        where, params = "n.user_id = ?", [user_id]
+        if after is not None:
+            seq, last_id = CURSORS.decode(after, scope)
+            where, params = where + " AND (n.seq < ? OR (n.seq = ? AND n.id > ?))", [*params, seq, seq, last_id]
+        rows = self._select(view_db, f"{where} ORDER BY n.seq DESC, n.id LIMIT ?", [*params, first + 1])
+        return page_of(rows, first, lambda row: CURSORS.encode(scope, row["seq"], row["id"]))
+
     def unsent(self, view_db: ViewDatabase, limit: int = 200) -> list[dict[str, Any]]:
         """Notifications no sender has touched yet (PENDING), oldest first."""
         return self._select(view_db, "d.id IS NULL ORDER BY n.seq, n.id LIMIT ?", (limit,))
@@ -153,7 +168,7 @@ class NotificationsProjection:
     def _select(self, view_db: ViewDatabase, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         with view_db.transaction(readonly=True) as cursor:
             rows = cursor.execute(
-                f"SELECT n.id, n.user_id, n.kind, n.subject, n.body, n.data, n.created_at, {deliveries.columns('d')}"
+                f"SELECT n.id, n.user_id, n.kind, n.subject, n.body, n.data, n.created_at, n.seq, {deliveries.columns('d')}"
                 f" FROM {self.table} n LEFT JOIN {deliveries.SENDS} d ON d.id = n.id WHERE {where}",
                 params,
             ).fetchall()
@@ -164,7 +179,7 @@ class NotificationsProjection:
         ]
 
 
-QUERIES = ("recent", "unsent", "retry_due")
+QUERIES = ("recent", "page", "unsent", "retry_due")
 
 
 def _is_period_charge(payment: dict[str, Any] | None, pay_id: str | None) -> bool:

@@ -20,10 +20,13 @@ from domain.errors import InvalidInput
 from domain.payments.payment import Payment
 from projections.database import ViewCursor, ViewDatabase
 from projections.generations import LiveProjection
+from projections.keyset import Keyset, Page, page_of, scope_of
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
 
 MAX_PAGE = 500
+#: `paymentsPage` cursors: newest first by the position the payment was requested at.
+CURSORS = Keyset("payments")
 
 
 class PaymentsProjection:
@@ -173,3 +176,20 @@ class PaymentsQueries:
                 f"SELECT payment_id FROM {table} WHERE user_id = ? ORDER BY seq DESC LIMIT ?", (user_id, first)
             ).fetchall()
         return [UUID(row["payment_id"]) for row in rows]
+
+    def payments_page(self, user_id: str, first: int = 50, after: str | None = None) -> Page[UUID]:
+        """A page of the user's payments, newest first, after the cursor `after` (keyset on `seq`)."""
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}")
+        scope = scope_of(user_id)
+        where, params = "user_id = ?", [user_id]
+        if after is not None:
+            (seq,) = CURSORS.decode(after, scope)
+            where, params = where + " AND seq < ?", [*params, seq]
+        table = self.table  # looked up before the transaction: it may read the database
+        with self.view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT payment_id, seq FROM {table} WHERE {where} ORDER BY seq DESC LIMIT ?", [*params, first + 1]
+            ).fetchall()
+        page = page_of(rows, first, lambda row: CURSORS.encode(scope, row["seq"]))
+        return Page([UUID(row["payment_id"]) for row in page.items], page.next_cursor)

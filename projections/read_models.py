@@ -9,10 +9,14 @@ from uuid import UUID
 from domain.errors import InvalidInput
 from projections.copies import Progress
 from projections.database import ViewDatabase
-from projections.ledger_log import MAX_PAGE, LedgerEntry, LedgerLog
+from projections.keyset import Keyset, Page, page_of, scope_of
+from projections.ledger_log import MAX_PAGE, LedgerEntry, LedgerLog, check_page
 from projections.rebuild import DROP_GRACE_SECONDS, Rebuilder
 from projections.status import status
 from projections.verify import Report, verify
+
+#: `eventsPage` cursors: the ledger's global order, by position.
+CURSORS = Keyset("events")
 
 
 class ReadModels:
@@ -54,6 +58,20 @@ class ReadModels:
         self, *, aggregate_id: str | None = None, user_id: str | None = None, after: int | None = None, first: int = 100
     ) -> list[LedgerEntry]:
         """A page of the ledger in global order, optionally of one aggregate and/or one user's aggregates."""
+        return self.log.page(after, first, self._chosen(aggregate_id, user_id))
+
+    def events_page(
+        self, *, aggregate_id: str | None = None, user_id: str | None = None, first: int = 100, after: str | None = None
+    ) -> Page[LedgerEntry]:
+        """`events` as a cursor page: oldest first, after the cursor `after` (keyset on the position)."""
+        check_page(None, first)
+        scope = scope_of(aggregate_id, user_id)
+        (start,) = CURSORS.decode(after, scope) if after is not None else (0,)
+        entries = self.log.read(int(start), first + 1, self._chosen(aggregate_id, user_id))
+        return page_of(entries, first, lambda entry: CURSORS.encode(scope, entry.position))
+
+    def _chosen(self, aggregate_id: str | None, user_id: str | None) -> list[str] | None:
+        """The aggregates the filters name (None: every aggregate)."""
         chosen: list[str] | None = None
         if aggregate_id is not None:
             try:
@@ -63,7 +81,7 @@ class ReadModels:
         if user_id is not None:
             owned = self.user_aggregates(user_id)
             chosen = owned if chosen is None else [a for a in chosen if a in set(owned)]
-        return self.log.page(after, first, chosen)
+        return chosen
 
     def all_user_events(self, user_id: str) -> list[LedgerEntry]:
         """Every event of the user's aggregates, oldest first (exports)."""

@@ -15,13 +15,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from domain.errors import InvalidInput
 from domain.periods import local_date
 from domain.subscription import ACTIVE, CANCELING, CHARGEABLE, TRIALING, Subscription
 from domain.subscription_rules import local_midnight
 from projections.database import ViewCursor, ViewDatabase
+from projections.keyset import Keyset, Page, page_of, scope_of
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
 
+MAX_PAGE = 500
+#: `subscriptionsPage` cursors: oldest first by the position of the Subscribed event.
+CURSORS = Keyset("subscriptions")
 #: Row columns an event may set, by the name the event carries them under.
 COPIED = ("status", "plan_id", "cycle", "price", "next_charge_at", "period_end")
 _TIMES = ("next_charge_at", "period_end", "trial_ends_at")
@@ -85,6 +90,24 @@ class SubscriptionsProjection:
             ).fetchall()
         return [row["subscription_id"] for row in rows]
 
+    def subscriptions_page(
+        self, view_db: ViewDatabase, user_id: str, first: int, after: str | None = None
+    ) -> Page[str]:
+        """A page of the user's subscriptions, oldest first, after the cursor `after` (keyset on `seq`)."""
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
+        scope = scope_of(user_id)
+        where, params = "user_id = ?", [user_id]
+        if after is not None:
+            (seq,) = CURSORS.decode(after, scope)
+            where, params = where + " AND seq > ?", [*params, seq]
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT subscription_id, seq FROM {self.table} WHERE {where} ORDER BY seq LIMIT ?", [*params, first + 1]
+            ).fetchall()
+        page = page_of(rows, first, lambda row: CURSORS.encode(scope, row["seq"]))
+        return Page([row["subscription_id"] for row in page.items], page.next_cursor)
+
     def due_for_charge_page(
         self, view_db: ViewDatabase, now: datetime, tz: tzinfo, after: tuple[str, str] | None, limit: int = 1000
     ) -> list[tuple[str, str]]:
@@ -146,6 +169,7 @@ class SubscriptionsProjection:
 
 QUERIES = (
     "subscription_ids",
+    "subscriptions_page",
     "due_for_charge_page",
     "count_due_for_charge",
     "trials_ending",

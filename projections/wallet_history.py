@@ -15,8 +15,6 @@ both databases, so text order is time order and the same SQL filters them.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +23,7 @@ from domain.errors import InvalidInput
 from domain.transactions import transaction_from_event
 from domain.wallet import Wallet
 from projections.database import ViewCursor, ViewDatabase
+from projections.keyset import Keyset, scope_of
 from projections.runner import Tracked
 
 TRANSACTION_TYPES = frozenset({"PURCHASE", "USAGE", "REWARD", "REFUND", "ADJUSTMENT", "EXPIRATION"})
@@ -33,7 +32,8 @@ _COLUMNS = (
     "id, user_id, wallet_version, type, amount, balance_before, balance_after,"
     " description, reference_type, reference_id, created_at, expires_at"
 )
-_CURSOR_PREFIX = "wt:"
+#: `Wallet.transactions` cursors: newest first by position, scoped to the user and the filter.
+CURSORS = Keyset("transactions")
 
 
 def to_utc_text(moment: datetime) -> str:
@@ -186,9 +186,10 @@ class WalletHistory:
                 where.append(clause)
                 params.append(to_utc_text(value) if isinstance(value, datetime) else value)
         page_where, page_params = list(where), list(params)
+        scope = scope_of(*params, *(clause for clause in where[1:]))
         if after is not None:
             page_where.append("seq < ?")
-            page_params.append(decode_cursor(after))
+            page_params.append(CURSORS.decode(after, scope)[0])
         with view_db.transaction(readonly=True) as cursor:
             total = cursor.execute(
                 f"SELECT COUNT(*) AS n FROM {self.transactions} WHERE {' AND '.join(where)}", params
@@ -198,7 +199,7 @@ class WalletHistory:
                 " ORDER BY seq DESC LIMIT ?",
                 [*page_params, first + 1],
             ).fetchall()
-        next_cursor = encode_cursor(rows[first - 1]["seq"]) if len(rows) > first else None
+        next_cursor = CURSORS.encode(scope, rows[first - 1]["seq"]) if len(rows) > first else None
         return [_transaction_from_row(row) for row in rows[:first]], int(total), next_cursor
 
     def users_with_expired_lots(self, view_db: ViewDatabase, now: datetime) -> list[str]:
@@ -240,16 +241,3 @@ def _transaction_from_row(row: dict[str, Any]) -> dict[str, Any]:
     transaction["expires_at"] = _from_utc_text(row["expires_at"])
     return transaction
 
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError) as error:
-        raise InvalidInput("malformed cursor") from error
-    if not text.startswith(_CURSOR_PREFIX) or not text[len(_CURSOR_PREFIX) :].isdigit():
-        raise InvalidInput("malformed cursor")
-    return int(text[len(_CURSOR_PREFIX) :])

@@ -25,7 +25,7 @@ class AuditQuery:
         "the ledger itself (a userId finds the user's aggregates through a read model, which may lag by the "
         f"projection delay). {pages.EVENTS.describe()}",
         errors=("BAD_USER_INPUT",),
-    ))
+    ), deprecation_reason="Use eventsPage: the same list, paged by an opaque cursor like every other list.")
     async def events(
         self,
         info: Info,

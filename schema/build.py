@@ -15,6 +15,7 @@ from schema.metrics import CommandLatency
 from schema.rate_limit import RateLimitExtension
 from schema.scalars import SCALAR_MAP
 from schema.operations import OperationsMutation, OperationsQuery
+from schema.paged_lists import PagedListsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
 from schema.reconciliation import ReconciliationQuery
 from schema.notifications import NotificationsQuery
@@ -29,7 +30,7 @@ MAX_TOKENS = 4000
 Query = merge_types(
     "Query",
     (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery, AnalyticsQuery,
-     ReconciliationQuery, WebhooksQuery),
+     ReconciliationQuery, WebhooksQuery, PagedListsQuery),
 )
 Mutation = merge_types(
     "Mutation",
@@ -39,7 +40,9 @@ Mutation = merge_types(
 Query.__strawberry_definition__.description = (
     "Reads. Single objects (subscription, currentSubscription, wallet, paymentMethods) answer from the ledger "
     "(read-your-writes); lists (payments, subscriptions, notifications, wallet transactions, analytics) come "
-    "from read models that may lag the ledger by the projection delay (see `projections`)."
+    "from read models that may lag the ledger by the projection delay (see `projections`). Every list pages "
+    "the same way: `first` and `after` in, `items` and `nextCursor` out (paymentsPage, subscriptionsPage, "
+    "notificationsPage, eventsPage, Wallet.transactions)."
 )
 Mutation.__strawberry_definition__.description = (
     "Changes. Each answers from the ledger it just wrote; a refused call changes nothing (a declined charge is "

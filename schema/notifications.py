@@ -20,7 +20,7 @@ class NotificationsQuery:
         "The user's newest notifications, newest first, from the outbox read model: one caused by a write "
         f"may take a moment (the projection delay) to appear. {pages.NOTIFICATIONS.describe()}",
         errors=("BAD_USER_INPUT",),
-    ))
+    ), deprecation_reason="Use notificationsPage: the same list, with a cursor to reach older notifications.")
     async def notifications(
         self, info: Info, user_id: UserId = None,
         first: Annotated[int | None, strawberry.argument(description="How many.")] = pages.NOTIFICATIONS.default,

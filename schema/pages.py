@@ -33,6 +33,11 @@ PAYMENTS = PageSize(default=50, maximum=200)
 NOTIFICATIONS = PageSize(default=50, maximum=200)
 TRANSACTIONS = PageSize(default=50, maximum=200)
 WEBHOOK_DELIVERIES = PageSize(default=50, maximum=200)
+#: The cursor pages (schema/paged_lists.py): the same caps as the lists they page.
+PAYMENTS_PAGE = PAYMENTS
+NOTIFICATIONS_PAGE = NOTIFICATIONS
+EVENTS_PAGE = EVENTS
+SUBSCRIPTIONS_PAGE = PageSize(default=50, maximum=200)
 
 #: Every capped list, by the field that takes `first` (the test walks the served schema against it).
 CAPPED: dict[str, PageSize] = {
@@ -41,4 +46,8 @@ CAPPED: dict[str, PageSize] = {
     "Query.notifications": NOTIFICATIONS,
     "Wallet.transactions": TRANSACTIONS,
     "Query.webhookDeliveries": WEBHOOK_DELIVERIES,
+    "Query.paymentsPage": PAYMENTS_PAGE,
+    "Query.notificationsPage": NOTIFICATIONS_PAGE,
+    "Query.subscriptionsPage": SUBSCRIPTIONS_PAGE,
+    "Query.eventsPage": EVENTS_PAGE,
 }

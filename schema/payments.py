@@ -61,7 +61,7 @@ class PaymentsQuery:
         "may take a moment (the projection delay) to appear; each listed payment is read from the ledger. "
         f"{pages.PAYMENTS.describe()}",
         errors=("BAD_USER_INPUT",),
-    ))
+    ), deprecation_reason="Use paymentsPage: the same list, with a cursor to reach older payments.")
     async def payments(
         self, info: Info, user_id: UserId = None,
         first: Annotated[int | None, strawberry.argument(description="How many.")] = pages.PAYMENTS.default,

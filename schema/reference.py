@@ -70,6 +70,8 @@ def _operations(root: GraphQLObjectType | None, title: str) -> list[str]:
     lines = [f"## {title}", "", cell(root.description), ""]
     for name, field in root.fields.items():
         lines += [f"### {root.name}.{name}", "", f"Returns {type_link(field.type)}.", "", cell(field.description)]
+        if field.deprecation_reason:
+            lines += ["", f"**Deprecated.** {cell(field.deprecation_reason)}"]
         lines += _arguments_table(field)
         lines.append("")
     return lines
@@ -87,6 +89,8 @@ def _type_section(type_: GraphQLNamedType) -> list[str]:
         lines += ["| field | type | description |", "|---|---|---|"]
         for name, field in type_.fields.items():
             text = cell(field.description)
+            if field.deprecation_reason:
+                text += f" **Deprecated.** {cell(field.deprecation_reason)}"
             for arg_name, argument in field.args.items():
                 default = default_of(argument)
                 text += f"<br>`{arg_name}`: {type_link(argument.type)}{' = ' + default if default else ''}. "

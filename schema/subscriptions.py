@@ -128,7 +128,7 @@ class SubscriptionsQuery:
         Root.QUERY, "subscriptions",
         "Every subscription of the user, oldest first. Listed from the subscriptions read model, so one just "
         "created may take a moment (the projection delay) to appear; each is then read from the ledger.",
-    ))
+    ), deprecation_reason="Use subscriptionsPage: the same list, a page at a time.")
     async def subscriptions(self, info: Info, user_id: UserId = None) -> list[Subscription]:
         services = info.context.services
         user = permissions.subject(info, user_id)

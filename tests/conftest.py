@@ -34,6 +34,24 @@ def _require(url: str | None, what: str) -> str:
     pytest.skip(f"{what} not set: run the suite with scripts/test to include it")
 
 
+@pytest.fixture(autouse=True)
+def _logging_restored() -> object:
+    """Each test starts with the logging set-up the session had: a test that configures
+    logging (configure_logging: structlog through stdlib handlers) must not change where
+    the next test's log lines go (several tests read them from stdout)."""
+    import logging
+
+    import structlog
+
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """A fresh, empty database for one test."""

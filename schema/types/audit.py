@@ -16,7 +16,7 @@ from schema.types.wallet import Wallet
 class LedgerEvent:
     position: int = strawberry.field(description=(
         "Position in the ledger's global order: strictly increasing, not necessarily consecutive. Page on with "
-        "`events(after:)`."
+        "`eventsPage(after:)` and its nextCursor (or, deprecated, `events(after:)` with this position)."
     ))
     aggregate_id: strawberry.ID = strawberry.field(description="The aggregate (stream) the event belongs to.")
     aggregate_type: str = strawberry.field(description="Its type: Subscription, Wallet, Payment, Customer, ….")
@@ -53,10 +53,16 @@ class AuditReport:
 ))
 class UserDataExport:
     user_id: strawberry.ID = strawberry.field(description="The user.")
-    subscriptions: list[Subscription] = strawberry.field(description="Every subscription, oldest first.")
-    payments: list[Payment] = strawberry.field(description="Every payment.")
+    subscriptions: list[Subscription] = strawberry.field(
+        description="Every subscription, oldest first; listed from a read model, so it may lag by the projection delay."
+    )
+    payments: list[Payment] = strawberry.field(
+        description="Every payment; listed from a read model, so it may lag by the projection delay."
+    )
     wallet: Wallet = strawberry.field(description="The point wallet (empty if never used).")
-    notifications: list[Notification] = strawberry.field(description="The newest 500 notifications, newest first.")
+    notifications: list[Notification] = strawberry.field(
+        description="The newest 500 notifications, newest first, from the outbox read model (may lag by the projection delay)."
+    )
     events: list[LedgerEvent] = strawberry.field(description="Every ledger event of the user's aggregates.")
     email: str | None = strawberry.field(description="Contact email from the user's token; null once erased.")
     name: str | None = strawberry.field(description="Contact name from the user's token; null once erased.")

@@ -48,9 +48,12 @@ SPEC: dict[str, Expect] = {
     "paymentMethods": own("user"),
     "currentSubscription": own("user"),
     "subscriptions": own("user"),
+    "subscriptionsPage": own("user"),
     # issue 10: an analyst or auditor token must not list another user's payments.
     "payments": own("user"),
+    "paymentsPage": own("user"),
     "notifications": own("user"),
+    "notificationsPage": own("user"),
     "exportUserData": own("user"),
     "spendPoints": own("user"),
     "eraseUserData": own("user"),
@@ -58,6 +61,7 @@ SPEC: dict[str, Expect] = {
     "wallet": own("user", as_of="auditor"),
     "subscription": own("object", as_of="auditor"),
     "events": Expect(scopes="auditor admin"),
+    "eventsPage": Expect(scopes="auditor admin"),
     "reconciliation": Expect(scopes="auditor admin"),
     "verifyLedger": Expect(scopes="auditor admin"),
     # "... read-only analytics need analyst."
