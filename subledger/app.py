@@ -49,11 +49,13 @@ from schema.toss_webhook import toss_webhook
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.ledger_cipher import check_ledger_cipher
+from subledger.metrics_port import DatabaseGauges
 from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
 from workers.jobs import JobContext, Jobs
 from workers.notifications import LoggingSender, follow_outbox
+from workers.run_records import RunRecords
 from workers.scheduler import InProcessScheduler
 
 log = structlog.get_logger("subledger")
@@ -229,6 +231,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         subscription_billing=subscription_billing,
         notifications=notifications,
         sender=LoggingSender(),
+        runs=RunRecords(view_db),
     )
     jobs = Jobs(job_context, settings.tz, clock)
     read_models = ReadModels(ledger, view_db, runners)
@@ -252,6 +255,9 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
             settings.rate_limit, settings.rate_limit_admin, settings.redis_url, webhook_limit=settings.rate_limit_webhook
         ),
     )
+    services.extra["refresh_metrics"] = DatabaseGauges(
+        job_context.runs, payments, clock, timedelta(seconds=settings.settle_grace_seconds), lambda: status(runners)
+    ).refresh
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
     services.reconcile = built.reconcile

@@ -8,7 +8,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_limit
-from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.refusal import StartupRefused  # noqa: F401  (re-exported: the settings decide most refusals)
@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     projections_in_process: bool = True
     #: Tests only: the worker runs what is due every N seconds instead of at 00:00 and 09:00.
     worker_tick_seconds: int | None = None
+    #: The worker and projector serve Prometheus metrics on this port (off when unset; the API has /metrics).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Seconds between a worker's looks for a missed 00:00 or 09:00 run (it also looks as it starts).
+    missed_run_check_seconds: float = Field(default=60.0, gt=0)
     #: Threads that run ledger commands (eventsourcing is synchronous); also the database pool size.
     threads: int = 16
     max_body_bytes: int = 1_000_000
