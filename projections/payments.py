@@ -146,6 +146,16 @@ class PaymentsQueries:
             ).fetchall()
         return [UUID(row["payment_id"]) for row in rows]
 
+    def count_pending(self, created_before: datetime) -> int:
+        """How many payments are still PENDING that were requested before `created_before` (metrics)."""
+        table = self.table
+        with self.view_db.transaction(readonly=True) as cursor:
+            row = cursor.execute(
+                f"SELECT COUNT(*) AS n FROM {table} WHERE status = 'PENDING' AND created_at < ?",
+                (to_utc_text(created_before),),
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
     def payment_ids_between(self, since: datetime | None, until: datetime) -> list[UUID]:
         """Payments requested in [since, until], oldest first (reconciliation: `until` is
         usually now, and a payment requested at this very instant belongs to the report)."""

@@ -142,7 +142,7 @@ def build_http_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *([Route("/cron/run", cron_run, methods=["POST"])] if cron_endpoint else []),
-        Route("/metrics", metrics_endpoint(services.projections, services.run_sync)),
+        Route("/metrics", metrics_endpoint(services.projections, services.run_sync, services.extra.get("refresh_metrics"))),
         *(extra_routes or []),
         Route("/graphql", graphql, methods=["GET", "POST"]),
     ]

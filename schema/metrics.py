@@ -4,7 +4,12 @@
 - command (mutation) latency by operation;
 - projection position lag, read when scraped;
 - charges by outcome, counted from the payment events this process records;
-- job runs (defined in workers/jobs.py, where the jobs run).
+- job runs (defined in workers/jobs.py, where the jobs run);
+- when the latest 00:00 and 09:00 runs completed, and PENDING payments older than the
+  settle delay, read from the database when scraped (subledger/metrics_port.py).
+
+The worker and projector serve the same registry on SUBLEDGER_METRICS_PORT, so every
+name means the same thing wherever it is scraped.
 
 Metrics live in prometheus_client's process-wide registry; labels are bounded
 (known routes, contract codes, schema field names) so series never explode.
@@ -32,6 +37,16 @@ COMMAND_SECONDS = Histogram(
 )
 PROJECTION_LAG = Gauge("subledger_projection_lag_events", "Ledger positions a read model is behind.", ["projection"])
 PROJECTION_POSITION = Gauge("subledger_projection_position", "Last ledger position a read model applied.", ["projection"])
+DAILY_RUN_LAST_SUCCESS = Gauge(
+    "subledger_daily_run_last_success_timestamp_seconds",
+    "When the latest completed 00:00 (run=midnight) or 09:00 (run=morning) run finished, Unix time on the"
+    " job clock; 0 while none has completed.",
+    ["run"],
+)
+PENDING_PAYMENTS_STALE = Gauge(
+    "subledger_payments_pending_stale",
+    "PENDING payments requested longer ago than the settle delay (the outcome is still unknown).",
+)
 CHARGES = Counter(
     "subledger_charges_total", "Charges settled by this process, by outcome and decline code.", ["outcome", "decline_code"]
 )
@@ -99,10 +114,14 @@ def count_charges(recordings: list[Any]) -> None:
             CHARGES.labels("FAILED", event.failure_code or "OTHER").inc()
 
 
-def metrics_endpoint(projection_status: Callable[[], list[dict[str, Any]]], run_sync: Any) -> Callable[[Request], Any]:
+def metrics_endpoint(
+    projection_status: Callable[[], list[dict[str, Any]]], run_sync: Any, refresh: Callable[[], None] | None = None
+) -> Callable[[Request], Any]:
     async def metrics(_: Request) -> Response:
         try:
             rows = await run_sync(projection_status)
+            if refresh is not None:
+                await run_sync(refresh)
         except Exception:  # the database is away: still answer the other metrics
             rows = []
         for row in rows:

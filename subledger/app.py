@@ -53,12 +53,14 @@ from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
 from subledger.ledger_cipher import check_ledger_cipher
 from subledger.identity import identity_provider
+from subledger.metrics_port import DatabaseGauges
 from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
 from subledger.webhook_endpoints import WebhookEndpoints
 from workers.jobs import JobContext, Jobs
 from workers.notifications import follow_outbox, sender_for
+from workers.run_records import RunRecords
 from workers.scheduler import InProcessScheduler
 from workers.webhooks import WebhookDispatcher, follow_webhooks
 
@@ -241,6 +243,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         notifications=notifications,
         sender=sender_for(settings, view_db, clock),
         webhooks=webhooks,
+        runs=RunRecords(view_db),
     )
     jobs = Jobs(job_context, settings.tz, clock)
     read_models = ReadModels(ledger, view_db, runners)
@@ -266,6 +269,9 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         tokens=identity_provider(settings),
         webhooks=webhooks,
     )
+    services.extra["refresh_metrics"] = DatabaseGauges(
+        job_context.runs, payments, clock, timedelta(seconds=settings.settle_grace_seconds), lambda: status(runners)
+    ).refresh
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
     services.reconcile = built.reconcile

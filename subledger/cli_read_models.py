@@ -226,6 +226,10 @@ def projector() -> None:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    if built.settings.metrics_port:
+        from subledger.metrics_port import serve_metrics
+
+        serve_metrics(built.settings.metrics_port, built.services.extra["refresh_metrics"])
     built.start_projections()
     log.info("projector_started", projections=[r.name for r in built.runners])
     try:

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         "Webhooks: how long a delivery is retried before it is FAILED."
     ))
     webhook_poll_seconds: float = Field(1.0, description="Webhooks: how often `serve` sends what is due.")
+    metrics_port: int | None = Field(default=None, ge=1, le=65535, description=(
+        "`worker` and `projector` serve Prometheus metrics on this port (the API serves `/metrics`); unset: off."
+    ))
+    missed_run_check_seconds: float = Field(default=60.0, gt=0, description=(
+        "Seconds between a worker's looks for a missed 00:00 or 09:00 run (it also looks as it starts)."
+    ))
 
     @field_validator("timezone")
     @classmethod

@@ -8,14 +8,19 @@ twice (docs/payments.md).
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 import structlog
-from arq import cron
+from arq import cron, func
 from arq.connections import RedisSettings
+
+from workers.missed_runs import FUNCTION as MISSED_RUN
+from workers.missed_runs import KEEP_RESULT, MissedRuns, missed_run
 
 log = structlog.get_logger("subledger.worker")
 
@@ -64,11 +69,25 @@ async def startup(ctx: dict[str, Any]) -> None:
     from subledger.app import build
     from subledger.settings import Settings
 
-    ctx["built"] = build(Settings())
+    settings = Settings()
+    built = ctx["built"] = build(settings)
     log.info("worker_started", pid=os.getpid())
+    if settings.metrics_port:
+        from subledger.metrics_port import serve_metrics
+
+        serve_metrics(settings.metrics_port, built.services.extra["refresh_metrics"])
+    if not settings.worker_tick_seconds:
+        # Runs missed while no worker was up run now, once across workers (workers/missed_runs.py).
+        watcher = MissedRuns(built.jobs.ctx.runs, built.clock, settings.tz, built.services.run_sync)
+        ctx["missed_runs"] = asyncio.create_task(watcher.watch(ctx["redis"], settings.missed_run_check_seconds))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    watcher = ctx.get("missed_runs")
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     built = ctx.get("built")
     if built is not None:
         await built.aclose()
@@ -84,14 +103,15 @@ def worker_settings(settings: Any) -> type:
             cron(due_run, second=set(range(0, 60, tick)), unique=True, timeout=RUN_TIMEOUT_SECONDS, run_at_startup=True)
         ]
     else:
+        # microsecond=0: the job id is the scheduled instant itself, as a catch-up computes it.
         cron_jobs = [
-            cron(midnight_run, hour=0, minute=0, second=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
-            cron(morning_run, hour=9, minute=0, second=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
+            cron(midnight_run, hour=0, minute=0, second=0, microsecond=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
+            cron(morning_run, hour=9, minute=0, second=0, microsecond=0, unique=True, timeout=RUN_TIMEOUT_SECONDS),
             cron(webhook_run, second=set(range(0, 60, WEBHOOK_EVERY_SECONDS)), unique=True, timeout=600),
         ]
+    functions = [func(missed_run, name=MISSED_RUN, timeout=RUN_TIMEOUT_SECONDS, keep_result=KEEP_RESULT)]
 
     class WorkerSettings:
-        functions: list[Any] = []
         redis_settings = RedisSettings.from_dsn(settings.redis_url)
         on_startup = startup
         on_shutdown = shutdown
@@ -103,6 +123,7 @@ def worker_settings(settings: Any) -> type:
         max_jobs = 4
 
     WorkerSettings.cron_jobs = cron_jobs
+    WorkerSettings.functions = functions
     return WorkerSettings
 
 

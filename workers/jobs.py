@@ -21,6 +21,7 @@ from domain.periods import daily_run_times
 from domain.wallet import EXPIRY_NOTICE
 from workers.fanout import for_each
 from workers.notifications import send_notifications
+from workers.run_records import DailyRun
 from workers.settle import settle_stale_payments
 from workers.webhooks import deliver_webhooks
 from workers.subscription_jobs import (
@@ -56,6 +57,8 @@ class JobContext:
     notifications: Any = None  # projections.notifications queries (the outbox)
     sender: Any = None  # workers.notifications.NotificationSender
     webhooks: Any = None  # workers.webhooks.WebhookDispatcher
+    #: Where completed daily runs are recorded (workers/run_records.py); None records nothing.
+    runs: Any = None
 
 
 async def expire_points(ctx: JobContext, now: datetime) -> dict[str, int]:
@@ -127,16 +130,32 @@ class Jobs:
             runs.append({"job": name, "ran_at": now, **counts})
         return runs
 
-    async def run_scheduled(self, at: datetime, force: str | None = None) -> list[dict[str, Any]]:
+    async def run_scheduled(
+        self, at: datetime, force: str | None = None, slot: datetime | None = None
+    ) -> list[dict[str, Any]]:
         """The jobs scheduled at `at`: the midnight jobs at 00:00 local, the reminders at 09:00
-        (`force` names the run when the caller knows it, as arq's cron jobs do)."""
+        (`force` names the run when the caller knows it, as arq's cron jobs do). Recorded as
+        the run of `slot`, by default the latest scheduled time of that run at `at`."""
         midnight = force == "midnight" if force else at.astimezone(self.tz).hour == MIDNIGHT_HOUR
-        return await self._run(MIDNIGHT_JOBS if midnight else MORNING_JOBS, at)
+        runs = await self._run(MIDNIGHT_JOBS if midnight else MORNING_JOBS, at)
+        await self._record([DailyRun.MIDNIGHT if midnight else DailyRun.MORNING], at, slot)
+        return runs
 
     async def run_due(self, now: datetime) -> list[dict[str, Any]]:
         """Everything due now (runScheduledJobs, POST /cron/run): every job is a function of
-        `now` that acts only on what is due, so running all of them is safe at any time."""
-        return await self._run(MIDNIGHT_JOBS + MORNING_JOBS, now)
+        `now` that acts only on what is due, so running all of them is safe at any time.
+        It does what both daily runs would, so it is recorded as both."""
+        runs = await self._run(MIDNIGHT_JOBS + MORNING_JOBS, now)
+        await self._record(list(DailyRun), now)
+        return runs
+
+    async def _record(self, kinds: list[DailyRun], now: datetime, slot: datetime | None = None) -> None:
+        records = self.ctx.runs
+        if records is None:
+            return
+        for kind in kinds:
+            scheduled = slot or kind.latest_slot(now, self.tz)
+            await self.ctx.run_sync(lambda k=kind, s=scheduled: records.record(k, s, now, self.clock.now()))
 
     async def advance_test_clock(self, to: datetime) -> list[dict[str, Any]]:
         """Set the test clock to each scheduled run time up to `to`, in order, running what is
