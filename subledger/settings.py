@@ -8,7 +8,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_limit
-from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.refusal import StartupRefused  # noqa: F401  (re-exported: the settings decide most refusals)
@@ -18,6 +18,8 @@ from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyr
 PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
+#: SUBLEDGER_LOG_LEVEL's values (the standard library's levels).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -57,8 +59,15 @@ class Settings(BaseSettings):
     projections_in_process: bool = True
     #: Tests only: the worker runs what is due every N seconds instead of at 00:00 and 09:00.
     worker_tick_seconds: int | None = None
-    #: Threads that run ledger commands (eventsourcing is synchronous); also the database pool size.
+    #: Threads that run ledger commands (eventsourcing is synchronous).
     threads: int = 16
+    #: PostgreSQL connections per process (docs/deployment.md#connections): the ledger's pool
+    #: (held open, no overflow) and the read models' pool (opened as needed, up to this many).
+    #: 5 processes x (10 + 5) = 75 of PostgreSQL's default 100.
+    db_pool_size: int = Field(10, ge=1)
+    read_pool_size: int = Field(5, ge=1)
+    #: Lowest level written: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).
+    log_level: str = "INFO"
     max_body_bytes: int = 1_000_000
     #: /readyz fails when a projection lags the ledger by more events than this.
     ready_max_lag: int = 10_000
@@ -100,6 +109,14 @@ class Settings(BaseSettings):
             if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], no path, or *")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        name = value.strip().upper()
+        if name not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level (one of {', '.join(LOG_LEVELS).lower()})")
+        return name
 
     @field_validator("clock_start")
     @classmethod
