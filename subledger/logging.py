@@ -196,6 +196,7 @@ def level_number(level: int | str) -> int:
 def configure_logging(env: str, level: int | str = logging.INFO, stream: IO[str] | None = None) -> None:
     level = level_number(level)
     shared = [
+        structlog.stdlib.add_logger_name,  # whoever wrote it: "subledger.access", "uvicorn.error"...
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -211,7 +212,7 @@ def configure_logging(env: str, level: int | str = logging.INFO, stream: IO[str]
     )
     formatter = _RedactingFormatter(
         # A foreign record's `extra=` values and format arguments become fields of their own.
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(), _drop_not_fields, *shared],
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), _drop_not_fields, *shared],
         pass_foreign_args=True,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
