@@ -1,4 +1,5 @@
-"""The HTTP surface: /graphql, /healthz, /readyz, POST /cron/run, behind a body-size limit."""
+"""The HTTP surface: /graphql, /healthz, /readyz, POST /cron/run, behind a body-size limit,
+each request with its id and access line (schema/request_ids.py)."""
 from __future__ import annotations
 
 import hmac
@@ -21,6 +22,7 @@ from schema.cors import CorsPolicy
 from schema.context import Context, Services
 from schema.errors import format_error, request_error
 from schema.metrics import RequestMetrics, count_errors, metrics_endpoint
+from schema.request_ids import RequestIds
 
 log = structlog.get_logger("subledger.http")
 
@@ -147,4 +149,4 @@ def build_http_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors.middleware()] if cors else None)
-    return RequestMetrics(BodySizeLimit(app, max_body_bytes))
+    return RequestIds(RequestMetrics(BodySizeLimit(app, max_body_bytes)))

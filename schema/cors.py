@@ -31,5 +31,7 @@ class CorsPolicy:
             allow_methods=list(self.methods),
             allow_headers=list(self.headers),
             allow_credentials=False,
+            # A browser app may read the request id (to quote it to support) and when to retry.
+            expose_headers=["X-Request-ID", "Retry-After"],
             max_age=self.max_age,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -130,7 +131,7 @@ class Built:
 
 
 def ledger_env(settings: Settings, db: Database) -> dict[str, str]:
-    env = db.ledger_env(pool_size=settings.threads)
+    env = db.ledger_env(pool_size=settings.db_pool_size)
     # Cached aggregates are fast-forwarded from the database on every load, so several
     # processes stay correct; the cache only saves re-reading history.
     env["AGGREGATE_CACHE_MAXSIZE"] = "20000"
@@ -190,13 +191,15 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     settings = settings.with_secrets()
     db = Database.from_url(settings.database_url)
     # The view database first: it holds the personal-data keys the ledger's mapper needs.
-    view_db = ViewDatabase.open(db, pool_size=max(4, settings.threads // 2))
+    view_db = ViewDatabase.open(db, pool_size=settings.read_pool_size)
     ledger = open_ledger(settings, db, view_db)
     executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="ledger")
 
     async def run_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        # In the caller's context: a command's log lines carry the request id (schema/request_ids.py).
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(executor, call)
 
     gateways, sandbox = build_gateways(settings, sandbox)
     billing = Billing(ledger, gateways, run_sync)

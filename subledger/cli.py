@@ -37,21 +37,27 @@ def serve(
     """Run the GraphQL API (embedded default: SQLite, sandbox gateway, in-process scheduler)."""
     import socket
 
+    import structlog
     import uvicorn
 
     from rich.markup import escape
 
     from schema.auth import mint_token
     from subledger.app import build
-    from subledger.logging import configure_logging, redact_url
+    from subledger.logging import UVICORN_LOGGING, configure_logging, redact_url
 
     settings = load_settings()
-    configure_logging(settings.env)
+    configure_logging(settings.env, settings.log_level)
     built = build(settings)
     secret = built.services.jwt_secret
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     # Settings are printed without their secrets: the database URL without its password (SPEC §7).
-    console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({escape(redact_url(settings.database_url))})")
+    if settings.env == "production":  # stderr holds log lines only: JSON, one per line
+        structlog.get_logger("subledger").info(
+            "serving", url=f"http://{shown}:{port}/graphql", database=redact_url(settings.database_url)
+        )
+    else:
+        console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({escape(redact_url(settings.database_url))})")
     provider_only = settings.jwks_url and "HS256" not in split_list(settings.jwt_algorithms)
     if provider_only:  # docs/identity-providers.md: the secret's tokens are refused
         console.print("bearer tokens: from the identity provider of SUBLEDGER_JWKS_URL only (no development token)")
@@ -62,14 +68,15 @@ def serve(
         console.print("development token (user dev-user, every scope, 7 days):")
         print(token, flush=True)  # plain print: rich would wrap it at the terminal's width
     if not reuse_port:
-        uvicorn.run(built.http, host=host, port=port, log_level="warning")
+        uvicorn.run(built.http, host=host, port=port, log_level=settings.log_level.lower(), **UVICORN_LOGGING)
         return
     # The kernel spreads new connections over every process bound to the port with SO_REUSEPORT.
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
-    uvicorn.Server(uvicorn.Config(built.http, log_level="warning")).run(sockets=[listener])
+    config = uvicorn.Config(built.http, log_level=settings.log_level.lower(), **UVICORN_LOGGING)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 @app.command()
@@ -108,7 +115,7 @@ def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker
     if not settings.redis_url:
         console.print("[red]subledger worker needs SUBLEDGER_REDIS_URL[/red]")
         raise typer.Exit(2)
-    configure_logging(settings.env)
+    configure_logging(settings.env, settings.log_level)
     settings_cls = worker_settings(settings)
     if check:
         from dataclasses import replace

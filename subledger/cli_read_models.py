@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -27,7 +28,7 @@ def _built() -> Any:
     from subledger.logging import configure_logging
 
     settings = load_settings()
-    configure_logging(settings.env)
+    configure_logging(settings.env, settings.log_level)
     return build(settings)
 
 
@@ -217,10 +218,21 @@ def replay(
     sys.stdout.write("\n")
 
 
-def projector() -> None:
+def projector(
+    check: bool = typer.Option(False, "--check", help="Exit 0 if a running projector's heartbeat is fresh and no read model lags."),
+    health_file: str | None = typer.Option(None, "--health-file", help="Where the heartbeat is written (default: the temporary directory)."),
+) -> None:
     """Run the projections as their own process (production layout); SIGTERM stops it between batches."""
     import structlog
 
+    from subledger.heartbeat import INTERVAL_SECONDS, Heartbeat, default_path
+
+    heartbeat = Heartbeat(Path(health_file) if health_file else default_path())
+    if check:
+        problem = heartbeat.check()
+        if problem:
+            print(f"subledger projector: {problem}", file=sys.stderr)
+        raise typer.Exit(1 if problem else 0)
     built = _built()
     log = structlog.get_logger("subledger.projector")
     stopping = threading.Event()
@@ -232,13 +244,25 @@ def projector() -> None:
         serve_metrics(built.settings.metrics_port, built.services.extra["refresh_metrics"])
     built.start_projections()
     log.info("projector_started", projections=[r.name for r in built.runners])
+    max_lag = built.settings.ready_max_lag
+    swept = time.monotonic()
     try:
-        while not stopping.wait(HOUSEKEEPING_SECONDS):
+        while True:
             try:
-                built.read_models.rebuilder.drop_retired(built.read_models.rebuilder.grace_seconds)
+                rows = built.read_models.status()
+                heartbeat.beat([f"projection {r['name']} lags {r['lag']} events" for r in rows if r["lag"] > max_lag])
             except Exception:
-                log.exception("housekeeping_failed")
+                log.exception("heartbeat_failed")  # no fresh heartbeat: the healthcheck fails
+            if stopping.wait(INTERVAL_SECONDS):
+                break
+            if time.monotonic() - swept >= HOUSEKEEPING_SECONDS:
+                swept = time.monotonic()
+                try:
+                    built.read_models.rebuilder.drop_retired(built.read_models.rebuilder.grace_seconds)
+                except Exception:
+                    log.exception("housekeeping_failed")
     finally:
+        heartbeat.remove()
         built.stop_projections()
         log.info("projector_stopped", positions={row["name"]: row["position"] for row in built.read_models.status()})
         built.view_db.close()

@@ -16,6 +16,13 @@ is applied three times over, so no path around one of them leaks:
 
 httpx and httpcore log each request's URL (a charge's URL holds the billing
 key) at INFO and DEBUG; they are lowered to WARNING as well.
+
+A standard-library record (uvicorn, arq, eventsourcing...) comes out with its fields as
+fields, not only inside its message: `logger`, `level`, `timestamp`, the values it was
+formatted with as `positional_args`, whatever it was given as `extra=`, and the context
+bound with structlog's contextvars (the request id of the request being served,
+schema/request_ids.py). uvicorn is run without a logging configuration of its own
+(`UVICORN_LOGGING`), so its records reach this handler too.
 """
 from __future__ import annotations
 
@@ -159,9 +166,37 @@ def install_record_redaction() -> None:
 #: Libraries that log request URLs (a charge's URL holds a billing key) below WARNING.
 QUIET_LOGGERS = ("httpx", "httpcore")
 
+#: uvicorn.run's keywords that leave its records to this module's handler: no handlers of
+#: its own (`log_config=None`), no access log of its own (schema/request_ids.py writes one).
+UVICORN_LOGGING: dict[str, Any] = {"log_config": None, "access_log": False}
 
-def configure_logging(env: str, level: int = logging.INFO, stream: IO[str] | None = None) -> None:
+#: Record attributes `ExtraAdder` would add that are no fields: uvicorn's ANSI-coloured copy
+#: of its message.
+_NOT_FIELDS = ("color_message",)
+
+
+def _drop_not_fields(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in _NOT_FIELDS:
+        event_dict.pop(key, None)
+    if not event_dict.get("positional_args"):
+        event_dict.pop("positional_args", None)  # a message without arguments
+    return event_dict
+
+
+def level_number(level: int | str) -> int:
+    """A level given as a number or a name (SUBLEDGER_LOG_LEVEL: "info", "WARNING"...)."""
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelNamesMapping().get(level.strip().upper())
+    if number is None:
+        raise ValueError(f"unknown log level {level!r}")
+    return number
+
+
+def configure_logging(env: str, level: int | str = logging.INFO, stream: IO[str] | None = None) -> None:
+    level = level_number(level)
     shared = [
+        structlog.stdlib.add_logger_name,  # whoever wrote it: "subledger.access", "uvicorn.error"...
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -176,7 +211,9 @@ def configure_logging(env: str, level: int = logging.INFO, stream: IO[str] | Non
         wrapper_class=structlog.make_filtering_bound_logger(level),
     )
     formatter = _RedactingFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        # A foreign record's `extra=` values and format arguments become fields of their own.
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), _drop_not_fields, *shared],
+        pass_foreign_args=True,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

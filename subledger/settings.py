@@ -21,6 +21,8 @@ from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyr
 PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
+#: SUBLEDGER_LOG_LEVEL's values (the standard library's levels).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: SUBLEDGER_JWT_ALGORITHMS: JWKS keys' algorithms, and HS256 for jwt_secret's tokens alongside.
 JWT_ALGORITHMS = (*ASYMMETRIC, "HS256")
 
@@ -106,7 +108,7 @@ class Settings(BaseSettings):
         "Tests only: the worker runs what is due every N seconds instead of at 00:00 and 09:00."
     ))
     threads: int = Field(16, description=(
-        "Threads that run ledger commands (eventsourcing is synchronous); also the database pool size."
+        "Threads that run ledger commands (eventsourcing is synchronous)."
     ))
     max_body_bytes: int = Field(1_000_000, description="Largest request body; a larger one answers HTTP 413.")
     ready_max_lag: int = Field(10_000, description=(
@@ -187,6 +189,12 @@ class Settings(BaseSettings):
     missed_run_check_seconds: float = Field(default=60.0, gt=0, description=(
         "Seconds between a worker's looks for a missed 00:00 or 09:00 run (it also looks as it starts)."
     ))
+    db_pool_size: int = Field(10, ge=1, description=(
+        "Connections of the ledger's pool in each process (held open). With SUBLEDGER_READ_POOL_SIZE: "
+        "processes × (both) must fit PostgreSQL's max_connections (docs/deployment.md gives the formula)."
+    ))
+    read_pool_size: int = Field(5, ge=1, description="Connections of the read models' pool in each process, at most.")
+    log_level: str = Field("INFO", description="Lowest level written: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).")
 
     @field_validator("timezone")
     @classmethod
@@ -274,6 +282,14 @@ class Settings(BaseSettings):
         if self.smtp_password and self.smtp_tls == "none":
             raise ValueError("SUBLEDGER_SMTP_TLS=none would send SUBLEDGER_SMTP_PASSWORD in clear text: use starttls or tls")
         return self
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        name = value.strip().upper()
+        if name not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level (one of {', '.join(LOG_LEVELS).lower()})")
+        return name
 
     @field_validator("clock_start")
     @classmethod

@@ -61,7 +61,9 @@ class Database:
         raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
     def ledger_env(self, pool_size: int = 16) -> dict[str, str]:
-        """eventsourcing's settings for this database."""
+        """eventsourcing's settings for this database. The ledger's pool holds exactly
+        `pool_size` connections (no overflow), so a process never opens more than its
+        setting says (docs/deployment.md#connections)."""
         if self.kind == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -77,7 +79,7 @@ class Database:
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_SCHEMA": self.schema,
             "POSTGRES_POOL_SIZE": str(pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": "0",
             # Connections are recycled after ten minutes instead of pinged before every
             # checkout: a ping is one more round trip on every command.
             "POSTGRES_CONN_MAX_AGE": "600",

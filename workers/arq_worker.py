@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -117,6 +118,9 @@ def worker_settings(settings: Any) -> type:
         on_shutdown = shutdown
         timezone = settings.tz
         health_check_interval = 30
+        # One health key per host (a container's hostname is its own), so `worker --check` in a
+        # worker's container answers for that worker, not for any worker on the queue.
+        health_check_key = f"arq:queue:health-check:{socket.gethostname()}"
         job_timeout = RUN_TIMEOUT_SECONDS
         # A run still going on SIGTERM gets time to finish its in-flight charges.
         job_completion_wait = 60

@@ -34,6 +34,8 @@ def test_a_configured_origin_gets_its_preflight_and_headers_and_others_do_not(ap
     answer = api.client.post(f"{api.url}/graphql", json={"query": "{ me }"},
                              headers={"Origin": APP, "Authorization": f"Bearer {token}"})
     assert answer.json()["data"]["me"] == "cors-user" and answer.headers["access-control-allow-origin"] == APP
+    # The page's script may read the request id the answer carries.
+    assert "x-request-id" in answer.headers["access-control-expose-headers"].lower() and answer.headers["x-request-id"]
 
     other = {**PREFLIGHT, "Origin": "https://evil.example.com"}
     refused = api.client.options(f"{api.url}/graphql", headers=other)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -95,12 +96,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def serve(env: dict[str, str], stderr: Any = subprocess.PIPE) -> tuple[subprocess.Popen, str]:
+    """`subledger serve` as a process, once it answers /healthz; its stderr to `stderr` (a pipe
+    by default; a file for a test that reads many log lines)."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "subledger.cli", "serve", "--port", str(port)], env={**clean, **env}, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=stderr, text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -118,7 +121,7 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 def stop(process: subprocess.Popen) -> str:
     process.terminate()
     out, err = process.communicate(timeout=30)
-    return out + err
+    return out + (err or "")
 
 
 @pytest.mark.parametrize("cron_endpoint", [True, False])

@@ -1,0 +1,60 @@
+"""SUBLEDGER_DB_POOL_SIZE and SUBLEDGER_READ_POOL_SIZE reach the pools: a `subledger serve`
+process under concurrent load never holds more PostgreSQL connections than their sum (as
+PostgreSQL itself counts them), and the ledger's pool holds its size open. And the ledger's
+executor runs each call in its caller's context, so a command's log lines carry the
+request id of the request that ran it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from schema.auth import mint_token
+from subledger.storage import Database
+from tests.integration.test_production_mode import production_env, serve, stop
+
+QUERY = "{ projections { name position lag } }"
+
+
+def connections(conninfo: str, application: str) -> int:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)).fetchone()
+    return int(row[0])
+
+
+def test_a_process_holds_no_more_connections_than_its_pool_sizes(tmp_path: Path, postgres_url: str) -> None:
+    application = f"pools_{uuid.uuid4().hex[:8]}"
+    env = {**production_env(tmp_path), "SUBLEDGER_DATABASE_URL": f"{postgres_url}&application_name={application}",
+           "SUBLEDGER_DB_POOL_SIZE": "3", "SUBLEDGER_READ_POOL_SIZE": "2", "SUBLEDGER_THREADS": "16"}
+    conninfo = Database.from_url(postgres_url).psycopg_conninfo()
+    process, url = serve(env)
+    token = mint_token(env["SUBLEDGER_JWT_SECRET"], "ops", "auditor")
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            seen.append(connections(conninfo, application))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with httpx.Client(timeout=60) as client, ThreadPoolExecutor(24) as callers:
+            def call(_: int) -> int:
+                return client.post(f"{url}/graphql", json={"query": QUERY}, headers={"Authorization": f"Bearer {token}"}).status_code
+
+            assert set(callers.map(call, range(240))) == {200}
+    finally:
+        done.set()
+        sampler.join()
+        stop(process)
+    assert max(seen) <= 3 + 2, max(seen)
+    # The ledger's pool holds its 3 open, the read models' opened at least one more under load.
+    assert max(seen) >= 4, seen[-20:]
