@@ -35,6 +35,7 @@ T = TypeVar("T")
 #: Keys are BIGINT positions on PostgreSQL and INTEGER on SQLite: larger ones are refused.
 MAX_POSITION = 2**63 - 1
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def scope_of(*parts: object) -> str:
 @dataclass(frozen=True)
 class Keyset:
     """The cursors of one list. `key` names the keyset's parts: `position` (a ledger
-    position, 0 to 2^63-1) or `id` (a UUID), in order."""
+    position, 0 to 2^63-1), `id` (a UUID) or `token` (an id of letters, digits and `_`),
+    in order."""
 
     list_name: str
     key: tuple[str, ...] = ("position",)
@@ -86,7 +88,9 @@ def _part(kind: str, value: str) -> int | str:
     if kind == "position":
         if value.isascii() and value.isdigit() and int(value) <= MAX_POSITION:
             return int(value)
-    elif _ID.match(value):
+    elif kind == "id" and _ID.match(value):
+        return value
+    elif kind == "token" and _TOKEN.match(value):
         return value
     raise InvalidInput("after: not a cursor (pass a page's nextCursor unchanged)")
 

@@ -29,6 +29,7 @@ from domain.errors import Conflict, NotFound
 from domain.ids import NAMESPACE
 from domain.webhooks import DeliveryStatus
 from projections.database import ViewDatabase
+from projections.keyset import Keyset, Page, page_of, scope_of
 from projections.wallet_history import to_utc_text
 from projections.webhooks import payload
 
@@ -70,6 +71,10 @@ class Attempt:
     duration_ms: int
 
 
+#: `webhookDeliveriesPage` cursors: newest first by position, then id (one event goes to several endpoints).
+CURSORS = Keyset("webhookDeliveries", ("position", "token"))
+
+
 @dataclass(frozen=True)
 class Delivery:
     id: str
@@ -83,6 +88,7 @@ class Delivery:
     window_start: datetime
     created_at: datetime
     history: tuple[Attempt, ...] = ()
+    seq: int = 0  # the ledger position of its event: the list's order
 
 
 def _delivery(row: dict[str, Any], history: Sequence[Attempt] = ()) -> Delivery:
@@ -90,7 +96,7 @@ def _delivery(row: dict[str, Any], history: Sequence[Attempt] = ()) -> Delivery:
         id=row["id"], endpoint_id=row["endpoint_id"], event_id=row["event_id"], event_type=row["event_type"],
         body=row["body"], status=DeliveryStatus(row["status"]), attempts=int(row["attempts"]),
         next_attempt_at=from_millis(row["next_attempt_ms"]), window_start=from_millis(row["window_start_ms"]),
-        created_at=datetime.fromisoformat(row["created_at"]), history=tuple(history),
+        created_at=datetime.fromisoformat(row["created_at"]), history=tuple(history), seq=int(row["seq"]),
     )
 
 
@@ -200,13 +206,19 @@ class WebhookDeliveries:
     def page(self, endpoint_id: str | None, event_id: str | None, status: DeliveryStatus | None,
              first: int) -> list[Delivery]:
         """Newest first (by ledger position), with their attempts."""
-        where, params = ["1 = 1"], []
-        for column, value in (("endpoint_id", endpoint_id), ("event_id", event_id),
-                              ("status", status.value if status else None)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        return self._select(" AND ".join(where), params, first)
+        where, params = _filters(endpoint_id, event_id, status)
+        return self._select(where, params, first)
+
+    def page_after(self, endpoint_id: str | None, event_id: str | None, status: DeliveryStatus | None,
+                   first: int, after: str | None = None) -> Page[Delivery]:
+        """`page`'s order (seq DESC, id) a page at a time, after the cursor `after` (projections/keyset.py)."""
+        where, params = _filters(endpoint_id, event_id, status)
+        scope = scope_of(endpoint_id, event_id, status.value if status else None)
+        if after is not None:
+            seq, last_id = CURSORS.decode(after, scope)
+            where, params = where + " AND (seq < ? OR (seq = ? AND id > ?))", [*params, seq, seq, last_id]
+        rows = self._select(where, params, first + 1)
+        return page_of(rows, first, lambda delivery: CURSORS.encode(scope, delivery.seq, delivery.id))
 
     def _select(self, where: str, params: Sequence[Any], limit: int) -> list[Delivery]:
         with self.view_db.transaction(readonly=True) as cursor:
@@ -224,6 +236,15 @@ class WebhookDeliveries:
                 int(a["number"]), datetime.fromisoformat(a["at"]), a["response_code"], a["error"], int(a["duration_ms"])
             ))
         return [_delivery(r, history.get(r["id"], ())) for r in rows]
+
+
+def _filters(endpoint_id: str | None, event_id: str | None, status: DeliveryStatus | None) -> tuple[str, list[Any]]:
+    where, params = ["1 = 1"], []
+    for column, value in (("endpoint_id", endpoint_id), ("event_id", event_id), ("status", status.value if status else None)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(where), params
 
 
 def body_of(delivery: Delivery) -> bytes:

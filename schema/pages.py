@@ -33,6 +33,7 @@ PAYMENTS = PageSize(default=50, maximum=200)
 NOTIFICATIONS = PageSize(default=50, maximum=200)
 TRANSACTIONS = PageSize(default=50, maximum=200)
 WEBHOOK_DELIVERIES = PageSize(default=50, maximum=200)
+WEBHOOK_DELIVERIES_PAGE = WEBHOOK_DELIVERIES
 #: The cursor pages (schema/paged_lists.py): the same caps as the lists they page.
 PAYMENTS_PAGE = PAYMENTS
 NOTIFICATIONS_PAGE = NOTIFICATIONS
@@ -46,6 +47,7 @@ CAPPED: dict[str, PageSize] = {
     "Query.notifications": NOTIFICATIONS,
     "Wallet.transactions": TRANSACTIONS,
     "Query.webhookDeliveries": WEBHOOK_DELIVERIES,
+    "Query.webhookDeliveriesPage": WEBHOOK_DELIVERIES_PAGE,
     "Query.paymentsPage": PAYMENTS_PAGE,
     "Query.notificationsPage": NOTIFICATIONS_PAGE,
     "Query.subscriptionsPage": SUBSCRIPTIONS_PAGE,

@@ -161,6 +161,7 @@ RULES: tuple[Rule, ...] = (
     _owned(M, "setSandboxOutcome", OBJECT),
     _scoped(Q, "webhookEndpoints", A),
     _scoped(Q, "webhookDeliveries", A),
+    _scoped(Q, "webhookDeliveriesPage", A),
     _scoped(M, "createWebhookEndpoint", A),
     _scoped(M, "setWebhookEndpointEnabled", A),
     _scoped(M, "deleteWebhookEndpoint", A),

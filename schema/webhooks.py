@@ -10,7 +10,8 @@ from schema import pages, permissions
 from schema.context import Info
 from schema.permissions import Root
 from schema.types.webhooks import (
-    CreateWebhookEndpointInput, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEndpointSecret,
+    CreateWebhookEndpointInput, WebhookDelivery, WebhookDeliveryConnection, WebhookDeliveryStatus, WebhookEndpoint,
+    WebhookEndpointSecret,
 )
 from domain.webhooks import DeliveryStatus, known_id
 
@@ -30,7 +31,7 @@ class WebhooksQuery:
     @strawberry.field(description=permissions.described(Root.QUERY, "webhookDeliveries", (
         "Webhook deliveries with their attempts, newest event first, optionally of one endpoint, one event or one "
         f"status. {pages.WEBHOOK_DELIVERIES.describe()}"
-    )))
+    )), deprecation_reason="Use webhookDeliveriesPage: the same list, a page at a time with a cursor.")
     async def webhook_deliveries(
         self,
         info: Info,
@@ -51,6 +52,37 @@ class WebhooksQuery:
             pages.WEBHOOK_DELIVERIES.of(first),
         )
         return [WebhookDelivery.of(d) for d in found]
+
+    @strawberry.field(description=permissions.described(Root.QUERY, "webhookDeliveriesPage", (
+        "Webhook deliveries with their attempts, newest event first, a page at a time (pass a page's nextCursor "
+        "as `after`), optionally of one endpoint, one event or one status. A cursor of other filters is refused. "
+        f"{pages.WEBHOOK_DELIVERIES_PAGE.describe()}"
+    ), errors=("BAD_USER_INPUT",)))
+    async def webhook_deliveries_page(
+        self,
+        info: Info,
+        endpoint_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only this endpoint's.")] = None,
+        event_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only this event's.")] = None,
+        status: Annotated[WebhookDeliveryStatus | None, strawberry.argument(description="Only in this status.")] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = pages.WEBHOOK_DELIVERIES_PAGE.default,
+        after: Annotated[str | None, strawberry.argument(
+            description="The nextCursor of the previous page; null for the first page."
+        )] = None,
+    ) -> WebhookDeliveryConnection:
+        permissions.caller(info)
+        services = info.context.services
+        size = pages.WEBHOOK_DELIVERIES_PAGE.of(first)
+        if any("\x00" in str(value) for value in (endpoint_id, event_id) if value is not None):
+            return WebhookDeliveryConnection(items=[], next_cursor=None)  # no row has such an id
+        page = await services.run_sync(
+            services.webhooks.deliveries.page_after,
+            str(endpoint_id) if endpoint_id is not None else None,
+            str(event_id) if event_id is not None else None,
+            DeliveryStatus(status.value) if status is not None else None,
+            size,
+            after,
+        )
+        return WebhookDeliveryConnection(items=[WebhookDelivery.of(d) for d in page.items], next_cursor=page.next_cursor)
 
 
 @strawberry.type

@@ -111,3 +111,11 @@ class CreateWebhookEndpointInput:
     url: str = strawberry.field(description="http:// or https:// (https:// only in production); no user:password@.")
     event_types: list[WebhookEventType] = strawberry.field(description="At least one event type.")
     description: str | None = strawberry.field(default=None, description="A note for operators, up to 200 characters.")
+
+
+@strawberry.type(description="A page of webhook deliveries (webhookDeliveriesPage).")
+class WebhookDeliveryConnection:
+    items: list[WebhookDelivery] = strawberry.field(description="The page, newest event first.")
+    next_cursor: str | None = strawberry.field(
+        description="Opaque cursor for the next page (pass it as `after`); null on the last page."
+    )

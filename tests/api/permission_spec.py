@@ -92,6 +92,7 @@ SPEC: dict[str, Expect] = {
     # Webhooks (docs/webhooks.md): operators' configuration, ADMIN only.
     "webhookEndpoints": Expect(scopes="admin"),
     "webhookDeliveries": Expect(scopes="admin"),
+    "webhookDeliveriesPage": Expect(scopes="admin"),
     "createWebhookEndpoint": Expect(scopes="admin"),
     "setWebhookEndpointEnabled": Expect(scopes="admin"),
     "deleteWebhookEndpoint": Expect(scopes="admin"),

@@ -15,6 +15,8 @@ QUERIES = {
     "Query.notifications": ("query($n: Int) { notifications(first: $n) { id } }", {"user": "cap-user"}),
     "Wallet.transactions": ("query($n: Int) { wallet { transactions(first: $n) { totalCount } } }", {"user": "cap-user"}),
     "Query.webhookDeliveries": ("query($n: Int) { webhookDeliveries(first: $n) { id } }", {"user": "ops", "scope": "admin"}),
+    "Query.webhookDeliveriesPage": ("query($n: Int) { webhookDeliveriesPage(first: $n) { nextCursor } }",
+                                    {"user": "ops", "scope": "admin"}),
     "Query.eventsPage": ("query($n: Int) { eventsPage(first: $n) { nextCursor } }", {"user": "audit-1", "scope": "auditor"}),
     "Query.paymentsPage": ("query($n: Int) { paymentsPage(first: $n) { nextCursor } }", {"user": "cap-user"}),
     "Query.notificationsPage": ("query($n: Int) { notificationsPage(first: $n) { nextCursor } }", {"user": "cap-user"}),
@@ -35,7 +37,7 @@ def test_every_first_argument_is_capped() -> None:
     # The caps, as docs/permissions.md states them.
     assert {path: size.maximum for path, size in pages.CAPPED.items()} == {
         "Query.events": 1000, "Query.payments": 200, "Query.notifications": 200, "Wallet.transactions": 200,
-        "Query.webhookDeliveries": 200,
+        "Query.webhookDeliveries": 200, "Query.webhookDeliveriesPage": 200,
         "Query.eventsPage": 1000, "Query.paymentsPage": 200, "Query.notificationsPage": 200,
         "Query.subscriptionsPage": 200,
     }

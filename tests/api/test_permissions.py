@@ -163,6 +163,7 @@ CASES = [
          "mutation($m: ID!) { setSandboxOutcome(paymentMethodId: $m, outcome: INSUFFICIENT_FUNDS) { id } }", MTH),
     Case("webhookEndpoints", "{ webhookEndpoints { id } }"),
     Case("webhookDeliveries", "{ webhookDeliveries { id } }"),
+    Case("webhookDeliveriesPage", "{ webhookDeliveriesPage { nextCursor } }"),
     Case("createWebhookEndpoint", 'mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/hook", '
          "eventTypes: [PAYMENT_SUCCEEDED]}) { endpoint { id } } }"),
     Case("setWebhookEndpointEnabled", 'mutation { setWebhookEndpointEnabled(id: "we_missing", enabled: false) { id } }'),

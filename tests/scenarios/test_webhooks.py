@@ -198,3 +198,32 @@ def test_the_secret_is_sealed_by_the_master_key_and_keys_rotate_rewraps_it(
     assert after.startswith(f"mk1:{master_key_id(decode_key(new, (32,)))}:") and after != before
     api.gql(PURCHASE, {"m": api.add_card(user)}, user=user)
     assert check_signed(receiver.wait_for(1)[0], secret)["type"] == "points.purchased"
+
+
+PAGE = """query($e: ID, $s: WebhookDeliveryStatus, $n: Int, $a: String) {
+  webhookDeliveriesPage(endpointId: $e, status: $s, first: $n, after: $a) { items { id } nextCursor } }"""
+
+
+def test_deliveries_page_by_cursor_like_every_list(hooks: Api, receiver: Receiver, user: str) -> None:
+    endpoint, _ = register(hooks, receiver.url, "PAYMENT_SUCCEEDED")
+    method = hooks.add_card(user)
+    for _ in range(5):
+        hooks.gql(PURCHASE, {"m": method}, user=user)
+    deadline = time.monotonic() + 20
+    while len(listed := deliveries(hooks, endpoint)) < 5:
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.05)
+    walked, cursor, pages = [], None, 0
+    while True:
+        page = hooks.gql(PAGE, {"e": endpoint, "n": 2, "a": cursor}, **ADMIN)["webhookDeliveriesPage"]
+        walked += [d["id"] for d in page["items"]]
+        pages += 1
+        if (cursor := page["nextCursor"]) is None:
+            break
+    assert walked == [d["id"] for d in listed] and pages == 3  # 2 + 2 + 1, newest first, none twice
+    first = hooks.gql(PAGE, {"e": endpoint, "n": 2}, **ADMIN)["webhookDeliveriesPage"]["nextCursor"]
+    for variables in ({"e": endpoint, "s": "FAILED", "n": 2, "a": first},  # another filter's list
+                      {"e": endpoint, "n": 2, "a": first[:-1]},  # cut: no longer base64
+                      {"e": endpoint, "n": 2, "a": "bm90aWZpY2F0aW9uczp4OjE6MQ=="}):  # not this list's
+        assert hooks.error(PAGE, variables, **ADMIN).code == "BAD_USER_INPUT", variables
+    assert hooks.error(PAGE, {"e": endpoint}, user=user).code == "FORBIDDEN"
