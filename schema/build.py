@@ -18,7 +18,7 @@ from schema.operations import OperationsMutation, OperationsQuery
 from schema.paged_lists import PagedListsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
 from schema.reconciliation import ReconciliationQuery
-from schema.notifications import NotificationsQuery
+from schema.notifications import NotificationsMutation, NotificationsQuery
 from schema.subscriptions import SubscriptionsMutation, SubscriptionsQuery
 from schema.wallet import WalletMutation, WalletQuery
 from schema.webhooks import WebhooksMutation, WebhooksQuery
@@ -34,7 +34,8 @@ Query = merge_types(
 )
 Mutation = merge_types(
     "Mutation",
-    (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation, WebhooksMutation),
+    (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation, WebhooksMutation,
+     NotificationsMutation),
 )
 # merge_types takes no description: set it on the merged definitions.
 Query.__strawberry_definition__.description = (

@@ -41,6 +41,7 @@ from projections.read_models import ReadModels
 from projections.runner import ProjectionRunner
 from projections.status import status
 from projections.wallet_history import WalletHistory
+from projections.notification_deliveries import NotificationDeliveries
 from projections.webhook_deliveries import WebhookDeliveries
 from projections.webhooks import WebhookEventsProjection
 from schema.app import build_http_app
@@ -263,6 +264,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         subscriptions=subscriptions,
         subscription_billing=subscription_billing,
         notifications=notifications,
+        notification_sends=NotificationDeliveries(view_db),
         read_models=read_models,
         contacts=ContactRecorder(ledger, clock, run_sync),
         analytics=BoundQueries(analytics_projection, view_db, ANALYTICS_QUERIES),
