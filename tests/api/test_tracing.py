@@ -1,0 +1,144 @@
+"""OpenTelemetry tracing over real HTTP: the service (uvicorn) exports over OTLP/HTTP to a
+real receiver process (tests/otlp_receiver.py), on SQLite and PostgreSQL.
+
+One purchase is one trace: the request's span, the GraphQL operation, its resolver, the
+ledger's commands and the gateway's calls, each the child of the one before; the request
+id is the one answered in X-Request-ID; no key, token or secret is in the exported bytes.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.tracing import NO_TRACER
+from tests.api.conftest import GOOD_CARD, JWT_SECRET, Api
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTER_INLINE = """mutation Register { registerPaymentMethod(input: {provider: SANDBOX, authKey: "%s", customerKey: "%s"}) { id } }"""
+PURCHASE = """mutation Buy($m: ID!) { purchasePoints(input: {packageId: "regular", paymentMethodId: $m}) {
+  payment { id status amount orderId } totalPoints } }"""
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    """The OTLP/HTTP receiver, its own process for the module."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.otlp_receiver"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert line.startswith("listening "), line
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def received(receiver: str) -> list[dict[str, Any]]:
+    return httpx.get(f"{receiver}/spans").json()
+
+
+def raw(receiver: str) -> bytes:
+    return httpx.get(f"{receiver}/raw").content
+
+
+def post(api: Api, query: str, variables: dict[str, Any], user: str, request_id: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {api.token(user)}", "X-Request-ID": request_id}
+    response = api.client.post(f"{api.url}/graphql", json={"query": query, "variables": variables}, headers=headers)
+    assert "errors" not in response.json(), response.json()
+    return response
+
+
+def ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[str]:
+    """Names of the span's ancestors, nearest first."""
+    names = []
+    while span["parent_id"] in by_id:
+        span = by_id[span["parent_id"]]
+        names.append(span["name"])
+    return names
+
+
+def test_a_purchase_is_one_trace_of_request_operation_commands_and_gateway_calls(
+    api_factory: Any, receiver: str, user: str
+) -> None:
+    httpx.delete(f"{receiver}/spans")
+    api = api_factory(otlp_endpoint=receiver, otlp_service_name="subledger-test")
+    token = api.token(user)
+    registered = post(api, REGISTER_INLINE % (GOOD_CARD, f"cust-{user}"), {}, user, f"reg-{uuid.uuid4().hex}")
+    method = registered.json()["data"]["registerPaymentMethod"]["id"]
+    request_id = f"buy-{uuid.uuid4().hex}"
+    bought = post(api, PURCHASE, {"m": method}, user, request_id)
+    assert bought.headers["X-Request-ID"] == request_id
+    payment = bought.json()["data"]["purchasePoints"]["payment"]
+    # Both sides of the money, to the won: the gateway's record and the ledger's.
+    assert (payment["status"], payment["amount"]) == ("SUCCEEDED", 5000)
+    assert [c["amount"] for c in api.sandbox.charges() if c["orderId"] == payment["orderId"]] == [5000]
+    ledger_payment = api.built.ledger.payment(payment["id"])
+    assert ledger_payment is not None and ledger_payment.amount == 5000
+    billing_key = api.built.ledger.customer(user).payment_methods[method]["billing_key"]
+    assert billing_key
+    api.close()  # the lifespan's shutdown flushes the batch: nothing is waited for here
+
+    spans = received(receiver)
+    roots = [s for s in spans if s["attributes"].get("subledger.request_id") == request_id and not s["parent_id"]]
+    assert [r["name"] for r in roots] == ["POST /graphql"]
+    root = roots[0]
+    assert root["service"] == "subledger-test" and root["attributes"]["http.response.status_code"] == 200
+    trace = [s for s in spans if s["trace_id"] == root["trace_id"]]
+    by_id = {s["span_id"]: s for s in trace}
+    named = {s["name"]: s for s in trace}
+    operation = named["GraphQL Query: Buy"]
+    assert operation["parent_id"] == root["span_id"]
+    assert operation["attributes"]["subledger.request_id"] == request_id
+    assert "query" not in operation["attributes"]
+    resolver = named["GraphQL Resolving: purchasePoints"]
+    assert resolver["parent_id"] == operation["span_id"]
+    assert not any(key.startswith("graphql.param") for s in trace for key in s["attributes"])
+
+    commands = [s for s in trace if s["name"] == "ledger.command"]
+    command_names = {s["attributes"]["subledger.command"] for s in commands}
+    # Recorded before the gateway is asked, settled from its answer: two commands.
+    assert command_names == {"PointsPurchases.begin_points_purchase", "PaymentBook.settle_charge"}, command_names
+    for command in commands:
+        assert ancestors(command, by_id)[-3:] == ["GraphQL Resolving: purchasePoints", "GraphQL Query: Buy", "POST /graphql"]
+    saves = [s for s in trace if s["name"] == "ledger.save"]
+    assert saves and all(by_id[s["parent_id"]]["name"] == "ledger.command" for s in saves)
+
+    calls = [s for s in trace if s["name"] == "gateway.call"]
+    assert [c["attributes"]["subledger.gateway.operation"] for c in calls] == ["charge"]
+    call = calls[0]
+    assert call["attributes"]["subledger.gateway.provider"] == "SANDBOX"
+    assert call["attributes"]["http.response.status_code"] == 200
+    assert "GraphQL Resolving: purchasePoints" in ancestors(call, by_id)
+    tries = [s for s in trace if s["name"] == "gateway.http"]
+    assert [(t["parent_id"], t["attributes"]["http.request.method"]) for t in tries] == [(call["span_id"], "POST")]
+
+    # The registration's own trace holds its gateway call: issue_billing_key.
+    issued = [s for s in spans if s["attributes"].get("subledger.gateway.operation") == "issue_billing_key"]
+    assert len(issued) == 1 and issued[0]["trace_id"] != root["trace_id"]
+
+    exported = raw(receiver)
+    for secret in (billing_key, GOOD_CARD, token, JWT_SECRET, "test_sk_sandbox", "Bearer", "authKey"):
+        assert secret.encode() not in exported, secret
+
+
+def test_without_the_subledger_endpoint_nothing_is_traced_or_sent(
+    api_factory: Any, receiver: str, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OpenTelemetry SDK's own variable alone does not turn tracing on (one setting, documented)."""
+    httpx.delete(f"{receiver}/spans")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver)
+    api = api_factory()
+    assert api.built.tracing is None and api.built.ledger.tracer is NO_TRACER
+    method = api.add_card(user)
+    bought = post(api, PURCHASE, {"m": method}, user, f"buy-{uuid.uuid4().hex}")
+    assert bought.json()["data"]["purchasePoints"]["payment"]["status"] == "SUCCEEDED"
+    api.close()
+    assert received(receiver) == [] and raw(receiver) == b""
