@@ -9,7 +9,8 @@ a caller's W3C `traceparent` makes it a child of the caller's trace. Probes and 
 operation span (`GraphQL Query: <operationName>`) records neither the query text nor any
 argument (either may hold an authKey, a billing key, an e-mail address), and only the
 operation's top-level fields get a resolver span (`GraphQL Resolving: spendPoints`): a list
-of a hundred items costs no hundred spans. Ledger commands and gateway calls made by a
+of a hundred items costs no hundred spans. A failing resolver's span names the error's type
+and code (`error.type`, `subledger.error_code`), not its message. Ledger commands and gateway calls made by a
 resolver are its children.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import LifecycleStep
 from strawberry.extensions.tracing import OpenTelemetryExtension
+from strawberry.extensions.tracing.utils import should_skip_tracing
 
 from schema.metrics import KNOWN_ROUTES
 from schema.request_ids import PROBES
@@ -67,10 +69,23 @@ class GraphQLSpans(OpenTelemetryExtension):
         span.set_attribute("graphql.path", info.field_name)
 
     async def resolve(self, _next: Callable, root: Any, info: GraphQLResolveInfo, *args: Any, **kwargs: Any) -> Any:
-        if info.path.prev is not None:  # a nested field: no span of its own
+        # Strawberry's own resolve records a failing resolver's exception with its message
+        # (which may repeat an input); here only its type and code, as every span of ours.
+        if info.path.prev is not None or should_skip_tracing(_next, info):  # nested fields: no span of their own
             result = _next(root, info, *args, **kwargs)
             return await result if isawaitable(result) else result
-        return await super().resolve(_next, root, info, *args, **kwargs)
+        with self._tracer.start_as_current_span(
+            f"GraphQL Resolving: {info.field_name}",
+            context=trace.set_span_in_context(self._span_holder[LifecycleStep.OPERATION]),
+            record_exception=False, set_status_on_exception=False,
+        ) as span:
+            self.add_tags(span, info, kwargs)
+            try:
+                result = _next(root, info, *args, **kwargs)
+                return await result if isawaitable(result) else result
+            except BaseException as error:
+                mark_failed(span, error)
+                raise
 
 
 def graphql_spans(provider: TracerProvider) -> Callable[[], GraphQLSpans]:

@@ -48,8 +48,11 @@ class OtelTracer:
 
 
 def mark_failed(span: Span, error: BaseException) -> None:
-    """The error's type on the span, never its message."""
+    """The error's type (and a refusal's contract code) on the span, never its message."""
     span.set_attribute("error.type", type(error).__name__)
+    code = getattr(error, "code", None)
+    if isinstance(code, str):
+        span.set_attribute("subledger.error_code", code)
     span.set_status(Status(StatusCode.ERROR, type(error).__name__))
 
 

@@ -6,16 +6,24 @@
 exporter sends it), decodes it with opentelemetry-proto and keeps every span, flattened:
 `GET /spans` answers them as JSON, `GET /raw` every body received (decompressed) as it came,
 for a search for secrets in the exported bytes; `DELETE /spans` forgets everything.
+`running_receiver()` starts it for a test; `Received` reads it.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -96,6 +104,46 @@ class Handler(BaseHTTPRequestHandler):
             _spans.clear()
             _raw.clear()
         self._answer(204, b"", "text/plain")
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the receiver at `url` holds."""
+
+    url: str
+
+    def spans(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.url}/spans").json()
+
+    def raw(self) -> bytes:
+        return httpx.get(f"{self.url}/raw").content
+
+    def clear(self) -> None:
+        httpx.delete(f"{self.url}/spans").raise_for_status()
+
+
+def ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[str]:
+    """Names of the span's ancestors within `by_id`, nearest first."""
+    names = []
+    while span["parent_id"] in by_id:
+        span = by_id[span["parent_id"]]
+        names.append(span["name"])
+    return names
+
+
+@contextlib.contextmanager
+def running_receiver() -> Iterator[Received]:
+    """The receiver as its own process, stopped afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.otlp_receiver"], cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert line.startswith("listening "), line
+        yield Received(f"http://127.0.0.1:{int(line.split()[1])}")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def main() -> None:

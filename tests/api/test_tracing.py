@@ -7,11 +7,8 @@ id is the one answered in X-Request-ID; no key, token or secret is in the export
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,34 +16,17 @@ import pytest
 
 from domain.tracing import NO_TRACER
 from tests.api.conftest import GOOD_CARD, JWT_SECRET, Api
+from tests.otlp_receiver import Received, ancestors, running_receiver
 
-ROOT = Path(__file__).resolve().parents[2]
 REGISTER_INLINE = """mutation Register { registerPaymentMethod(input: {provider: SANDBOX, authKey: "%s", customerKey: "%s"}) { id } }"""
 PURCHASE = """mutation Buy($m: ID!) { purchasePoints(input: {packageId: "regular", paymentMethodId: $m}) {
   payment { id status amount orderId } totalPoints } }"""
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[str]:
-    """The OTLP/HTTP receiver, its own process for the module."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.otlp_receiver"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-        assert line.startswith("listening "), line
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def received(receiver: str) -> list[dict[str, Any]]:
-    return httpx.get(f"{receiver}/spans").json()
-
-
-def raw(receiver: str) -> bytes:
-    return httpx.get(f"{receiver}/raw").content
+def receiver() -> Iterator[Received]:
+    with running_receiver() as received:
+        yield received
 
 
 def post(api: Api, query: str, variables: dict[str, Any], user: str, request_id: str) -> httpx.Response:
@@ -56,20 +36,11 @@ def post(api: Api, query: str, variables: dict[str, Any], user: str, request_id:
     return response
 
 
-def ancestors(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[str]:
-    """Names of the span's ancestors, nearest first."""
-    names = []
-    while span["parent_id"] in by_id:
-        span = by_id[span["parent_id"]]
-        names.append(span["name"])
-    return names
-
-
 def test_a_purchase_is_one_trace_of_request_operation_commands_and_gateway_calls(
-    api_factory: Any, receiver: str, user: str
+    api_factory: Any, receiver: Received, user: str
 ) -> None:
-    httpx.delete(f"{receiver}/spans")
-    api = api_factory(otlp_endpoint=receiver, otlp_service_name="subledger-test")
+    receiver.clear()
+    api = api_factory(otlp_endpoint=receiver.url, otlp_service_name="subledger-test")
     token = api.token(user)
     registered = post(api, REGISTER_INLINE % (GOOD_CARD, f"cust-{user}"), {}, user, f"reg-{uuid.uuid4().hex}")
     method = registered.json()["data"]["registerPaymentMethod"]["id"]
@@ -86,7 +57,7 @@ def test_a_purchase_is_one_trace_of_request_operation_commands_and_gateway_calls
     assert billing_key
     api.close()  # the lifespan's shutdown flushes the batch: nothing is waited for here
 
-    spans = received(receiver)
+    spans = receiver.spans()
     roots = [s for s in spans if s["attributes"].get("subledger.request_id") == request_id and not s["parent_id"]]
     assert [r["name"] for r in roots] == ["POST /graphql"]
     root = roots[0]
@@ -124,21 +95,37 @@ def test_a_purchase_is_one_trace_of_request_operation_commands_and_gateway_calls
     issued = [s for s in spans if s["attributes"].get("subledger.gateway.operation") == "issue_billing_key"]
     assert len(issued) == 1 and issued[0]["trace_id"] != root["trace_id"]
 
-    exported = raw(receiver)
+    exported = receiver.raw()
     for secret in (billing_key, GOOD_CARD, token, JWT_SECRET, "test_sk_sandbox", "Bearer", "authKey"):
         assert secret.encode() not in exported, secret
 
 
 def test_without_the_subledger_endpoint_nothing_is_traced_or_sent(
-    api_factory: Any, receiver: str, user: str, monkeypatch: pytest.MonkeyPatch
+    api_factory: Any, receiver: Received, user: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The OpenTelemetry SDK's own variable alone does not turn tracing on (one setting, documented)."""
-    httpx.delete(f"{receiver}/spans")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver)
+    receiver.clear()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
     api = api_factory()
     assert api.built.tracing is None and api.built.ledger.tracer is NO_TRACER
     method = api.add_card(user)
     bought = post(api, PURCHASE, {"m": method}, user, f"buy-{uuid.uuid4().hex}")
     assert bought.json()["data"]["purchasePoints"]["payment"]["status"] == "SUCCEEDED"
     api.close()
-    assert received(receiver) == [] and raw(receiver) == b""
+    assert receiver.spans() == [] and receiver.raw() == b""
+
+
+def test_a_refused_command_says_which_error_but_not_its_message(api_factory: Any, receiver: Received, user: str) -> None:
+    receiver.clear()
+    api = api_factory(otlp_endpoint=receiver.url)
+    spend = 'mutation Spend { spendPoints(input: {amount: 700, serviceId: "reading-9"}) { pointsSpent } }'
+    body = api.client.post(f"{api.url}/graphql", json={"query": spend}, headers={"Authorization": f"Bearer {api.token(user)}"}).json()
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "INSUFFICIENT_POINTS"
+    api.close()
+    commands = [s for s in receiver.spans() if s["name"] == "ledger.command"]
+    assert [c["attributes"]["subledger.command"] for c in commands] == ["WalletCommands.spend_points"]
+    assert commands[0]["status"] == "STATUS_CODE_ERROR"
+    assert commands[0]["attributes"]["error.type"] == "InsufficientPoints"
+    assert commands[0]["attributes"]["subledger.error_code"] == "INSUFFICIENT_POINTS"
+    assert error["message"].encode() not in receiver.raw()
