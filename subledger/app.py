@@ -333,7 +333,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
 
 
 def start_traces(settings: Settings, built: Built) -> None:
-    """Spans of ledger commands, gateway calls and jobs, when SUBLEDGER_OTLP_ENDPOINT is set."""
+    """Spans of ledger commands, gateway calls, jobs and projection batches, when SUBLEDGER_OTLP_ENDPOINT is set."""
     if not settings.otlp_endpoint:
         return
     from subledger.tracing import start_tracing
@@ -343,6 +343,8 @@ def start_traces(settings: Settings, built: Built) -> None:
     for gateway in built.gateways.values():
         if isinstance(gateway, TossGateway):
             gateway.tracer = built.tracing.tracer
+    for runner in built.runners:
+        runner.tracer = built.tracing.tracer
 
 
 def http_tracing(tracing: Any) -> tuple[Any, Any]:

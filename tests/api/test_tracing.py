@@ -55,6 +55,7 @@ def test_a_purchase_is_one_trace_of_request_operation_commands_and_gateway_calls
     assert ledger_payment is not None and ledger_payment.amount == 5000
     billing_key = api.built.ledger.customer(user).payment_methods[method]["billing_key"]
     assert billing_key
+    api.settle_read_models()
     api.close()  # the lifespan's shutdown flushes the batch: nothing is waited for here
 
     spans = receiver.spans()
@@ -90,6 +91,11 @@ def test_a_purchase_is_one_trace_of_request_operation_commands_and_gateway_calls
     assert "GraphQL Resolving: purchasePoints" in ancestors(call, by_id)
     tries = [s for s in trace if s["name"] == "gateway.http"]
     assert [(t["parent_id"], t["attributes"]["http.request.method"]) for t in tries] == [(call["span_id"], "POST")]
+
+    # The read models follow the ledger: a span per batch they apply.
+    batches = [s for s in spans if s["name"] == "projection.batch" and s["service"] == "subledger-test"]
+    assert {"payments", "wallet_history"} <= {b["attributes"]["subledger.projection"] for b in batches}
+    assert all(b["attributes"]["subledger.events"] > 0 for b in batches)
 
     # The registration's own trace holds its gateway call: issue_billing_key.
     issued = [s for s in spans if s["attributes"].get("subledger.gateway.operation") == "issue_billing_key"]
