@@ -70,6 +70,7 @@ def test_a_purchase_is_one_trace_of_request_operation_commands_and_gateway_calls
     assert operation["parent_id"] == root["span_id"]
     assert operation["attributes"]["subledger.request_id"] == request_id
     assert "query" not in operation["attributes"]
+    assert named["GraphQL Parsing"]["parent_id"] == named["GraphQL Validation"]["parent_id"] == operation["span_id"]
     resolver = named["GraphQL Resolving: purchasePoints"]
     assert resolver["parent_id"] == operation["span_id"]
     assert not any(key.startswith("graphql.param") for s in trace for key in s["attributes"])
