@@ -16,6 +16,8 @@ import pytest
 
 from domain.tracing import NO_TRACER
 from tests.api.conftest import GOOD_CARD, JWT_SECRET, Api
+from tests.integration.test_connection_refusals import closed_port
+from tests.integration.test_production_mode import run
 from tests.otlp_receiver import Received, ancestors, running_receiver
 
 REGISTER_INLINE = """mutation Register { registerPaymentMethod(input: {provider: SANDBOX, authKey: "%s", customerKey: "%s"}) { id } }"""
@@ -136,3 +138,26 @@ def test_a_refused_command_says_which_error_but_not_its_message(api_factory: Any
     assert commands[0]["attributes"]["error.type"] == "InsufficientPoints"
     assert commands[0]["attributes"]["subledger.error_code"] == "INSUFFICIENT_POINTS"
     assert error["message"].encode() not in receiver.raw()
+
+
+def test_an_endpoint_that_is_no_url_is_refused_in_one_line(tmp_path: Any) -> None:
+    done = run({"SUBLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}", "SUBLEDGER_OTLP_ENDPOINT": "collector:4318"}, "serve")
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("subledger: SUBLEDGER_OTLP_ENDPOINT"), done.stderr
+    assert "http://" in lines[0]
+
+
+def test_a_collector_that_is_down_fails_no_request(
+    api_factory: Any, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spans queue in the background; the answers and the money are as without tracing. The
+    SDK's export timeout bounds the stop (here 1 s, by the SDK's own variable)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    api = api_factory(otlp_endpoint=f"http://127.0.0.1:{closed_port()}")
+    method = api.add_card(user)
+    bought = post(api, PURCHASE, {"m": method}, user, f"buy-{uuid.uuid4().hex}")
+    payment = bought.json()["data"]["purchasePoints"]["payment"]
+    assert (payment["status"], payment["amount"]) == ("SUCCEEDED", 5000)
+    assert [c["amount"] for c in api.sandbox.charges() if c["orderId"] == payment["orderId"]] == [5000]
+    api.close()
