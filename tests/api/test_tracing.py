@@ -161,3 +161,18 @@ def test_a_collector_that_is_down_fails_no_request(
     assert (payment["status"], payment["amount"]) == ("SUCCEEDED", 5000)
     assert [c["amount"] for c in api.sandbox.charges() if c["orderId"] == payment["orderId"]] == [5000]
     api.close()
+
+
+def test_jobs_run_by_a_request_are_spans_of_its_trace(api_factory: Any, receiver: Received) -> None:
+    receiver.clear()
+    api = api_factory(otlp_endpoint=receiver.url)
+    advance = "mutation Advance($to: DateTime!) { advanceTestClock(to: $to) { job } }"
+    ran = api.gql(advance, {"to": "2026-03-02T10:00:00+09:00"}, user="ops", scope="admin")["advanceTestClock"]
+    assert ran  # the 00:00 and 09:00 runs of 2026-03-02
+    api.close()
+    spans = receiver.spans()
+    by_id = {s["span_id"]: s for s in spans}
+    jobs = [s for s in spans if s["name"] == "job"]
+    assert sorted(j["attributes"]["subledger.job"] for j in jobs) == sorted(run["job"] for run in ran)
+    for job in jobs:
+        assert ancestors(job, by_id) == ["GraphQL Resolving: advanceTestClock", "GraphQL Query: Advance", "POST /graphql"]
