@@ -29,6 +29,7 @@ from tenacity import (
 )
 
 from domain.errors import SandboxOnly
+from domain.tracing import NO_TRACER, Tracer
 from domain.ports import (
     BillingKey,
     ChargeResult,
@@ -143,6 +144,8 @@ class TossGateway:
             for _ in range(POOLS)
         ]
         self._turn = itertools.cycle(self._clients)
+        #: A span per call and per HTTP try (`gateway.call`, `gateway.http`): named by operation, never by path.
+        self.tracer: Tracer = NO_TRACER
 
     async def issue_billing_key(self, auth_key: str, customer_key: str) -> BillingKey:
         exchange = await self._exchange(
@@ -279,19 +282,41 @@ class TossGateway:
         params: dict[str, str] | None = None,
     ) -> _Exchange:
         """Send, retrying transient failures under the same Idempotency-Key.
-        `operation` names the call in logs: paths may hold billing keys, which never go to logs."""
+        `operation` names the call in logs and spans: paths may hold billing keys, which never go there."""
+        with self.tracer.span("gateway.call", {"subledger.gateway.provider": self.provider,
+                                               "subledger.gateway.operation": operation}) as span:
+            exchange = await self._exchange_traced(operation, method, path, json, idempotency_key, params)
+            span.set_attribute("subledger.gateway.settled", exchange.settled)
+            if exchange.response is not None:
+                span.set_attribute("http.response.status_code", exchange.response.status_code)
+            return exchange
+
+    async def _exchange_traced(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None,
+        idempotency_key: str | None,
+        params: dict[str, str] | None,
+    ) -> _Exchange:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         ambiguous = False
         last_error = ""
+        tries = 0
 
         async def attempt() -> httpx.Response:
-            nonlocal ambiguous, last_error
-            try:
-                response = await next(self._turn).request(method, path, json=json, headers=headers, params=params)
-            except httpx.TransportError as exc:
-                ambiguous = ambiguous or not isinstance(exc, _NEVER_SENT)
-                last_error = f"{type(exc).__name__}: {exc}"
-                raise
+            nonlocal ambiguous, last_error, tries
+            tries += 1
+            with self.tracer.span("gateway.http", {"http.request.method": method, "subledger.gateway.try": tries}) as span:
+                try:
+                    response = await next(self._turn).request(method, path, json=json, headers=headers, params=params)
+                except httpx.TransportError as exc:
+                    ambiguous = ambiguous or not isinstance(exc, _NEVER_SENT)
+                    last_error = f"{type(exc).__name__}: {exc}"
+                    span.set_attribute("error.type", type(exc).__name__)
+                    raise
+                span.set_attribute("http.response.status_code", response.status_code)
             ambiguous = ambiguous or _in_flight_elsewhere(response)
             return response
 

@@ -2,6 +2,8 @@
 request limits (depth, aliases, body size) and the parse and validation caches."""
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 from graphql import GraphQLError
@@ -74,12 +76,14 @@ class DepthAndAliasLimits(AddValidationRules):
         super().__init__(list(_LIMIT_RULES))
 
 
-def build_schema() -> Schema:
+def build_schema(first: tuple[Any, ...] = ()) -> Schema:
+    """The served schema; `first` are extensions that wrap all others (the tracing spans)."""
     return Schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
+            *first,
             DepthAndAliasLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,

@@ -85,6 +85,8 @@ class Built:
     http: Any = None
     background: list[Any] = field(default_factory=list)
     read_models: Any = None
+    #: OpenTelemetry (subledger/tracing.py) when SUBLEDGER_OTLP_ENDPOINT is set.
+    tracing: Any = None
 
     def catch_up(self) -> None:
         for runner in self.runners:
@@ -129,6 +131,8 @@ class Built:
             self.read_models.close()
         self.view_db.close()
         self.ledger.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 def ledger_env(settings: Settings, db: Database) -> dict[str, str]:
@@ -280,6 +284,8 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
     services.reconcile = built.reconcile
+    start_traces(settings, built)
+    served_schema, traced = http_tracing(built.tracing)
 
     def ready() -> list[str]:
         return [
@@ -314,7 +320,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
 
     built.http = build_http_app(
         services,
-        schema,
+        served_schema,
         cron_secret=settings.cron_secret,
         cron_endpoint=settings.cron_endpoint,
         ready=ready,
@@ -323,8 +329,34 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         lifespan=lifespan,
         cors=cors_policy(settings),
         extra_routes=webhook_routes(built),
+        traced=traced,
     )
     return built
+
+
+def start_traces(settings: Settings, built: Built) -> None:
+    """Spans of ledger commands, gateway calls, jobs and projection batches, when SUBLEDGER_OTLP_ENDPOINT is set."""
+    if not settings.otlp_endpoint:
+        return
+    from subledger.tracing import start_tracing
+
+    built.tracing = start_tracing(settings.otlp_endpoint, settings.otlp_service_name)
+    built.ledger.tracer = built.jobs.tracer = built.tracing.tracer
+    for gateway in built.gateways.values():
+        if isinstance(gateway, TossGateway):
+            gateway.tracer = built.tracing.tracer
+    for runner in built.runners:
+        runner.tracer = built.tracing.tracer
+
+
+def http_tracing(tracing: Any) -> tuple[Any, Any]:
+    """The schema and the request-span middleware: the untraced schema without tracing."""
+    if tracing is None:
+        return schema, None
+    from schema.build import build_schema
+    from schema.tracing import TracedRequests, graphql_spans
+
+    return build_schema((graphql_spans(tracing.provider),)), lambda app: TracedRequests(app, tracing.provider)
 
 
 def webhook_routes(built: Built) -> list[Route]:

@@ -195,6 +195,20 @@ class Settings(BaseSettings):
     ))
     read_pool_size: int = Field(5, ge=1, description="Connections of the read models' pool in each process, at most.")
     log_level: str = Field("INFO", description="Lowest level written: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).")
+    otlp_endpoint: str | None = Field(None, description=(
+        "OpenTelemetry: the OTLP/HTTP collector's base URL (e.g. http://collector:4318); spans go to "
+        "`<url>/v1/traces`. Unset: no tracing at all (docs/operations-monitoring.md#tracing)."
+    ))
+    otlp_service_name: str = Field("subledger", description="OpenTelemetry: the `service.name` of every span this process exports.")
+
+    @field_validator("otlp_endpoint", mode="before")
+    @classmethod
+    def _otlp_url(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, like http://collector:4318")
+        return value
 
     @field_validator("timezone")
     @classmethod
