@@ -121,7 +121,9 @@ class TossGateway:
         retry_base_seconds: float = 1.0,
         timeout: float = 10.0,
         sandbox: bool = False,
+        auth: httpx.Auth | None = None,
     ) -> None:
+        """`auth`: how requests authenticate (default Toss' Basic auth with `secret_key`)."""
         self.provider = provider
         self.transactions_page = TRANSACTIONS_PAGE
         #: Never kept from a provider's answer, e.g. inside a receipt URL (`toss_objects.receipt_url`).
@@ -135,7 +137,7 @@ class TossGateway:
         self._clients = [
             httpx.AsyncClient(
                 base_url=base_url,
-                auth=httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
+                auth=auth or httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
                 transport=transport,
                 timeout=timeout,
                 limits=httpx.Limits(max_connections=CONNECTIONS_PER_POOL, max_keepalive_connections=CONNECTIONS_PER_POOL),
