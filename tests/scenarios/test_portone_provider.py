@@ -4,6 +4,7 @@ refund, points purchase, a charge whose answer is lost (settled by lookup), and 
 Every money assertion reads both sides: the look-alike's payments and the ledger, to the won."""
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from subledger.logging import QUIET_LOGGERS
 from tests.api.conftest import Api
 from tests.integration.gateway_server import serve_sandbox
 from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, subscribe, subscription
@@ -84,6 +86,13 @@ def test_registration_checks_the_key_with_portone(api: Api, portone: httpx.Clien
     assert (unknown.code, unknown.extensions.get("providerCode")) == ("BAD_USER_INPUT", "BILLING_KEY_NOT_FOUND")
 
 
+def test_portone_not_enabled_is_refused_naming_it(api_factory: Any, user: str) -> None:
+    api = api_factory()  # the default: sandbox only
+    refused = api.error(REGISTER, {"k": "billing-key-any", "c": f"cust-{user}"}, user=user)
+    assert refused.code == "BAD_USER_INPUT" and "PORTONE is not enabled" in refused.errors[0]["message"]
+    assert api.gql("query { paymentMethods { id } }", user=user)["paymentMethods"] == []
+
+
 def test_renewal_charges_portone_each_period(api: Api, portone: httpx.Client, store: str, user: str) -> None:
     method, _ = add_portone_card(api, portone, store, user)
     sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
@@ -135,8 +144,13 @@ def test_points_purchase_through_portone(api: Api, portone: httpx.Client, store:
     assert api.gql(WALLET, user=user)["wallet"]["usableBalance"] == 5500
 
 
-def test_a_lost_charge_answer_is_settled_by_lookup_once(api: Api, portone: httpx.Client, store: str, user: str) -> None:
-    method, _ = add_portone_card(api, portone, store, user)
+def test_a_lost_charge_answer_is_settled_by_lookup_once(
+    api: Api, portone: httpx.Client, store: str, user: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in QUIET_LOGGERS:  # as the service keeps them (their lines hold URLs: subledger/logging.py)
+        caplog.set_level(logging.WARNING, logger=name)
+    method, key = add_portone_card(api, portone, store, user)
     portone.post("/sandbox/faults", json={"dropResponses": 1}).raise_for_status()
     bought = api.gql(PURCHASE, {"m": method}, user=user)["purchasePoints"]
     assert (bought["payment"]["status"], bought["payment"]["amount"]) == ("SUCCEEDED", 5000)
@@ -147,6 +161,9 @@ def test_a_lost_charge_answer_is_settled_by_lookup_once(api: Api, portone: httpx
     assert len(tries) == 2 and lookups  # the lost answer, the retry refused ALREADY_PAID, then the lookup
     assert paid_amounts(portone, store) == {order_id: 5000}
     assert api.gql(WALLET, user=user)["wallet"]["usableBalance"] == 5500
+    assert "gateway_retry provider=PORTONE operation=charge" in caplog.text  # the retry was logged...
+    leaks = [f"{r.name}: {r.getMessage()}" for r in caplog.records if SECRET in r.getMessage() or key in r.getMessage()]
+    assert leaks == []  # ...without the API secret or the billing key
 
 
 def test_reconciliation_lists_portone_payments(api: Api, portone: httpx.Client, store: str, user: str) -> None:
