@@ -96,6 +96,14 @@ def _failure(exchange: _Exchange) -> GatewayError:
     return GatewayError(decline, provider_code(body), _message(exchange))
 
 
+def _body_type(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("type") if isinstance(body, dict) else None
+
+
 def _iso(when: datetime) -> str:
     aware = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     return aware.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
@@ -120,6 +128,13 @@ class PortOneGateway(TossGateway):
         )
         self.store_id = store_id
         self.listing_page = LISTING_PAGE
+
+    def transient(self, response: httpx.Response) -> bool:
+        """5xx and 429, except PG_PROVIDER (HTTP 502): the card processor's definite verdict,
+        which another try would only put to the card again."""
+        if response.status_code == 502 and _body_type(response) == "PG_PROVIDER":
+            return False
+        return response.status_code >= 500 or response.status_code == 429
 
     async def issue_billing_key(self, auth_key: str, customer_key: str) -> BillingKey:
         """Verify a billing key PortOne's browser SDK issued: ISSUED, our store, this customer."""

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateways.sandbox_app import _DroppedResponse
-from gateways.sandbox_engine import SandboxEngine
+from gateways.sandbox_app import _DroppedResponse, _field as checked_field
+from gateways.sandbox_engine import SandboxEngine, TossError
 from gateways.sandbox_portone import PortOneBook, PortOneError
 
 SECRET_PREFIX = "test_portone_"
@@ -34,12 +34,11 @@ Operation = Callable[[Request, dict[str, Any]], Any]
 
 
 def _field(body: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise PortOneError(400, "INVALID_REQUEST", f"{name}: {kind.__name__} 값이 필요합니다.")
-    return value
+    """The Toss look-alike's field check, answered as PortOne's INVALID_REQUEST."""
+    try:
+        return checked_field(body, name, kind, required)
+    except TossError as exc:
+        raise PortOneError(exc.status, exc.code, exc.message) from None
 
 
 def _json_response(status: int, body: Any, dropped: bool = False) -> Response:

@@ -194,6 +194,8 @@ async def test_pg_provider_declines_over_the_wire(gateway, control, card, declin
         ChargeStatus.DECLINED, decline, f"PG_PROVIDER:{pg_code}")
     at_portone = payments_at_portone(control)[order_id]
     assert (at_portone["status"], at_portone["failure"]["pgCode"]) == ("FAILED", pg_code)
+    # HTTP 502, but the processor's verdict: not retried (a retry would put it to the card again).
+    assert len([r for r in requests_made(control) if r["path"].endswith("/billing-key")]) == 1
     found = await gateway.lookup_order(order_id)
     assert found is not None and (found.status, found.decline_code) == (ChargeStatus.DECLINED, decline)
 
