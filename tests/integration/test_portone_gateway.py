@@ -96,6 +96,7 @@ async def test_charge_posts_the_documented_billing_key_payment(gateway, control)
     assert (request["method"], request["path"]) == ("POST", f"/payments/{order_id}/billing-key")
     assert request["headers"]["authorization"] == f"PortOne {SECRET}"
     assert request["headers"]["content-type"] == "application/json"
+    assert "idempotency-key" not in request["headers"]  # PortOne documents none: the paymentId is the key
     assert request["body"] == {
         "storeId": STORE, "billingKey": key, "orderName": "Basic 2026-03", "customer": {"id": "cust-1"},
         "amount": {"total": 9900}, "currency": "KRW",
@@ -171,6 +172,9 @@ async def test_listing_pages_payments_by_cursor_with_a_request_body_query(gatewa
         ("INVALID_REQUEST", 400, None, DeclineCode.OTHER),
         ("PAYMENT_NOT_FOUND", 404, None, DeclineCode.OTHER),
         ("SUM_OF_PARTS_EXCEEDS_TOTAL_AMOUNT", 409, None, DeclineCode.OTHER),
+        ("DISCOUNT_AMOUNT_EXCEEDS_TOTAL_AMOUNT", 409, None, DeclineCode.OTHER),
+        ("PAYMENT_SCHEDULE_ALREADY_EXISTS", 409, None, DeclineCode.OTHER),
+        ("PROMOTION_PAY_METHOD_DOES_NOT_MATCH", 409, None, DeclineCode.OTHER),
         (None, 500, None, DeclineCode.PROVIDER_ERROR),
         (None, 429, None, DeclineCode.PROVIDER_ERROR),
     ],
