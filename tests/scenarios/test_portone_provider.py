@@ -5,8 +5,12 @@ Every money assertion reads both sides: the look-alike's payments and the ledger
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import timedelta
 from typing import Any
 
@@ -14,10 +18,11 @@ import httpx
 import pytest
 
 from subledger.logging import QUIET_LOGGERS
-from tests.api.conftest import Api
+from tests.api.conftest import JWT_SECRET, Api
 from tests.integration.gateway_server import serve_sandbox
 from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, subscribe, subscription
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test_portone_scenarios"
 REGISTER = """mutation($k: String!, $c: String!) { registerPaymentMethod(input: {provider: PORTONE, authKey: $k, customerKey: $c}) {
   id provider cardMasked active } }"""
@@ -166,7 +171,9 @@ def test_a_lost_charge_answer_is_settled_by_lookup_once(
     assert leaks == []  # ...without the API secret or the billing key
 
 
-def test_reconciliation_lists_portone_payments(api: Api, portone: httpx.Client, store: str, user: str) -> None:
+def test_reconciliation_lists_portone_payments(
+    api: Api, portone: httpx.Client, portone_url: str, store: str, user: str, database_url: str,
+) -> None:
     method, key = add_portone_card(api, portone, store, user)
     bought = api.gql(PURCHASE, {"m": method}, user=user)["purchasePoints"]
     api.settle_read_models()
@@ -184,3 +191,19 @@ def test_reconciliation_lists_portone_payments(api: Api, portone: httpx.Client, 
     assert [(d["finding"], d["provider"], d["orderId"]) for d in report["disagreements"]] == [
         ("UNKNOWN_ORDER", "PORTONE", stray)]
     assert bought["payment"]["orderId"] in paid_amounts(portone, store)
+    # A refund made at PortOne behind the ledger's back: the amounts now differ.
+    order_id = bought["payment"]["orderId"]
+    portone.post(f"/payments/{order_id}/cancel", headers={"Authorization": f"PortOne {SECRET}"},
+                 json={"storeId": store, "amount": 1000, "reason": "console"}).raise_for_status()
+    # `subledger audit reconcile`, the same report from the command line.
+    env = {**os.environ, "SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_JWT_SECRET": JWT_SECRET,
+           "SUBLEDGER_CLOCK": "test", "SUBLEDGER_GATEWAY": "sandbox,portone", "SUBLEDGER_PORTONE_API_SECRET": SECRET,
+           "SUBLEDGER_PORTONE_STORE_ID": store, "SUBLEDGER_PORTONE_BASE_URL": portone_url}
+    audit = subprocess.run([sys.executable, "-m", "subledger.cli", "audit", "reconcile"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert audit.returncode == 1, audit.stderr
+    lines = sorted(line.split(" ledger=")[0] for line in audit.stdout.splitlines())
+    assert lines == [f"REFUNDS_DIFFER provider=PORTONE order={order_id} payment={bought['payment']['id']}",
+                     f"UNKNOWN_ORDER provider=PORTONE order={stray} payment=-"]
+    assert "cancelled 1000" in audit.stdout
+    assert SECRET not in audit.stdout + audit.stderr and key not in audit.stdout + audit.stderr
