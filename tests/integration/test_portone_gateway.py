@@ -5,6 +5,9 @@ charges and refunds when answers are lost."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
@@ -294,3 +297,14 @@ async def test_lookups_down_raise_network_error(gateway, control) -> None:
     with pytest.raises(GatewayError) as down:
         await gateway.lookup_order(order_id)
     assert down.value.decline_code is DeclineCode.NETWORK_ERROR
+
+
+def test_serve_refuses_incomplete_portone_settings_in_one_line(tmp_path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "SUBLEDGER_GATEWAY": "sandbox,portone",
+           "SUBLEDGER_PORTONE_API_SECRET": "a-secret-never-printed", "SUBLEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    refused = subprocess.run([sys.executable, "-m", "subledger.cli", "serve"], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "subledger: SUBLEDGER_PORTONE_STORE_ID is required when SUBLEDGER_GATEWAY includes portone"]
+    assert "a-secret-never-printed" not in refused.stdout + refused.stderr
