@@ -291,6 +291,24 @@ async def test_a_dropped_cancel_answer_never_refunds_twice(gateway, control) -> 
     assert payments_at_portone(control)[order_id]["amount"]["cancelled"] == 4000
 
 
+async def test_a_refused_refund_is_refused_and_may_be_sent_again(gateway, control) -> None:
+    order_id = await paid_order(gateway, control, 3000)
+    set_faults(control, refuseRefunds=1)
+    refused = await gateway.refund(order_id, 3000, "all", "k")
+    assert (refused.status, refused.provider_code) == (RefundStatus.REFUSED, "PG_PROVIDER:FAILED_REFUND_PROCESS")
+    assert payments_at_portone(control)[order_id]["amount"]["cancelled"] == 0
+    assert (await gateway.refund(order_id, 3000, "all", "k")).status is RefundStatus.DONE
+    assert payments_at_portone(control)[order_id]["amount"]["cancelled"] == 3000
+
+
+async def test_a_gateway_that_is_down_charges_nothing(gateway, control) -> None:
+    set_faults(control, refuse=True)
+    result = await gateway.charge(issue_key(control), "cust-1", 1000, new_order(), "Plan")
+    assert (result.status, result.decline_code) == (ChargeStatus.DECLINED, DeclineCode.PROVIDER_ERROR)
+    assert len([r for r in requests_made(control) if r["path"].endswith("/billing-key")]) == 4  # 1 + 3 retries
+    assert payments_at_portone(control) == {}
+
+
 async def test_lookups_down_raise_network_error(gateway, control) -> None:
     order_id = await paid_order(gateway, control)
     set_faults(control, lookupsDown=True)
