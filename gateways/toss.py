@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,11 +82,13 @@ class _Exchange:
     response: httpx.Response | None  # the last HTTP answer, if the last try got one
     ambiguous: bool  # some try may have been processed without us hearing the outcome
     error: str  # the last transport error, for messages
+    #: Which answers are worth another try (`TossGateway.transient`).
+    transient: Callable[[httpx.Response], bool] = _transient
 
     @property
     def settled(self) -> bool:
         """The provider gave a definite answer (success or a decline)."""
-        return self.response is not None and not _transient(self.response)
+        return self.response is not None and not self.transient(self.response)
 
     @property
     def succeeded(self) -> bool:
@@ -122,7 +125,9 @@ class TossGateway:
         retry_base_seconds: float = 1.0,
         timeout: float = 10.0,
         sandbox: bool = False,
+        auth: httpx.Auth | None = None,
     ) -> None:
+        """`auth`: how requests authenticate (default Toss' Basic auth with `secret_key`)."""
         self.provider = provider
         self.transactions_page = TRANSACTIONS_PAGE
         #: Never kept from a provider's answer, e.g. inside a receipt URL (`toss_objects.receipt_url`).
@@ -136,7 +141,7 @@ class TossGateway:
         self._clients = [
             httpx.AsyncClient(
                 base_url=base_url,
-                auth=httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
+                auth=auth or httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
                 transport=transport,
                 timeout=timeout,
                 limits=httpx.Limits(max_connections=CONNECTIONS_PER_POOL, max_keepalive_connections=CONNECTIONS_PER_POOL),
@@ -268,6 +273,10 @@ class TossGateway:
         if not exchange.succeeded:
             raise exchange.failure()
 
+    def transient(self, response: httpx.Response) -> bool:
+        """An answer worth retrying under the same key: 5xx, 429, or Toss' 409 in flight."""
+        return _transient(response)
+
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
@@ -331,7 +340,7 @@ class TossGateway:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(1 + RETRIES),
             wait=wait_exponential(multiplier=self._retry_base_seconds, exp_base=2),
-            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_transient),
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(self.transient),
             before_sleep=log_retry,
             # Out of retries: hand back the last answer (or raise its transport error).
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
@@ -339,8 +348,8 @@ class TossGateway:
         try:
             response = await retrying(attempt)
         except httpx.TransportError:
-            return _Exchange(None, ambiguous, last_error)
-        return _Exchange(response, ambiguous, last_error)
+            return _Exchange(None, ambiguous, last_error, self.transient)
+        return _Exchange(response, ambiguous, last_error, self.transient)
 
 
 def in_process_sandbox(engine: SandboxEngine | None = None, retry_base_seconds: float = 1.0) -> TossGateway:

@@ -29,6 +29,7 @@ from domain.subscription_billing import SubscriptionBilling
 from domain.webhooks import RetryPolicy
 from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
+from gateways.portone import PortOneGateway
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
 from projections import notifications as outbox
@@ -163,6 +164,14 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
             settings.toss_base_url,
             settings.toss_secret_key,
             provider="TOSS",
+            retry_base_seconds=retry,
+        )
+    if "portone" in settings.providers_named:
+        assert settings.portone_api_secret and settings.portone_store_id
+        gateways["PORTONE"] = PortOneGateway(
+            settings.portone_base_url,
+            settings.portone_api_secret.get_secret_value(),
+            settings.portone_store_id,
             retry_base_seconds=retry,
         )
     return gateways, sandbox
