@@ -1,0 +1,422 @@
+"""docker-compose.yml, run. With the docker CLI's compose plugin, `docker compose config -q`
+validates the file; with a running container engine, the image is built, the layout started and
+the README's GraphQL session run against it through the proxy. Without an engine (this suite's
+usual case) the same commands the compose file runs are started as processes on this machine,
+in the same order (depends_on), each waited for until its own healthcheck command passes, with
+the compose environment mapped to local addresses: PostgreSQL and Redis are the test servers,
+each service's container ports are free local ports, the proxy is nginx with the same
+deploy/nginx template, and Toss is the sandbox gateway server (a look-alike that accepts the
+live key the compose file requires). Then the README's session runs through the proxy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from gateways.sandbox_app import create_app
+from gateways.sandbox_engine import SandboxEngine
+from subledger.master_keys import generate_key
+from subledger.storage import Database
+from tests.compose_local import Service, completed_dependencies, load, start_order
+from tests.conftest import POSTGRES_URL, REDIS_URL, _require
+from tests.servers import serve_asgi
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+#: What an operator exports before `docker compose up` (docs/deployment.md#starting-it).
+HOST_ENV = {
+    "SUBLEDGER_DB_PASSWORD": secrets.token_hex(24),
+    "SUBLEDGER_JWT_SECRET": secrets.token_urlsafe(48),
+    "SUBLEDGER_TOSS_SECRET_KEY": "live_sk_" + secrets.token_hex(12),
+    "SUBLEDGER_MASTER_KEY": generate_key(),
+}
+#: The images whose servers this suite already runs (scripts/test), by image name.
+EXTERNAL_IMAGES = ("postgres", "redis")
+
+
+def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str] | None:
+    if not shutil.which("docker"):
+        return None
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **HOST_ENV}, cwd=ROOT)
+
+
+def compose_plugin() -> bool:
+    done = docker("compose", "version")
+    return bool(done and done.returncode == 0)
+
+
+def engine_running() -> bool:
+    done = docker("info", "--format", "{{.ServerVersion}}")
+    return bool(done and done.returncode == 0 and done.stdout.strip())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the README's session ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Session:
+    shell: str  # the ```sh block: mint a token, register a card with curl
+    operations: list[tuple[str, list[str]]]  # each GraphQL operation and its `# →` comments
+
+
+def readme_session() -> Session:
+    text = README.read_text()
+    section = text[text.index("## A GraphQL session"):]
+    section = section[: section.index("\n## ", 5)]
+    blocks = dict(re.findall(r"^```(sh|graphql)\n(.*?)^```", section, re.S | re.M))
+    operations = []
+    for chunk in blocks["graphql"].strip().split("\n\n"):
+        lines = chunk.splitlines()
+        operations.append(("\n".join(l for l in lines if not l.startswith("#")),
+                           [l.removeprefix("# → ") for l in lines if l.startswith("# → ")]))
+    return Session(blocks["sh"], operations)
+
+
+def run_readme_session(base_url: str, jwt_secret: str, provider: str) -> dict[str, Any]:
+    """The README's commands, as written but for the address, the secret and the provider; the
+    answers its comments promise. Returns what the session saw, for further checks."""
+    session = readme_session()
+    host = urlparse(base_url).netloc
+    shell = (session.shell.replace("SUBLEDGER_JWT_SECRET=...", f"SUBLEDGER_JWT_SECRET={jwt_secret}")
+             .replace(".venv/bin/", f"{BIN}/").replace("localhost:8000", host)
+             .replace("provider: SANDBOX", f"provider: {provider}"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
+    done = subprocess.run(["bash", "-euc", shell + '\nprintf "\\n%s\\n" "$TOKEN"'], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr
+    *answer, token = done.stdout.strip().splitlines()
+    registered = json.loads("\n".join(answer))
+    method = registered["data"]["registerPaymentMethod"]
+    assert method["id"].startswith("pm_") and method["cardMasked"], registered
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def send(query: str) -> dict[str, Any]:
+        reply = httpx.post(f"{base_url}/graphql", json={"query": query}, headers=headers, timeout=60)
+        body = reply.json()
+        assert reply.status_code == 200 and not body.get("errors"), body
+        return body["data"]
+
+    (purchase, purchase_says), (spend, spend_says), (wallet, _) = session.operations
+    assert purchase_says == ["status SUCCEEDED, amount 5000, totalPoints 5500, usableBalance 5500"]
+    bought = send(purchase.replace("pm_…", method["id"]))["purchasePoints"]
+    assert (bought["payment"], bought["totalPoints"], bought["wallet"]) == (
+        {"status": "SUCCEEDED", "amount": 5000}, 5500, {"usableBalance": 5500})
+    assert spend_says[0].startswith("500 spent, 5000 left")
+    spent = send(spend)["spendPoints"]
+    assert (spent["pointsSpent"], spent["remainingBalance"]) == (500, 5000)
+    deadline = time.monotonic() + 60
+    while True:  # the history is a read model: it follows the ledger a moment behind
+        seen = send(wallet)["wallet"]
+        if len(seen["transactions"]["items"]) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert seen["usableBalance"] == 5000
+    assert sorted(item["amount"] for item in seen["transactions"]["items"]) == [-500, 5500], seen
+    return {"method": method, "token": token}
+
+
+# --- a container engine, when there is one ----------------------------------------------
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    if not compose_plugin():
+        pytest.skip("the docker CLI with its compose plugin is not installed here: `docker compose config -q` not run")
+    done = docker("compose", "config", "-q")
+    assert done is not None and done.returncode == 0, done and done.stderr
+
+
+def test_the_image_runs_the_readme_session(tmp_path: Path) -> None:
+    if not engine_running():
+        pytest.skip("no container engine runs here: the image is not built (the processes below run the same commands)")
+    # The README's session is the sandbox's (its test card): the image's services run it with
+    # the sandbox gateway in development mode, by an override file; everything else is the file's.
+    built = [name for name, service in load(COMPOSE, HOST_ENV).items() if service.built]
+    override = tmp_path / "sandbox.override.yml"
+    override.write_text(json.dumps({"services": {name: {"environment": {
+        "SUBLEDGER_ENV": "development", "SUBLEDGER_GATEWAY": "sandbox"}} for name in built}}))
+    port = str(free_port())
+    project = ["compose", "-f", str(COMPOSE), "-f", str(override), "-p", f"subledger-test-{uuid.uuid4().hex[:6]}"]
+    os.environ["SUBLEDGER_API_PORT"] = port
+    try:
+        up = docker(*project, "up", "-d", "--build", "--wait", timeout=1800)
+        assert up is not None and up.returncode == 0, up and up.stderr
+        run_readme_session(f"http://127.0.0.1:{port}", HOST_ENV["SUBLEDGER_JWT_SECRET"], "SANDBOX")
+    finally:
+        docker(*project, "down", "-v", timeout=300)
+        os.environ.pop("SUBLEDGER_API_PORT", None)
+
+
+# --- the same commands as processes -----------------------------------------------------
+
+class LiveKeyLookAlike:
+    """The sandbox gateway's app, answering the live key the production layout must be given:
+    the key is read as the sandbox's test key (the sandbox refuses live keys by design)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import base64
+
+        if scope["type"] == "http":
+            headers = []
+            for name, value in scope["headers"]:
+                if name == b"authorization" and value.startswith(b"Basic "):
+                    secret = base64.b64decode(value[6:]).replace(b"live_sk_", b"test_sk_", 1)
+                    value = b"Basic " + base64.b64encode(secret)
+                headers.append((name, value))
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Layout:
+    services: dict[str, Service]
+    order: list[str]
+    env: dict[str, str]  # the environment of every process (the compose one is added per service)
+    external: dict[str, str]  # service -> the local URL standing in for it
+    ports: dict[str, dict[int, int]] = field(default_factory=dict)  # service -> container port -> local port
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    logs: Path = Path()
+    skipped: dict[str, str] = field(default_factory=dict)  # service -> why it was not started
+
+    def url(self, service: str, container_port: int) -> str:
+        return f"http://127.0.0.1:{self.ports[service][container_port]}"
+
+    def local(self, service: str, value: str) -> str:
+        """A value of the compose file as it reads on this machine."""
+        parsed = urlparse(value) if "://" in value else None
+        if parsed and parsed.hostname in self.external:
+            return self.external[parsed.hostname]
+        for other, mapped in self.ports.items():
+            for container, port in mapped.items():
+                value = re.sub(rf"\b{re.escape(other)}:{container}\b", f"127.0.0.1:{port}", value)
+        for container, port in self.ports.get(service, {}).items():
+            value = re.sub(rf"(?<![\d.]){container}(?!\d)", str(port), value)
+        return value.replace("0.0.0.0", "127.0.0.1")
+
+    def environment(self, service: Service) -> dict[str, str]:
+        return {**self.env, **{key: self.local(service.name, value) for key, value in service.environment.items()}}
+
+    def log(self, name: str) -> str:
+        return "\n".join(path.read_text(errors="replace")[-3000:] for path in sorted(self.logs.glob(f"{name}*.log")))
+
+
+def container_ports(service: Service) -> list[int]:
+    """The ports a service listens on in its container: published ones and `--port N`."""
+    found = [container for _, container in service.ports]
+    args = list(service.command)
+    found += [int(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg == "--port"]
+    return sorted(set(found))
+
+
+def render_nginx(layout: Layout, service: Service, directory: Path) -> list[str]:
+    """The official image's start: each template of /etc/nginx/templates rendered with the
+    container's environment (envsubst of the variables set) into conf.d; then nginx."""
+    [templates] = [ROOT / volume.split(":")[0] for volume in service.extra.get("volumes", [])
+                   if volume.split(":")[1] == "/etc/nginx/templates"]
+    env = layout.environment(service)
+    conf_d = directory / "conf.d"
+    conf_d.mkdir(parents=True)
+    for template in templates.glob("*.template"):
+        text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m[1], m[0]), template.read_text())
+        (conf_d / template.name.removesuffix(".template")).write_text(text)
+    (directory / "nginx.conf").write_text(f"""
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {directory}/body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    include {conf_d}/*.conf;
+}}
+""")
+    return [nginx_binary() or "nginx", "-c", str(directory / "nginx.conf"), "-g", "daemon off;"]
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+
+
+def healthcheck_deadline(service: Service) -> float:
+    check = service.extra.get("healthcheck") or {}
+    seconds = {"s": 1, "m": 60}
+    def duration(value: str | None, default: float) -> float:
+        if not value:
+            return default
+        return sum(float(n) * seconds[u] for n, u in re.findall(r"(\d+)([sm])", value))
+    # What compose allows before it calls the service unhealthy, and at least 2 minutes on a busy machine.
+    allowed = duration(check.get("start_period"), 0) + check.get("retries", 3) * duration(check.get("interval"), 30)
+    return time.monotonic() + max(120.0, allowed)
+
+
+def wait_healthy(layout: Layout, service: Service, started: list[subprocess.Popen[bytes]]) -> None:
+    argv = [layout.local(service.name, arg) for arg in service.healthcheck]
+    deadline = healthcheck_deadline(service)
+    while True:
+        done = subprocess.run(argv, env=layout.environment(service), cwd=layout.logs, capture_output=True, timeout=60)
+        if done.returncode == 0:
+            return
+        dead = [p for p in started if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            pytest.fail(f"{service.name}: healthcheck {argv} did not pass (exit {done.returncode}: "
+                        f"{done.stdout.decode()[-500:]} {done.stderr.decode()[-500:]}); "
+                        f"{'exited' if dead else 'still running'}; log:\n{layout.log(service.name)}")
+        time.sleep(1)
+
+
+def start(layout: Layout, name: str, one_off: set[str]) -> None:
+    service = layout.services[name]
+    if service.image and service.image.split(":")[0].split("/")[-1] in EXTERNAL_IMAGES:
+        return  # the test's own server answers for it (checked when the layout is made)
+    if service.image and service.image.split(":")[0].split("/")[-1] == "nginx":
+        if not nginx_binary():
+            layout.skipped[name] = "nginx is not installed (scripts/test installs it with apt-get where it can)"
+            return
+        argv = render_nginx(layout, service, layout.logs / name)
+    elif service.built:
+        argv = [layout.local(name, arg) for arg in service.command]
+    else:
+        raise AssertionError(f"{name}: no way to run image {service.image} as a process")
+    started = []
+    for replica in range(1, service.replicas + 1):
+        log = open(layout.logs / f"{name}-{replica}.log", "wb")
+        process = subprocess.Popen(argv, env=layout.environment(service), cwd=layout.logs, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        layout.processes.append((name, process))
+        started.append(process)
+    if name in one_off:
+        for process in started:
+            assert process.wait(timeout=600) == 0, f"{name} failed:\n{layout.log(name)}"
+    elif service.healthcheck:
+        wait_healthy(layout, service, started)
+
+
+def stop(layout: Layout) -> None:
+    """SIGTERM in reverse start order (as `docker compose down`), SIGKILL after the grace."""
+    for _, process in reversed(layout.processes):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for _, process in reversed(layout.processes):
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def engine() -> SandboxEngine:
+    return SandboxEngine()
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory, engine: SandboxEngine) -> Iterator[Layout]:
+    postgres = _require(POSTGRES_URL, "SUBLEDGER_TEST_POSTGRES_URL")
+    redis_url = _require(REDIS_URL, "SUBLEDGER_TEST_REDIS_URL")
+    schema = f"compose_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(Database.from_url(postgres).psycopg_conninfo()) as conn:
+        conn.execute("SELECT 1")
+    redis.Redis.from_url(redis_url).ping()
+    services = load(COMPOSE, HOST_ENV)
+    work = tmp_path_factory.mktemp("compose")
+    (work / "tmp").mkdir()
+    external = {}
+    for name, service in services.items():
+        kind = (service.image or "").split(":")[0].split("/")[-1]
+        if kind == "postgres":
+            external[name] = f"{postgres}{'&' if '?' in postgres else '?'}schema={schema}"
+        elif kind == "redis":
+            external[name] = redis_url.rsplit("/", 1)[0] + "/12"  # the same server, a database of its own
+    with serve_asgi(LiveKeyLookAlike(create_app(engine))) as toss:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
+        env.update({"PATH": f"{BIN}:{env.get('PATH', '')}", "TMPDIR": str(work / "tmp"),
+                    # Not in the file: the live Toss API, here its look-alike.
+                    "SUBLEDGER_TOSS_BASE_URL": toss})
+        layout = Layout(services, start_order(services), env, external, logs=work)
+        for name, service in services.items():
+            if name not in external:
+                layout.ports[name] = {port: free_port() for port in container_ports(service)}
+        one_off = completed_dependencies(services)
+        try:
+            for name in layout.order:
+                start(layout, name, one_off)
+            yield layout
+        finally:
+            stop(layout)
+
+
+
+def proxy_of(layout: Layout) -> str:
+    """The base URL of the service that publishes a port (the proxy), as this machine reaches it."""
+    [(name, service)] = [(n, s) for n, s in layout.services.items() if s.ports]
+    if name in layout.skipped:
+        pytest.skip(f"{name} not started: {layout.skipped[name]}")
+    [(_, container)] = service.ports
+    return layout.url(name, container)
+
+
+def test_every_service_started_in_order_and_is_healthy(layout: Layout) -> None:
+    position = {name: i for i, name in enumerate(layout.order)}
+    for name, service in layout.services.items():
+        assert all(position[dependency] < position[name] for dependency in service.depends_on), name
+    running = {name for name, process in layout.processes if process.poll() is None}
+    expected = {name for name in layout.services if name not in layout.external and name not in layout.skipped}
+    assert running >= expected - completed_dependencies(layout.services), layout.processes
+    replicas = {name: sum(1 for n, _ in layout.processes if n == name) for name in running}
+    assert all(replicas[name] == layout.services[name].replicas for name in running), replicas
+
+
+def test_the_readme_session_through_the_proxy(layout: Layout, engine: SandboxEngine) -> None:
+    seen = run_readme_session(proxy_of(layout), HOST_ENV["SUBLEDGER_JWT_SECRET"], "TOSS")
+    # Both sides of the money: the gateway's own record and the ledger's.
+    [charge] = [c for c in engine.charges() if c["amount"] == 5000]
+    reply = httpx.post(f"{proxy_of(layout)}/graphql", headers={"Authorization": f"Bearer {seen['token']}"},
+                       json={"query": "{ paymentsPage(first: 5) { items { amount status provider } } }"}, timeout=30)
+    assert reply.json()["data"]["paymentsPage"]["items"] == [{"amount": 5000, "status": "SUCCEEDED",
+                                                               "provider": "TOSS"}], (reply.text, charge)
+
+
+def test_the_proxy_passes_request_ids_and_hides_metrics(layout: Layout) -> None:
+    proxy = proxy_of(layout)
+    given = "req-" + uuid.uuid4().hex
+    answer = httpx.get(f"{proxy}/healthz", headers={"X-Request-ID": given}, timeout=10)
+    assert answer.status_code == 200 and answer.headers["X-Request-ID"] == given
+    made = httpx.get(f"{proxy}/healthz", timeout=10).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made), made  # nginx's own id, kept by the API
+    assert httpx.get(f"{proxy}/metrics", timeout=10).status_code == 404
+    [api] = [name for name, service in layout.services.items() if service.built and "serve" in service.command]
+    [port] = layout.ports[api]
+    assert httpx.get(f"{layout.url(api, port)}/metrics", timeout=10).status_code == 200  # scraped inside
