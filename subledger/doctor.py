@@ -63,7 +63,10 @@ def load_configuration() -> tuple[Settings, Finding]:
     try:
         settings = Settings()
     except ValidationError as error:
-        given = Settings.model_construct(**EnvSettingsSource(Settings)())
+        try:
+            given = Settings.model_construct(**EnvSettingsSource(Settings)())
+        except Exception:  # noqa: BLE001 - a value not even readable: the other checks use the defaults
+            given = Settings.model_construct()
         return given, Finding("configuration", Status.FAIL, "; ".join(configuration_errors(error)))
     providers = ", ".join(settings.providers_named)
     kind = Database.from_url(settings.database_url).kind

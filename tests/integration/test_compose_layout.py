@@ -16,7 +16,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,8 +35,9 @@ from gateways.sandbox_app import create_app
 from gateways.sandbox_engine import SandboxEngine
 from subledger.master_keys import generate_key
 from subledger.storage import Database
-from tests.compose_local import Service, completed_dependencies, load, start_order
+from tests.compose_local import MissingVariable, Service, completed_dependencies, interpolate, load, start_order
 from tests.conftest import POSTGRES_URL, REDIS_URL, _require
+from tests.integration.test_production_mode import free_port
 from tests.servers import serve_asgi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,12 +70,6 @@ def compose_plugin() -> bool:
 def engine_running() -> bool:
     done = docker("info", "--format", "{{.ServerVersion}}")
     return bool(done and done.returncode == 0 and done.stdout.strip())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the README's session ---------------------------------------------------------------
@@ -140,6 +134,39 @@ def run_readme_session(base_url: str, jwt_secret: str, provider: str) -> dict[st
     assert seen["usableBalance"] == 5000
     assert sorted(item["amount"] for item in seen["transactions"]["items"]) == [-500, 5500], seen
     return {"method": method, "token": token}
+
+
+# --- reading the file --------------------------------------------------------------------
+
+def test_interpolation_is_composes() -> None:
+    env = {"SET": "v", "EMPTY": ""}
+    assert interpolate("${SET} ${EMPTY:-d} ${EMPTY-d} ${UNSET:-d} $${SET}", env) == "v d  d ${SET}"
+    with pytest.raises(MissingVariable, match="UNSET: set it"):
+        interpolate("${UNSET:?set it}", env)
+    with pytest.raises(MissingVariable):
+        load(COMPOSE, {})  # the file's required secrets, as compose refuses them
+
+
+def test_the_order_follows_depends_on_and_picks_up_one_off_steps(tmp_path: Path) -> None:
+    """A step added before the services (e.g. a `migrate` service the others wait for) is run
+    to completion before them: the order and the one-off set come from the file alone."""
+    import yaml
+
+    document = yaml.safe_load(COMPOSE.read_text())
+    built = [name for name, service in document["services"].items() if "build" in service]
+    document["services"]["migrate"] = {"build": ".", "command": ["subledger", "migrate"],
+                                       "depends_on": {"postgres": {"condition": "service_healthy"}}}
+    for name in built:
+        document["services"][name].setdefault("depends_on", {})["migrate"] = {
+            "condition": "service_completed_successfully"}
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(document))
+    services = load(path, HOST_ENV)
+    order = start_order(services)
+    assert order.index("postgres") < order.index("migrate") < min(order.index(name) for name in built)
+    assert order.index("api") < order.index("worker") and order.index("api") < order.index("proxy")
+    assert completed_dependencies(services) == {"migrate"}
+    assert services["worker"].replicas == 3 and services["migrate"].command == ("subledger", "migrate")
 
 
 # --- a container engine, when there is one ----------------------------------------------
@@ -388,6 +415,18 @@ def proxy_of(layout: Layout) -> str:
     return layout.url(name, container)
 
 
+def api_of(layout: Layout) -> str:
+    [api] = [name for name, service in layout.services.items() if service.built and "serve" in service.command]
+    [port] = layout.ports[api]
+    return layout.url(api, port)
+
+
+def entry_of(layout: Layout) -> str:
+    """Where a client sends requests: the proxy, or the API itself when nginx could not run here."""
+    published = [n for n, s in layout.services.items() if s.ports]
+    return api_of(layout) if set(published) & set(layout.skipped) else proxy_of(layout)
+
+
 def test_every_service_started_in_order_and_is_healthy(layout: Layout) -> None:
     position = {name: i for i, name in enumerate(layout.order)}
     for name, service in layout.services.items():
@@ -400,10 +439,10 @@ def test_every_service_started_in_order_and_is_healthy(layout: Layout) -> None:
 
 
 def test_the_readme_session_through_the_proxy(layout: Layout, engine: SandboxEngine) -> None:
-    seen = run_readme_session(proxy_of(layout), HOST_ENV["SUBLEDGER_JWT_SECRET"], "TOSS")
+    seen = run_readme_session(entry_of(layout), HOST_ENV["SUBLEDGER_JWT_SECRET"], "TOSS")
     # Both sides of the money: the gateway's own record and the ledger's.
     [charge] = [c for c in engine.charges() if c["amount"] == 5000]
-    reply = httpx.post(f"{proxy_of(layout)}/graphql", headers={"Authorization": f"Bearer {seen['token']}"},
+    reply = httpx.post(f"{entry_of(layout)}/graphql", headers={"Authorization": f"Bearer {seen['token']}"},
                        json={"query": "{ paymentsPage(first: 5) { items { amount status provider } } }"}, timeout=30)
     assert reply.json()["data"]["paymentsPage"]["items"] == [{"amount": 5000, "status": "SUCCEEDED",
                                                                "provider": "TOSS"}], (reply.text, charge)
@@ -417,6 +456,4 @@ def test_the_proxy_passes_request_ids_and_hides_metrics(layout: Layout) -> None:
     made = httpx.get(f"{proxy}/healthz", timeout=10).headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made), made  # nginx's own id, kept by the API
     assert httpx.get(f"{proxy}/metrics", timeout=10).status_code == 404
-    [api] = [name for name, service in layout.services.items() if service.built and "serve" in service.command]
-    [port] = layout.ports[api]
-    assert httpx.get(f"{layout.url(api, port)}/metrics", timeout=10).status_code == 200  # scraped inside
+    assert httpx.get(f"{api_of(layout)}/metrics", timeout=10).status_code == 200  # scraped inside
