@@ -457,3 +457,16 @@ def test_the_proxy_passes_request_ids_and_hides_metrics(layout: Layout) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", made), made  # nginx's own id, kept by the API
     assert httpx.get(f"{proxy}/metrics", timeout=10).status_code == 404
     assert httpx.get(f"{api_of(layout)}/metrics", timeout=10).status_code == 200  # scraped inside
+
+
+def test_doctor_in_the_api_service_finds_everything_ok(layout: Layout) -> None:
+    """`docker compose exec api subledger doctor`, as docs/operations.md runs it: the api's environment."""
+    [api] = [name for name, service in layout.services.items() if service.built and "serve" in service.command]
+    done = subprocess.run(["subledger", "doctor"], env=layout.environment(layout.services[api]), cwd=layout.logs,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = {line[6:21].strip(): line[:4].strip() for line in done.stdout.splitlines()}
+    assert checks == {"configuration": "OK", "database": "OK", "redis": "OK", "workers": "OK",
+                      "gateway toss": "OK", "time zone": "OK", "clock": "OK"}, done.stdout
+    for secret in HOST_ENV.values():
+        assert secret not in done.stdout + done.stderr
