@@ -94,6 +94,16 @@ def test_unreachable_servers_fail_in_one_line_each(tmp_path: Path) -> None:
     assert TOSS_KEY not in done.stdout + done.stderr
 
 
+def test_an_unreadable_sqlite_file_fails(tmp_path: Path) -> None:
+    not_a_database = tmp_path / "ledger.db"
+    not_a_database.write_bytes(b"this is not an SQLite database, just some bytes" * 100)
+    done = run({"SUBLEDGER_DATABASE_URL": f"sqlite:///{not_a_database}"}, "doctor")
+    assert done.returncode == 1, done.stdout + done.stderr
+    status, detail = lines_of(done)["database"]
+    assert status == "FAIL" and detail.startswith(f"SUBLEDGER_DATABASE_URL: cannot read SQLite file {not_a_database}")
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_an_unknown_time_zone_fails_and_the_rest_is_still_checked(database_url: str) -> None:
     done = run({"SUBLEDGER_DATABASE_URL": with_ledger(database_url), "SUBLEDGER_TIMEZONE": "Mars/Olympus_Mons"},
                "doctor")
