@@ -1,5 +1,5 @@
 """docker-compose.yml, run. With the docker CLI's compose plugin, `docker compose config -q`
-validates the file; with a running container engine, the image is built, the layout started and
+validates the file (else the standalone docker-compose); with a running container engine, the image is built, the layout started and
 the README's GraphQL session run against it through the proxy. Without an engine (this suite's
 usual case) the same commands the compose file runs are started as processes on this machine,
 in the same order (depends_on), each waited for until its own healthcheck command passes, with
@@ -15,16 +15,12 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import psycopg
@@ -35,14 +31,15 @@ from gateways.sandbox_app import create_app
 from gateways.sandbox_engine import SandboxEngine
 from subledger.master_keys import generate_key
 from subledger.storage import Database
-from tests.compose_local import MissingVariable, Service, completed_dependencies, interpolate, load, start_order
+from tests.compose_local import MissingVariable, completed_dependencies, interpolate, load, start_order
+from tests.compose_processes import Layout, container_ports, start, stop
 from tests.conftest import POSTGRES_URL, REDIS_URL, _require
 from tests.integration.test_production_mode import free_port
+from tests.readme_session import run_readme_session
 from tests.servers import serve_asgi
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 #: What an operator exports before `docker compose up` (docs/deployment.md#starting-it).
 HOST_ENV = {
@@ -51,8 +48,6 @@ HOST_ENV = {
     "SUBLEDGER_TOSS_SECRET_KEY": "live_sk_" + secrets.token_hex(12),
     "SUBLEDGER_MASTER_KEY": generate_key(),
 }
-#: The images whose servers this suite already runs (scripts/test), by image name.
-EXTERNAL_IMAGES = ("postgres", "redis")
 
 
 def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str] | None:
@@ -70,71 +65,6 @@ def compose_plugin() -> bool:
 def engine_running() -> bool:
     done = docker("info", "--format", "{{.ServerVersion}}")
     return bool(done and done.returncode == 0 and done.stdout.strip())
-
-
-# --- the README's session ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Session:
-    shell: str  # the ```sh block: mint a token, register a card with curl
-    operations: list[tuple[str, list[str]]]  # each GraphQL operation and its `# →` comments
-
-
-def readme_session() -> Session:
-    text = README.read_text()
-    section = text[text.index("## A GraphQL session"):]
-    section = section[: section.index("\n## ", 5)]
-    blocks = dict(re.findall(r"^```(sh|graphql)\n(.*?)^```", section, re.S | re.M))
-    operations = []
-    for chunk in blocks["graphql"].strip().split("\n\n"):
-        lines = chunk.splitlines()
-        operations.append(("\n".join(l for l in lines if not l.startswith("#")),
-                           [l.removeprefix("# → ") for l in lines if l.startswith("# → ")]))
-    return Session(blocks["sh"], operations)
-
-
-def run_readme_session(base_url: str, jwt_secret: str, provider: str) -> dict[str, Any]:
-    """The README's commands, as written but for the address, the secret and the provider; the
-    answers its comments promise. Returns what the session saw, for further checks."""
-    session = readme_session()
-    host = urlparse(base_url).netloc
-    shell = (session.shell.replace("SUBLEDGER_JWT_SECRET=...", f"SUBLEDGER_JWT_SECRET={jwt_secret}")
-             .replace(".venv/bin/", f"{BIN}/").replace("localhost:8000", host)
-             .replace("provider: SANDBOX", f"provider: {provider}"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
-    done = subprocess.run(["bash", "-euc", shell + '\nprintf "\\n%s\\n" "$TOKEN"'], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT, env=env)
-    assert done.returncode == 0, done.stderr
-    *answer, token = done.stdout.strip().splitlines()
-    registered = json.loads("\n".join(answer))
-    method = registered["data"]["registerPaymentMethod"]
-    assert method["id"].startswith("pm_") and method["cardMasked"], registered
-    headers = {"Authorization": f"Bearer {token}"}
-
-    def send(query: str) -> dict[str, Any]:
-        reply = httpx.post(f"{base_url}/graphql", json={"query": query}, headers=headers, timeout=60)
-        body = reply.json()
-        assert reply.status_code == 200 and not body.get("errors"), body
-        return body["data"]
-
-    (purchase, purchase_says), (spend, spend_says), (wallet, _) = session.operations
-    assert purchase_says == ["status SUCCEEDED, amount 5000, totalPoints 5500, usableBalance 5500"]
-    bought = send(purchase.replace("pm_…", method["id"]))["purchasePoints"]
-    assert (bought["payment"], bought["totalPoints"], bought["wallet"]) == (
-        {"status": "SUCCEEDED", "amount": 5000}, 5500, {"usableBalance": 5500})
-    assert spend_says[0].startswith("500 spent, 5000 left")
-    spent = send(spend)["spendPoints"]
-    assert (spent["pointsSpent"], spent["remainingBalance"]) == (500, 5000)
-    deadline = time.monotonic() + 60
-    while True:  # the history is a read model: it follows the ledger a moment behind
-        seen = send(wallet)["wallet"]
-        if len(seen["transactions"]["items"]) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert seen["usableBalance"] == 5000
-    assert sorted(item["amount"] for item in seen["transactions"]["items"]) == [-500, 5500], seen
-    return {"method": method, "token": token}
-
 
 # --- reading the file --------------------------------------------------------------------
 
@@ -210,9 +140,7 @@ def test_the_image_runs_the_readme_session(tmp_path: Path) -> None:
         docker(*project, "down", "-v", timeout=300)
         os.environ.pop("SUBLEDGER_API_PORT", None)
 
-
 # --- the same commands as processes -----------------------------------------------------
-
 class LiveKeyLookAlike:
     """The sandbox gateway's app, answering the live key the production layout must be given:
     the key is read as the sandbox's test key (the sandbox refuses live keys by design)."""
@@ -232,149 +160,6 @@ class LiveKeyLookAlike:
                 headers.append((name, value))
             scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
-
-
-@dataclass
-class Layout:
-    services: dict[str, Service]
-    order: list[str]
-    env: dict[str, str]  # the environment of every process (the compose one is added per service)
-    external: dict[str, str]  # service -> the local URL standing in for it
-    ports: dict[str, dict[int, int]] = field(default_factory=dict)  # service -> container port -> local port
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-    logs: Path = Path()
-    skipped: dict[str, str] = field(default_factory=dict)  # service -> why it was not started
-
-    def url(self, service: str, container_port: int) -> str:
-        return f"http://127.0.0.1:{self.ports[service][container_port]}"
-
-    def local(self, service: str, value: str) -> str:
-        """A value of the compose file as it reads on this machine."""
-        parsed = urlparse(value) if "://" in value else None
-        if parsed and parsed.hostname in self.external:
-            return self.external[parsed.hostname]
-        for other, mapped in self.ports.items():
-            for container, port in mapped.items():
-                value = re.sub(rf"\b{re.escape(other)}:{container}\b", f"127.0.0.1:{port}", value)
-        for container, port in self.ports.get(service, {}).items():
-            value = re.sub(rf"(?<![\d.]){container}(?!\d)", str(port), value)
-        return value.replace("0.0.0.0", "127.0.0.1")
-
-    def environment(self, service: Service) -> dict[str, str]:
-        return {**self.env, **{key: self.local(service.name, value) for key, value in service.environment.items()}}
-
-    def log(self, name: str) -> str:
-        return "\n".join(path.read_text(errors="replace")[-3000:] for path in sorted(self.logs.glob(f"{name}*.log")))
-
-
-def container_ports(service: Service) -> list[int]:
-    """The ports a service listens on in its container: published ones and `--port N`."""
-    found = [container for _, container in service.ports]
-    args = list(service.command)
-    found += [int(args[i + 1]) for i, arg in enumerate(args[:-1]) if arg == "--port"]
-    return sorted(set(found))
-
-
-def render_nginx(layout: Layout, service: Service, directory: Path) -> list[str]:
-    """The official image's start: each template of /etc/nginx/templates rendered with the
-    container's environment (envsubst of the variables set) into conf.d; then nginx."""
-    [templates] = [ROOT / volume.split(":")[0] for volume in service.extra.get("volumes", [])
-                   if volume.split(":")[1] == "/etc/nginx/templates"]
-    env = layout.environment(service)
-    conf_d = directory / "conf.d"
-    conf_d.mkdir(parents=True)
-    for template in templates.glob("*.template"):
-        text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m[1], m[0]), template.read_text())
-        (conf_d / template.name.removesuffix(".template")).write_text(text)
-    (directory / "nginx.conf").write_text(f"""
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {directory}/body;
-    proxy_temp_path {directory}/proxy;
-    fastcgi_temp_path {directory}/fastcgi;
-    uwsgi_temp_path {directory}/uwsgi;
-    scgi_temp_path {directory}/scgi;
-    include {conf_d}/*.conf;
-}}
-""")
-    return [nginx_binary() or "nginx", "-c", str(directory / "nginx.conf"), "-g", "daemon off;"]
-
-
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-
-
-def healthcheck_deadline(service: Service) -> float:
-    check = service.extra.get("healthcheck") or {}
-    seconds = {"s": 1, "m": 60}
-    def duration(value: str | None, default: float) -> float:
-        if not value:
-            return default
-        return sum(float(n) * seconds[u] for n, u in re.findall(r"(\d+)([sm])", value))
-    # What compose allows before it calls the service unhealthy, and at least 2 minutes on a busy machine.
-    allowed = duration(check.get("start_period"), 0) + check.get("retries", 3) * duration(check.get("interval"), 30)
-    return time.monotonic() + max(120.0, allowed)
-
-
-def wait_healthy(layout: Layout, service: Service, started: list[subprocess.Popen[bytes]]) -> None:
-    argv = [layout.local(service.name, arg) for arg in service.healthcheck]
-    deadline = healthcheck_deadline(service)
-    while True:
-        done = subprocess.run(argv, env=layout.environment(service), cwd=layout.logs, capture_output=True, timeout=60)
-        if done.returncode == 0:
-            return
-        dead = [p for p in started if p.poll() is not None]
-        if dead or time.monotonic() > deadline:
-            pytest.fail(f"{service.name}: healthcheck {argv} did not pass (exit {done.returncode}: "
-                        f"{done.stdout.decode()[-500:]} {done.stderr.decode()[-500:]}); "
-                        f"{'exited' if dead else 'still running'}; log:\n{layout.log(service.name)}")
-        time.sleep(1)
-
-
-def start(layout: Layout, name: str, one_off: set[str]) -> None:
-    service = layout.services[name]
-    if service.image and service.image.split(":")[0].split("/")[-1] in EXTERNAL_IMAGES:
-        return  # the test's own server answers for it (checked when the layout is made)
-    if service.image and service.image.split(":")[0].split("/")[-1] == "nginx":
-        if not nginx_binary():
-            layout.skipped[name] = "nginx is not installed (scripts/test installs it with apt-get where it can)"
-            return
-        argv = render_nginx(layout, service, layout.logs / name)
-    elif service.built:
-        argv = [layout.local(name, arg) for arg in service.command]
-    else:
-        raise AssertionError(f"{name}: no way to run image {service.image} as a process")
-    started = []
-    for replica in range(1, service.replicas + 1):
-        log = open(layout.logs / f"{name}-{replica}.log", "wb")
-        process = subprocess.Popen(argv, env=layout.environment(service), cwd=layout.logs, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        layout.processes.append((name, process))
-        started.append(process)
-    if name in one_off:
-        for process in started:
-            assert process.wait(timeout=600) == 0, f"{name} failed:\n{layout.log(name)}"
-    elif service.healthcheck:
-        wait_healthy(layout, service, started)
-
-
-def stop(layout: Layout) -> None:
-    """SIGTERM in reverse start order (as `docker compose down`), SIGKILL after the grace."""
-    for _, process in reversed(layout.processes):
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for _, process in reversed(layout.processes):
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
 
 @pytest.fixture(scope="module")
 def engine() -> SandboxEngine:
