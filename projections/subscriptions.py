@@ -161,6 +161,14 @@ class SubscriptionsProjection:
             (ACTIVE, TRIALING, start, end),
         )
 
+    def in_collection(self, view_db: ViewDatabase, statuses: Sequence[str], limit: int) -> list[str]:
+        """Subscriptions whose status is one of `statuses` (the console's Collections page:
+        PAST_DUE and SUSPENDED), at most `limit`, newest subscription first."""
+        marks = ", ".join("?" * len(statuses))
+        return self._ids(
+            view_db, f"status IN ({marks}) ORDER BY seq DESC LIMIT ?", (*statuses, limit)
+        )
+
     def _ids(self, view_db: ViewDatabase, where: str, params: Sequence[Any]) -> list[str]:
         with view_db.transaction(readonly=True) as cursor:
             rows = cursor.execute(f"SELECT subscription_id FROM {self.table} WHERE {where}", params).fetchall()
@@ -175,4 +183,5 @@ QUERIES = (
     "trials_ending",
     "cancellations_ended",
     "reminder_candidates",
+    "in_collection",
 )

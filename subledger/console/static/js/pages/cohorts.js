@@ -1,0 +1,47 @@
+// Cohorts: monthly signup cohorts as a retention grid, coloured by the share retained.
+import { gql } from "../api.js";
+import { addMonths, count, monthOf, percent } from "../format.js";
+import { service } from "../main.js";
+import { cell, el, fill, table } from "../ui.js";
+
+export const title = "Cohorts";
+
+const QUERY = `query Cohorts($from: String!, $to: String!) { cohorts(fromMonth: $from, toMonth: $to) { cohort size retained } }`;
+
+/** Light to dark blue by share; the text turns white where the background is dark (contrast ≥ 4.5:1). */
+function shade(share) {
+  const lightness = Math.round(96 - share * 64);
+  return `background: hsl(214 70% ${lightness}%); color: ${lightness < 55 ? "#fff" : "#1b1f24"}`;
+}
+
+export async function render(root, params) {
+  const current = monthOf(service.now);
+  const [from = addMonths(current, -11), to = current] = params;
+  const form = el("form", { class: "inline", "aria-label": "Cohort months" },
+    el("label", {}, "First cohort", el("input", { type: "month", name: "from", value: from, required: true })),
+    el("label", {}, "Last cohort", el("input", { type: "month", name: "to", value: to, required: true })),
+    el("button", { type: "submit" }, "Show"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = `#/cohorts/${form.from.value}/${form.to.value}`;
+  });
+  const slot = el("div");
+  root.append(el("h2", { id: "page-title" }, "Cohorts"),
+    el("p", { class: "muted" }, "Users by the month of their first subscription; month k: the share with a paid or trialing subscription k months later."),
+    form, slot);
+  await fill(slot, async () => {
+    const { cohorts } = await gql(QUERY, { from, to });
+    const width = Math.max(0, ...cohorts.map((c) => c.retained.length));
+    const columns = [{ label: "Cohort", rowHeader: true }, { label: "Users", num: true },
+      ...Array.from({ length: width }, (_, k) => ({ label: `Month ${k}`, num: true }))];
+    const rows = cohorts.filter((c) => c.size > 0).map((c) => ({
+      attrs: { "data-cohort": c.cohort },
+      cells: [c.cohort, count(c.size), ...Array.from({ length: width }, (_, k) => {
+        if (k >= c.retained.length) return cell("", { "data-k": k });
+        const share = c.retained[k] / c.size;
+        return cell(percent(share), { style: shade(share), title: `${c.retained[k]} of ${c.size}`, "data-k": k, "data-retained": c.retained[k] });
+      })],
+    }));
+    return table("Retention by signup month", columns, rows, "No users signed up in these months.", { "data-table": "cohorts" });
+  });
+}
