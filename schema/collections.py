@@ -6,21 +6,20 @@ projection delay), each subscription and its payments from the ledger."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
-from domain.errors import InvalidInput
 from domain.subscription import PAST_DUE, SUSPENDED
 from domain.subscription import Subscription as SubscriptionAggregate
-from schema import permissions
+from schema import pages, permissions
 from schema.context import Info
+from schema.paged_lists import After, first_argument
 from schema.permissions import Root
 from schema.scalars import DateTime
+from schema.types.connections import NEXT_CURSOR
 from schema.types.enums import DeclineCode
 from schema.types.subscriptions import Subscription
-
-MAX_CASES = 500
 
 
 @strawberry.type(description="A PAST_DUE or SUSPENDED subscription and its failing renewal (collections).")
@@ -36,7 +35,13 @@ class CollectionCase:
     )
 
 
-def _case(sub: SubscriptionAggregate, payments: list, info: Info, now: datetime) -> CollectionCase:
+@strawberry.type(description="A page of collection cases (collections).")
+class CollectionCaseConnection:
+    items: list[CollectionCase] = strawberry.field(description="The page, newest subscription first.")
+    next_cursor: str | None = strawberry.field(description=NEXT_CURSOR)
+
+
+def _case(sub: SubscriptionAggregate, payments: list[Any], info: Info, now: datetime) -> CollectionCase:
     failed = [p for p in payments if p is not None and p.status == "FAILED"]
     last = max(failed, key=lambda p: p.created_at, default=None)
     return CollectionCase(
@@ -52,27 +57,29 @@ def _case(sub: SubscriptionAggregate, payments: list, info: Info, now: datetime)
 class CollectionsQuery:
     @strawberry.field(description=permissions.described(
         Root.QUERY, "collections",
-        "Every PAST_DUE and SUSPENDED subscription (up to `first`), newest failure first, with its last decline "
-        "code, failed attempts in a row and next retry. Listed from the subscriptions read model (see "
-        "`projections` for its lag), each case read from the ledger.",
+        "Every PAST_DUE and SUSPENDED subscription, newest subscription first, a page at a time, with its last "
+        "decline code, failed attempts in a row and next retry. Listed from the subscriptions read model: a "
+        "subscription that just failed may take a moment (the projection delay) to appear; each case is read "
+        "from the ledger, and one that has recovered meanwhile is left out (a page may then hold fewer than "
+        "`first`).",
         errors=("BAD_USER_INPUT",),
     ))
     async def collections(
         self, info: Info,
-        first: Annotated[int, strawberry.argument(description=f"At most this many cases, 1 to {MAX_CASES}.")] = 100,
-    ) -> list[CollectionCase]:
+        first: Annotated[int | None, first_argument(pages.COLLECTIONS)] = pages.COLLECTIONS.default,
+        after: After = None,
+    ) -> CollectionCaseConnection:
         permissions.caller(info)
-        if not 1 <= first <= MAX_CASES:
-            raise InvalidInput(f"first must be between 1 and {MAX_CASES}, got {first}")
         services = info.context.services
-        ids = await services.run_sync(services.subscriptions.in_collection, (PAST_DUE, SUSPENDED), first)
+        page = await services.run_sync(
+            services.subscriptions.collection_page, (PAST_DUE, SUSPENDED), pages.COLLECTIONS.of(first), after
+        )
         now = services.clock.now()
         cases = []
-        for sub_id in ids:
+        for sub_id in page.items:
             sub = await services.run_sync(services.ledger.subscription, sub_id)
             if sub is None or sub.status not in (PAST_DUE, SUSPENDED):
                 continue  # the read model lags: the ledger has moved on
             payments = [await services.run_sync(services.ledger.payment, pay_id) for pay_id in sub.payment_ids]
             cases.append(_case(sub, payments, info, now))
-        cases.sort(key=lambda case: case.last_failed_at or case.subscription.started_at, reverse=True)
-        return cases
+        return CollectionCaseConnection(items=cases, next_cursor=page.next_cursor)

@@ -98,6 +98,10 @@ SPEC: dict[str, Expect] = {
     "deleteWebhookEndpoint": Expect(scopes="admin"),
     "rotateWebhookEndpointSecret": Expect(scopes="admin"),
     "redeliverWebhook": Expect(scopes="admin"),
+    # The console (issue 15, docs/console.md): collections name other users' subscriptions, read like the
+    # ledger's events (auditor, admin); the status counts are analytics (analyst, admin).
+    "collections": Expect(scopes="auditor admin"),
+    "subscriptionsByStatus": Expect(scopes="analyst admin"),
 }
 
 

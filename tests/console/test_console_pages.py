@@ -91,7 +91,11 @@ def test_revenue_shows_the_api_figures_for_the_range_and_draws_charts(tab_factor
             {"f": f"{row[0]}-01", "t": last_day(row[0])}, user="a", scope="analyst")["subscriptionMetrics"]
         assert row[1:] == [won(one["revenue"]["total"]), won(one["revenue"]["mrr"]), str(one["subscribers"]["totalActive"]),
                            str(one["subscribers"]["newSubscribers"]), str(one["subscribers"]["churnedSubscribers"])]
-    assert page.locator("canvas").count() == 3
+    statuses = console_api.gql("{ subscriptionsByStatus { status count } }", user="a", scope="analyst")["subscriptionsByStatus"]
+    shown_statuses = page.eval_on_selector_all("[data-table=statuses] tbody tr", "rows => rows.map(r => [r.dataset.status, r.cells[1].textContent])")
+    assert shown_statuses == [[s["status"], str(s["count"])] for s in statuses]
+    assert {s["status"]: s["count"] for s in statuses if s["count"]} == {"ACTIVE": 2, "PAST_DUE": 1, "SUSPENDED": 1, "CANCELED": 1}
+    assert page.locator("canvas").count() == 4
     shot(tab, "revenue")
     assert tab.errors == []
     weight = transferred(tab)
@@ -107,8 +111,8 @@ def test_collections_lists_exactly_the_past_due_and_suspended_subscriptions(tab_
     }
     assert statuses[history.past_due] == "PAST_DUE" and statuses[history.suspended] == "SUSPENDED"
     expected = {history.subscriptions[u] for u, s in statuses.items() if s in ("PAST_DUE", "SUSPENDED")}
-    cases = console_api.gql("{ collections { subscription { id userId } lastDeclineCode attempts nextRetryAt } }",
-                            user="ops", scope="admin")["collections"]
+    cases = console_api.gql("{ collections { items { subscription { id userId } lastDeclineCode attempts nextRetryAt } nextCursor } }",
+                            user="ops", scope="admin")["collections"]["items"]
     assert {c["subscription"]["id"] for c in cases} == expected
     tab = tab_factory()
     page = tab.open("#/collections")
@@ -116,7 +120,7 @@ def test_collections_lists_exactly_the_past_due_and_suspended_subscriptions(tab_
     rows = page.eval_on_selector_all(
         "[data-table=collections] tbody tr",
         "rows => rows.map(r => ({id: r.dataset.subscription, cells: [...r.cells].map(c => c.textContent), href: r.querySelector('a').getAttribute('href')}))")
-    assert [r["id"] for r in rows] == [c["subscription"]["id"] for c in cases]  # newest failure first, as the API orders them
+    assert [r["id"] for r in rows] == [c["subscription"]["id"] for c in cases]  # in the API's order: newest first
     for row, case in zip(rows, cases):
         assert row["cells"][0] == case["subscription"]["userId"]
         assert row["href"] == f"#/user/{case['subscription']['userId']}"
@@ -248,7 +252,7 @@ def test_sign_in_refuses_a_user_token_and_an_expired_one(tab_factory, console_ap
     page.fill("#token", console_api.token("ops", "admin"))
     page.click("#login-form button")
     page.wait_for_selector("[data-figure=mrr]")
-    assert page.evaluate(f"sessionStorage.getItem('subledger.console.token')") is not None
+    assert page.evaluate("sessionStorage.getItem('subledger.console.token')") is not None
     assert tab.errors == []
 
 

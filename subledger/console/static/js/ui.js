@@ -1,3 +1,5 @@
+import { addMonths } from "./format.js";
+
 // Small DOM helpers shared by the pages: elements, figure cards, tables, states, charts.
 
 /** el("td", {class: "num"}, "₩9,900") */
@@ -73,6 +75,23 @@ export async function fill(slot, load) {
     if (!error.kind) console.error(error);
     slot.replaceChildren(errorBox(error));
   }
+}
+
+/**
+ * A form choosing a range of months for page `page` (#/page/FROM/TO), with `months` back from
+ * the service's current month by default. Answers [from, to, form].
+ */
+export function monthRange(page, params, months, [fromLabel, toLabel], current) {
+  const [from = addMonths(current, -months), to = current] = params;
+  const form = el("form", { class: "inline", "aria-label": "Months" },
+    el("label", {}, fromLabel, el("input", { type: "month", name: "from", value: from, required: true })),
+    el("label", {}, toLabel, el("input", { type: "month", name: "to", value: to, required: true })),
+    el("button", { type: "submit" }, "Show"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = `#/${page}/${form.from.value}/${form.to.value}`;
+  });
+  return [from, to, form];
 }
 
 const PALETTE = ["#0b57d0", "#c2410c", "#0f766e", "#7c3aed", "#b91c1c", "#4d7c0f", "#a16207", "#be185d"];

@@ -1,8 +1,8 @@
 // Cohorts: monthly signup cohorts as a retention grid, coloured by the share retained.
 import { gql } from "../api.js";
-import { addMonths, count, monthOf, percent } from "../format.js";
+import { count, monthOf, percent } from "../format.js";
 import { service } from "../main.js";
-import { cell, el, fill, table } from "../ui.js";
+import { cell, el, fill, monthRange, table } from "../ui.js";
 
 export const title = "Cohorts";
 
@@ -15,16 +15,7 @@ function shade(share) {
 }
 
 export async function render(root, params) {
-  const current = monthOf(service.now);
-  const [from = addMonths(current, -11), to = current] = params;
-  const form = el("form", { class: "inline", "aria-label": "Cohort months" },
-    el("label", {}, "First cohort", el("input", { type: "month", name: "from", value: from, required: true })),
-    el("label", {}, "Last cohort", el("input", { type: "month", name: "to", value: to, required: true })),
-    el("button", { type: "submit" }, "Show"));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    location.hash = `#/cohorts/${form.from.value}/${form.to.value}`;
-  });
+  const [from, to, form] = monthRange("cohorts", params, 11, ["First cohort", "Last cohort"], monthOf(service.now));
   const slot = el("div");
   root.append(el("h2", { id: "page-title" }, "Cohorts"),
     el("p", { class: "muted" }, "Users by the month of their first subscription; month k: the share with a paid or trialing subscription k months later."),

@@ -1,14 +1,15 @@
 // Revenue: MRR and revenue by month and plan, subscribers, churn and trial-to-paid for a range.
 import { gql } from "../api.js";
-import { addMonths, count, lastDay, monthOf, monthsBetween, percent, won } from "../format.js";
+import { count, lastDay, monthOf, monthsBetween, percent, won } from "../format.js";
 import { service } from "../main.js";
-import { cards, chart, el, fill, table } from "../ui.js";
+import { cards, chart, el, fill, monthRange, table } from "../ui.js";
 
 export const title = "Revenue";
 const MAX_MONTHS = 24; // one alias per month; the API allows 30
 
 const SUMMARY = `query RevenueSummary($from: Date!, $to: Date!) {
   catalog { plans { id name } }
+  subscriptionsByStatus { status count }
   subscriptionMetrics(from: $from, to: $to) {
     revenue { total mrr arr byPlan { planId revenue } }
     subscribers { totalActive newSubscribers churnedSubscribers churnRate retentionRate }
@@ -25,16 +26,7 @@ function monthlyQuery(months) {
 }
 
 export async function render(root, params) {
-  const current = monthOf(service.now);
-  const [from = addMonths(current, -5), to = current] = params;
-  const form = el("form", { class: "inline", "aria-label": "Range" },
-    el("label", {}, "From month", el("input", { type: "month", name: "from", value: from, required: true })),
-    el("label", {}, "To month", el("input", { type: "month", name: "to", value: to, required: true })),
-    el("button", { type: "submit" }, "Show"));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    location.hash = `#/revenue/${form.from.value}/${form.to.value}`;
-  });
+  const [from, to, form] = monthRange("revenue", params, 5, ["From month", "To month"], monthOf(service.now));
   const slot = el("div");
   root.append(el("h2", { id: "page-title" }, "Revenue"), form, slot);
   await fill(slot, () => load(from, to));
@@ -77,6 +69,14 @@ async function load(from, to) {
         data: { labels: months, datasets: planIds.map((id) => ({ label: names[id] || id, data: rows.map((r) => revenueOf(r, id)) })) },
         options: { scales: { x: { stacked: true }, y: { stacked: true } } },
       }),
+      chart("Subscriptions by status now", {
+        type: "doughnut",
+        data: {
+          labels: summary.subscriptionsByStatus.map((s) => s.status),
+          datasets: [{ label: "Subscriptions", data: summary.subscriptionsByStatus.map((s) => s.count),
+            backgroundColor: ["#7c3aed", "#0f766e", "#c2410c", "#a16207", "#6b7785", "#4d7c0f", "#b91c1c"] }],
+        },
+      }),
       chart("Subscribers by month", {
         type: "bar",
         data: {
@@ -96,6 +96,9 @@ async function load(from, to) {
       cells: [r.month, won(r.revenue.total), won(r.revenue.mrr), count(r.subscribers.totalActive),
         count(r.subscribers.newSubscribers), count(r.subscribers.churnedSubscribers)],
     })), "No months in the range.", { "data-table": "months" }),
+    table("Subscriptions by status now", [{ label: "Status", rowHeader: true }, { label: "Subscriptions", num: true }],
+      summary.subscriptionsByStatus.map((s) => ({ attrs: { "data-status": s.status }, cells: [s.status, count(s.count)] })),
+      "No subscriptions.", { "data-table": "statuses" }),
     table("Net revenue by plan over the range", [{ label: "Plan", rowHeader: true }, { label: "Net revenue", num: true }],
       m.revenue.byPlan.map((p) => ({ attrs: { "data-plan": p.planId }, cells: [names[p.planId] || p.planId, won(p.revenue)] })),
       "No revenue in this range.", { "data-table": "plans" }),
