@@ -61,7 +61,7 @@ class CollectionsQuery:
         "decline code, failed attempts in a row and next retry. Listed from the subscriptions read model: a "
         "subscription that just failed may take a moment (the projection delay) to appear; each case is read "
         "from the ledger, and one that has recovered meanwhile is left out (a page may then hold fewer than "
-        "`first`).",
+        f"`first`). {pages.COLLECTIONS.describe()}",
         errors=("BAD_USER_INPUT",),
     ))
     async def collections(

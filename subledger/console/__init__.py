@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -16,12 +17,13 @@ GRAPHIQL_HTML = Path(__file__).parent / "graphiql.html"
 
 
 def console_routes() -> list[Any]:
-    """`/console/` (the single page and its modules) and `/console/vendor/` (the libraries)."""
+    """`/console/` (the single page and its modules) and `/console/vendor/` (the libraries),
+    gzipped for browsers that accept it (GraphiQL's script is 3.5 MB as it is, under 1 MB gzipped)."""
 
     async def to_console(_: Any) -> RedirectResponse:
         return RedirectResponse("/console/", status_code=308)
 
-    return [Route("/console", to_console), Mount("/console", StaticFiles(directory=STATIC, html=True), name="console")]
+    return [Route("/console", to_console), Mount("/console", GZipMiddleware(StaticFiles(directory=STATIC, html=True)), name="console")]
 
 
 def graphiql_html() -> str:

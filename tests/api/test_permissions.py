@@ -129,7 +129,7 @@ CASES = [
     Case("eventsPage", "query($u: ID) { eventsPage(userId: $u, first: 5) { items { position } } }", U),
     Case("exportUserData", "query($u: ID) { exportUserData(userId: $u) { userId } }", U),
     Case("reconciliation", "{ reconciliation { clean } }"),
-    Case("collections", "{ collections { attempts } }"),
+    Case("collections", "{ collections { items { attempts } } }"),
     Case("subscriptionsByStatus", "{ subscriptionsByStatus { status count } }"),
     Case("registerPaymentMethod", "mutation($c: String!) { registerPaymentMethod(input: "
          f'{{provider: SANDBOX, authKey: "{GOOD_CARD}", customerKey: $c}}) {{ id }} }}', lambda n: {"c": n.unique}),

@@ -8,10 +8,15 @@ export const title = "Cohorts";
 
 const QUERY = `query Cohorts($from: String!, $to: String!) { cohorts(fromMonth: $from, toMonth: $to) { cohort size retained } }`;
 
-/** Light to dark blue by share; the text turns white where the background is dark (contrast ≥ 4.5:1). */
+/**
+ * Light to dark blue by share: below half, light shades (96% to 62% lightness) under dark text;
+ * from half up, dark shades (42% to 18%) under white text. Mid-blues, where neither text colour
+ * reaches a 4.5:1 contrast, are skipped.
+ */
 function shade(share) {
-  const lightness = Math.round(96 - share * 64);
-  return `background: hsl(214 70% ${lightness}%); color: ${lightness < 55 ? "#fff" : "#1b1f24"}`;
+  const dark = share >= 0.5;
+  const lightness = Math.round(dark ? 42 - (share - 0.5) * 48 : 96 - share * 68);
+  return `background: hsl(214 70% ${lightness}%); color: ${dark ? "#fff" : "#1b1f24"}`;
 }
 
 export async function render(root, params) {
