@@ -294,3 +294,16 @@ def test_graphiql_renders_with_every_request_to_the_app(browser, console_api: Ap
     assert requests and all(url.startswith(console_api.url) or url.startswith("data:") for url in requests), requests
     assert any(url.endswith("/console/vendor/graphiql.min.js") for url in requests)
     assert errors == []
+
+
+def test_an_expired_session_and_an_api_error_are_shown(tab_factory, output_dir) -> None:
+    expired = tab_factory(token=mint_token(JWT_SECRET, "ops", "admin", ttl_seconds=-1))
+    page = expired.open("#/revenue")
+    page.wait_for_selector("#login-error:has-text('expired')")
+    assert page.locator("#nav").is_hidden() and page.evaluate("sessionStorage.length") == 0
+    analyst = tab_factory(scope="analyst")
+    page = analyst.open("#/cohorts/1990-01/2026-04")  # more months than the API answers
+    box = page.wait_for_selector("[data-error=api]")
+    assert "BAD_USER_INPUT" in box.text_content()
+    shot(analyst, "cohorts-api-error")
+    assert expired.errors == [] and analyst.errors == []
