@@ -1,4 +1,4 @@
-"""The console end to end: one real uvicorn server per module, seeded with a scripted history
+"""The console end to end: one real uvicorn server per module and database, seeded with a scripted history
 through the public API, and Debian's Chromium driven by Playwright (no browser download).
 
 Screenshots go to test-output/console/ (gitignored); page weight and time to the first chart
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,6 +20,7 @@ import pytest
 from gateways.sandbox_engine import SandboxEngine
 from subledger.app import build
 from tests.api.conftest import Api, make_settings
+from tests.conftest import POSTGRES_URL, _require
 from tests.scenarios.helpers import ADMIN, OUTCOME, advance, seoul, subscribe
 from tests.servers import serve_asgi
 
@@ -70,16 +72,21 @@ def seed(api: Api) -> History:
     return history
 
 
-@pytest.fixture(scope="module")
-def console_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """One SQLite-backed server for the module, seeded with the scripted history."""
-    database = tmp_path_factory.mktemp("console") / "ledger.db"
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def console_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One server per database for the module, seeded with the scripted history."""
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{tmp_path_factory.mktemp('console') / 'ledger.db'}"
+    else:
+        base = _require(POSTGRES_URL, "SUBLEDGER_TEST_POSTGRES_URL")
+        database_url = f"{base}{'&' if '?' in base else '?'}schema=t_{uuid.uuid4().hex[:12]}"
     sandbox = SandboxEngine()
-    built = build(make_settings(f"sqlite:///{database}"), sandbox=sandbox)
+    built = build(make_settings(database_url), sandbox=sandbox)
     server = serve_asgi(built.http)
     url = server.__enter__()
     api = Api(url=url, built=built, client=httpx.Client(timeout=180), sandbox=sandbox, server=server)
     try:
+        api.database = request.param  # type: ignore[attr-defined]
         api.history = seed(api)  # type: ignore[attr-defined]
         yield api
     finally:
@@ -109,8 +116,9 @@ class Tab:
     """One browser context (its own session storage) on the console, recording every request,
     console error and uncaught exception."""
 
-    def __init__(self, browser: Any, base: str, token: str | None) -> None:
+    def __init__(self, browser: Any, base: str, token: str | None, database: str) -> None:
         self.base = base
+        self.database = database
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         if token is not None:
             self.context.add_init_script(f"sessionStorage.setItem({TOKEN_KEY!r}, {token!r})")
@@ -135,7 +143,7 @@ def tab_factory(browser: Any, console_api: Api) -> Iterator[Any]:
 
     def open_tab(user: str | None = "ops", scope: str = "admin", token: str | None = None) -> Tab:
         given = token if token is not None else (console_api.token(user, scope) if user else None)
-        tab = Tab(browser, console_api.url, given)
+        tab = Tab(browser, console_api.url, given, console_api.database)
         tabs.append(tab)
         return tab
 

@@ -55,7 +55,7 @@ def figures(page) -> dict[str, str]:
 
 
 def shot(tab: Tab, name: str) -> None:
-    tab.page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    tab.page.screenshot(path=str(OUTPUT / f"{name}-{tab.database}.png"), full_page=True)
 
 
 def transferred(page) -> int:
@@ -106,7 +106,7 @@ def test_revenue_shows_the_api_figures_for_the_range_and_draws_charts(tab_factor
     shot(tab, "revenue")
     assert tab.errors == []
     weight = transferred(page)
-    print(f"\nconsole revenue page: {weight:,} bytes transferred in {len(tab.requests)} requests; "
+    print(f"\nconsole revenue page ({console_api.database}): {weight:,} bytes transferred in {len(tab.requests)} requests; "
           f"first chart drawn {first_chart:.0f} ms after navigation start")
 
 
@@ -287,10 +287,10 @@ def test_graphiql_renders_with_every_request_to_the_app(browser, console_api: Ap
     page.wait_for_selector(".graphiql-container .graphiql-editors", timeout=60_000)
     shown_after = page.evaluate("performance.now()")
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(OUTPUT / "graphiql.png"))
+    page.screenshot(path=str(OUTPUT / f"graphiql-{console_api.database}.png"))
     weight = transferred(page)
     context.close()
-    print(f"\ngraphiql page: {weight:,} bytes transferred in {len(requests)} requests; editors shown {shown_after:.0f} ms after navigation start")
+    print(f"\ngraphiql page ({console_api.database}): {weight:,} bytes transferred in {len(requests)} requests; editors shown {shown_after:.0f} ms after navigation start")
     assert requests and all(url.startswith(console_api.url) or url.startswith("data:") for url in requests), requests
     assert any(url.endswith("/console/vendor/graphiql.min.js") for url in requests)
     assert errors == []
