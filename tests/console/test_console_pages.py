@@ -228,7 +228,7 @@ def test_ledger_page_for_an_admin_rebuilds_verifies_and_reconciles(tab_factory, 
     assert tab.errors == []
 
 
-def test_an_analyst_cannot_rebuild_and_an_auditor_sees_forbidden_analytics(tab_factory, output_dir) -> None:
+def test_an_analyst_cannot_rebuild_and_an_auditor_sees_forbidden_analytics(tab_factory, console_api: Api, output_dir) -> None:
     analyst = tab_factory(scope="analyst")
     page = analyst.open("#/ledger")
     page.wait_for_selector("[data-table=projections] tbody tr")
@@ -241,6 +241,13 @@ def test_an_analyst_cannot_rebuild_and_an_auditor_sees_forbidden_analytics(tab_f
     page.wait_for_selector("[data-error=forbidden]")
     assert "FORBIDDEN" in page.text_content("[data-error=forbidden]")
     shot(auditor, "revenue-auditor-forbidden")
+    # An auditor reads a user's ledger history and asOf state, but not their payments list (admin).
+    page = auditor.open(f"#/user/{console_api.history.paying}")
+    page.wait_for_selector("[data-section=payments] [data-error=forbidden]")
+    page.wait_for_selector("[data-table=timeline] tbody tr")
+    page.wait_for_selector("[data-section=wallet] [data-figure=totalBalance]")
+    assert page.locator("[data-table=subscriptions] tbody tr").count() == 1
+    shot(auditor, "user-auditor")
     assert analyst.errors == [] and auditor.errors == []
 
 
@@ -251,6 +258,7 @@ def test_sign_in_refuses_a_user_token_and_an_expired_one(tab_factory, console_ap
     page.click("#login-form button")
     message = page.text_content("#login-error")
     assert "A user token cannot sign in here" in message and page.locator("#nav").is_hidden()
+    assert page.locator("#who").is_hidden()  # no "Sign out" before signing in
     assert page.evaluate("sessionStorage.length") == 0
     shot(tab, "login-user-refused")
     page.fill("#token", mint_token(JWT_SECRET, "ops", "admin", ttl_seconds=-60))
