@@ -246,6 +246,7 @@ def test_an_analyst_cannot_rebuild_and_an_auditor_sees_forbidden_analytics(tab_f
     page.wait_for_selector("[data-section=payments] [data-error=forbidden]")
     page.wait_for_selector("[data-table=timeline] tbody tr")
     page.wait_for_selector("[data-section=wallet] [data-figure=totalBalance]")
+    page.wait_for_selector("[data-table=subscriptions] tbody tr")  # its own query, after the events'
     assert page.locator("[data-table=subscriptions] tbody tr").count() == 1
     shot(auditor, "user-auditor")
     assert analyst.errors == [] and auditor.errors == []
