@@ -30,9 +30,8 @@ from schema.auth import SCOPES, Scope
 from schema.build import schema as served_schema
 from schema.permissions import Access, Root, Target
 from subledger.app import build
-from tests.api.conftest import GOOD_CARD, Api, make_settings
+from tests.api.conftest import GOOD_CARD, Api, make_settings, module_database_url
 from tests.api.permission_spec import BAD_TOKENS, SPEC, Outcome, Who, expected, token
-from tests.conftest import POSTGRES_URL, _require
 from tests.servers import serve_asgi
 
 REFUSALS = {"UNAUTHENTICATED", "FORBIDDEN"}
@@ -209,13 +208,8 @@ def test_every_field_has_a_case() -> None:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('matrix') / 'ledger.db'}"
-    else:
-        base = _require(POSTGRES_URL, "SUBLEDGER_TEST_POSTGRES_URL")
-        url = f"{base}{'&' if '?' in base else '?'}schema=t_{uuid.uuid4().hex[:12]}"
     sandbox = SandboxEngine()
-    built = build(make_settings(url), sandbox=sandbox)
+    built = build(make_settings(module_database_url(request.param, tmp_path_factory)), sandbox=sandbox)
     with serve_asgi(built.http) as base_url, httpx.Client(timeout=60) as client:
         yield Api(url=base_url, built=built, client=client, sandbox=sandbox, closed=True)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,8 +18,7 @@ import pytest
 
 from gateways.sandbox_engine import SandboxEngine
 from subledger.app import build
-from tests.api.conftest import Api, make_settings
-from tests.conftest import POSTGRES_URL, _require
+from tests.api.conftest import Api, make_settings, module_database_url
 from tests.scenarios.helpers import ADMIN, OUTCOME, advance, seoul, subscribe
 from tests.servers import serve_asgi
 
@@ -75,13 +73,8 @@ def seed(api: Api) -> History:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def console_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One server per database for the module, seeded with the scripted history."""
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path_factory.mktemp('console') / 'ledger.db'}"
-    else:
-        base = _require(POSTGRES_URL, "SUBLEDGER_TEST_POSTGRES_URL")
-        database_url = f"{base}{'&' if '?' in base else '?'}schema=t_{uuid.uuid4().hex[:12]}"
     sandbox = SandboxEngine()
-    built = build(make_settings(database_url), sandbox=sandbox)
+    built = build(make_settings(module_database_url(request.param, tmp_path_factory)), sandbox=sandbox)
     server = serve_asgi(built.http)
     url = server.__enter__()
     api = Api(url=url, built=built, client=httpx.Client(timeout=180), sandbox=sandbox, server=server)
