@@ -104,6 +104,16 @@ def test_revenue_shows_the_api_figures_for_the_range_and_draws_charts(tab_factor
     assert {s["status"]: s["count"] for s in statuses if s["count"]} == {"ACTIVE": 2, "PAST_DUE": 1, "SUSPENDED": 1, "CANCELED": 1}
     assert page.locator("canvas").count() == 4
     shot(tab, "revenue")
+    # Another range, chosen in the form: the figures follow it.
+    page.fill("input[name=from]", "2026-04")
+    page.fill("input[name=to]", "2026-04")
+    page.click("form[aria-label=Months] button")
+    page.wait_for_selector("h3:has-text('2026-04 to 2026-04')")
+    page.wait_for_selector("[data-figure=revenue]")
+    april = console_api.gql("{ subscriptionMetrics(from: \"2026-04-01\", to: \"2026-04-30\") { revenue { total } } }",
+                            user="a", scope="analyst")["subscriptionMetrics"]
+    assert figures(page)["revenue"] == won(april["revenue"]["total"]) != shown["revenue"]
+    assert page.locator("[data-table=months] tbody tr").count() == 1
     assert tab.errors == []
     weight = transferred(page)
     print(f"\nconsole revenue page ({console_api.database}): {weight:,} bytes transferred in {len(tab.requests)} requests; "
