@@ -27,6 +27,8 @@ from projections.wallet_history import to_utc_text
 MAX_PAGE = 500
 #: `subscriptionsPage` cursors: oldest first by the position of the Subscribed event.
 CURSORS = Keyset("subscriptions")
+#: `collections` cursors: newest first by the position of the Subscribed event.
+COLLECTION_CURSORS = Keyset("collections")
 #: Row columns an event may set, by the name the event carries them under.
 COPIED = ("status", "plan_id", "cycle", "price", "next_charge_at", "period_end")
 _TIMES = ("next_charge_at", "period_end", "trial_ends_at")
@@ -161,6 +163,31 @@ class SubscriptionsProjection:
             (ACTIVE, TRIALING, start, end),
         )
 
+    def collection_page(
+        self, view_db: ViewDatabase, statuses: Sequence[str], first: int, after: str | None = None
+    ) -> Page[str]:
+        """A page of the subscriptions whose status is one of `statuses` (`collections`: PAST_DUE
+        and SUSPENDED), newest subscription first, after the cursor `after` (keyset on `seq`)."""
+        scope = scope_of(*statuses)
+        marks = ", ".join("?" * len(statuses))
+        where, params = f"status IN ({marks})", list(statuses)
+        if after is not None:
+            (seq,) = COLLECTION_CURSORS.decode(after, scope)
+            where, params = where + " AND seq < ?", [*params, seq]
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(
+                f"SELECT subscription_id, seq FROM {self.table} WHERE {where} ORDER BY seq DESC LIMIT ?",
+                [*params, first + 1],
+            ).fetchall()
+        page = page_of(rows, first, lambda row: COLLECTION_CURSORS.encode(scope, row["seq"]))
+        return Page([row["subscription_id"] for row in page.items], page.next_cursor)
+
+    def count_by_status(self, view_db: ViewDatabase) -> dict[str, int]:
+        """How many subscriptions stand in each status now."""
+        with view_db.transaction(readonly=True) as cursor:
+            rows = cursor.execute(f"SELECT status, COUNT(*) AS n FROM {self.table} GROUP BY status").fetchall()
+        return {row["status"]: int(row["n"]) for row in rows}
+
     def _ids(self, view_db: ViewDatabase, where: str, params: Sequence[Any]) -> list[str]:
         with view_db.transaction(readonly=True) as cursor:
             rows = cursor.execute(f"SELECT subscription_id FROM {self.table} WHERE {where}", params).fetchall()
@@ -175,4 +202,6 @@ QUERIES = (
     "trials_ending",
     "cancellations_ended",
     "reminder_candidates",
+    "collection_page",
+    "count_by_status",
 )

@@ -11,7 +11,7 @@ import structlog
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -32,9 +32,16 @@ class SubledgerGraphQL(GraphQL):
     mapped by `schema.errors`, and requests strawberry refuses before execution
     (malformed JSON, no query) answer a GraphQL error body instead of plain text."""
 
-    def __init__(self, services: Services, **kwargs: Any) -> None:
+    def __init__(self, services: Services, ide_html: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.services = services
+        self.ide_html = ide_html
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        """Strawberry's extension point for the IDE page: ours loads its scripts from the app."""
+        if self.ide_html is None:
+            return await super().render_graphql_ide(request)
+        return HTMLResponse(self.ide_html)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,8 +124,11 @@ def build_http_app(
     cron_endpoint: bool = True,
     cors: CorsPolicy | None = None,
     traced: Callable[[ASGIApp], ASGIApp] | None = None,
+    graphiql_html: str | None = None,
 ) -> ASGIApp:
-    graphql = SubledgerGraphQL(services, schema=schema, graphql_ide="graphiql" if graphiql else None)
+    graphql = SubledgerGraphQL(
+        services, ide_html=graphiql_html, schema=schema, graphql_ide="graphiql" if graphiql else None
+    )
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

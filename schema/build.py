@@ -12,6 +12,8 @@ from strawberry.tools import merge_types
 
 from schema.analytics import AnalyticsQuery
 from schema.audit import AuditMutation, AuditQuery
+from schema.collections import CollectionsQuery
+from schema.status_counts import StatusCountsQuery
 from schema.errors import log_unexpected
 from schema.metrics import CommandLatency
 from schema.rate_limit import RateLimitExtension
@@ -32,7 +34,8 @@ MAX_TOKENS = 4000
 Query = merge_types(
     "Query",
     (OperationsQuery, PaymentsQuery, WalletQuery, SubscriptionsQuery, NotificationsQuery, AuditQuery, AnalyticsQuery,
-     ReconciliationQuery, WebhooksQuery, PagedListsQuery),
+     ReconciliationQuery, WebhooksQuery, PagedListsQuery, CollectionsQuery,
+     StatusCountsQuery),
 )
 Mutation = merge_types(
     "Mutation",

@@ -41,6 +41,7 @@ class Services:
     rate_limiter: Any = None  # schema.rate_limit.MoneyRateLimiter (None: no limit)
     tokens: Any = None  # schema.jwks.JwksTokens when SUBLEDGER_JWKS_URL is set (None: HS256 with jwt_secret)
     webhooks: Any = None  # workers.webhooks.WebhookDispatcher (endpoints, deliveries, sending)
+    timezone: str = "Asia/Seoul"  # SUBLEDGER_TIMEZONE, as Query.clock reports it
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -33,7 +33,7 @@ class OperationsQuery:
     ))
     def clock(self, info: Info) -> ClockInfo:
         clock = info.context.services.clock
-        return ClockInfo(now=clock.now(), controllable=clock.controllable)
+        return ClockInfo(now=clock.now(), controllable=clock.controllable, timezone=info.context.services.timezone)
 
     @strawberry.field(description=permissions.described(
         Root.QUERY, "projections",

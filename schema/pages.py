@@ -39,6 +39,7 @@ PAYMENTS_PAGE = PAYMENTS
 NOTIFICATIONS_PAGE = NOTIFICATIONS
 EVENTS_PAGE = EVENTS
 SUBSCRIPTIONS_PAGE = PageSize(default=50, maximum=200)
+COLLECTIONS = PageSize(default=50, maximum=200)
 
 #: Every capped list, by the field that takes `first` (the test walks the served schema against it).
 CAPPED: dict[str, PageSize] = {
@@ -52,4 +53,5 @@ CAPPED: dict[str, PageSize] = {
     "Query.notificationsPage": NOTIFICATIONS_PAGE,
     "Query.subscriptionsPage": SUBSCRIPTIONS_PAGE,
     "Query.eventsPage": EVENTS_PAGE,
+    "Query.collections": COLLECTIONS,
 }

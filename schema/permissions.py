@@ -139,6 +139,8 @@ RULES: tuple[Rule, ...] = (
     _scoped(Q, "eventsPage", A, AU),
     _owned(Q, "exportUserData", USER),
     _scoped(Q, "reconciliation", A, AU),
+    _scoped(Q, "collections", A, AU),
+    _scoped(Q, "subscriptionsByStatus", AN, A),
     _scoped(M, "registerPaymentMethod", U, A),
     _owned(M, "removePaymentMethod", OBJECT),
     _scoped(M, "subscribe", U, A),

@@ -54,6 +54,7 @@ from schema.rate_limit import MoneyRateLimiter
 from schema.toss_webhook import toss_webhook
 from schema.context import Services
 from subledger.clocks import SystemClock, TestClock
+from subledger.console import console_routes, graphiql_html
 from subledger.ledger_cipher import check_ledger_cipher
 from subledger.identity import identity_provider
 from subledger.metrics_port import DatabaseGauges
@@ -286,6 +287,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         ),
         tokens=identity_provider(settings),
         webhooks=webhooks,
+        timezone=settings.timezone,
     )
     services.extra["refresh_metrics"] = DatabaseGauges(
         job_context.runs, payments, clock, timedelta(seconds=settings.settle_grace_seconds), lambda: status(runners)
@@ -337,8 +339,9 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
         cors=cors_policy(settings),
-        extra_routes=webhook_routes(built),
+        extra_routes=[*webhook_routes(built), *console_routes()],
         traced=traced,
+        graphiql_html=graphiql_html(),
     )
     return built
 

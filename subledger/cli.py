@@ -58,6 +58,7 @@ def serve(
         )
     else:
         console.print(f"subledger on [bold]http://{shown}:{port}/graphql[/bold] ({escape(redact_url(settings.database_url))})")
+        console.print(f"operators' console on [bold]http://{shown}:{port}/console/[/bold] (docs/console.md)")
     provider_only = settings.jwks_url and "HS256" not in split_list(settings.jwt_algorithms)
     if provider_only:  # docs/identity-providers.md: the secret's tokens are refused
         console.print("bearer tokens: from the identity provider of SUBLEDGER_JWKS_URL only (no development token)")

@@ -10,6 +10,10 @@ from schema.scalars import DateTime
 class ClockInfo:
     now: DateTime = strawberry.field(description="The service's current time.")
     controllable: bool = strawberry.field(description="True when the clock can be moved (the test clock).")
+    timezone: str = strawberry.field(description=(
+        "The IANA time zone of the daily runs and of calendar days (SUBLEDGER_TIMEZONE), e.g. Asia/Seoul; "
+        "the console shows times in it."
+    ))
 
 
 @strawberry.type(description="One run of a scheduled job.")

@@ -106,6 +106,17 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def module_database_url(kind: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh database for a server shared by a test module (`kind`: the module fixture's param,
+    "sqlite" or "postgres"): a SQLite file of its own, or a PostgreSQL schema of its own."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('module') / 'ledger.db'}"
+    from tests.conftest import POSTGRES_URL, _require
+
+    base = _require(POSTGRES_URL, "SUBLEDGER_TEST_POSTGRES_URL")
+    return f"{base}{'&' if '?' in base else '?'}schema=t_{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def api_factory(database_url: str) -> Iterator[Any]:
     """Start the service (possibly again, on the same database) with given settings."""

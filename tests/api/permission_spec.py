@@ -100,6 +100,10 @@ SPEC: dict[str, Expect] = {
     "redeliverWebhook": Expect(scopes="admin"),
     # E-mail (docs/email.md): an operator's resend.
     "resendNotification": Expect(scopes="admin"),
+    # The console (issue 15, docs/console.md): collections name other users' subscriptions, read like the
+    # ledger's events (auditor, admin); the status counts are analytics (analyst, admin).
+    "collections": Expect(scopes="auditor admin"),
+    "subscriptionsByStatus": Expect(scopes="analyst admin"),
 }
 
 

@@ -21,6 +21,7 @@ QUERIES = {
     "Query.paymentsPage": ("query($n: Int) { paymentsPage(first: $n) { nextCursor } }", {"user": "cap-user"}),
     "Query.notificationsPage": ("query($n: Int) { notificationsPage(first: $n) { nextCursor } }", {"user": "cap-user"}),
     "Query.subscriptionsPage": ("query($n: Int) { subscriptionsPage(first: $n) { nextCursor } }", {"user": "cap-user"}),
+    "Query.collections": ("query($n: Int) { collections(first: $n) { nextCursor } }", {"user": "ops", "scope": "admin"}),
 }
 
 
@@ -39,7 +40,7 @@ def test_every_first_argument_is_capped() -> None:
         "Query.events": 1000, "Query.payments": 200, "Query.notifications": 200, "Wallet.transactions": 200,
         "Query.webhookDeliveries": 200, "Query.webhookDeliveriesPage": 200,
         "Query.eventsPage": 1000, "Query.paymentsPage": 200, "Query.notificationsPage": 200,
-        "Query.subscriptionsPage": 200,
+        "Query.subscriptionsPage": 200, "Query.collections": 200,
     }
     for path, size in pages.CAPPED.items():
         kind, field = path.split(".")

@@ -30,9 +30,8 @@ from schema.auth import SCOPES, Scope
 from schema.build import schema as served_schema
 from schema.permissions import Access, Root, Target
 from subledger.app import build
-from tests.api.conftest import GOOD_CARD, Api, make_settings
+from tests.api.conftest import GOOD_CARD, Api, make_settings, module_database_url
 from tests.api.permission_spec import BAD_TOKENS, SPEC, Outcome, Who, expected, token
-from tests.conftest import POSTGRES_URL, _require
 from tests.servers import serve_asgi
 
 REFUSALS = {"UNAUTHENTICATED", "FORBIDDEN"}
@@ -129,6 +128,8 @@ CASES = [
     Case("eventsPage", "query($u: ID) { eventsPage(userId: $u, first: 5) { items { position } } }", U),
     Case("exportUserData", "query($u: ID) { exportUserData(userId: $u) { userId } }", U),
     Case("reconciliation", "{ reconciliation { clean } }"),
+    Case("collections", "{ collections { items { attempts } } }"),
+    Case("subscriptionsByStatus", "{ subscriptionsByStatus { status count } }"),
     Case("registerPaymentMethod", "mutation($c: String!) { registerPaymentMethod(input: "
          f'{{provider: SANDBOX, authKey: "{GOOD_CARD}", customerKey: $c}}) {{ id }} }}', lambda n: {"c": n.unique}),
     Case("removePaymentMethod", "mutation($m: ID!) { removePaymentMethod(id: $m) { id } }", MTH),
@@ -208,13 +209,8 @@ def test_every_field_has_a_case() -> None:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('matrix') / 'ledger.db'}"
-    else:
-        base = _require(POSTGRES_URL, "SUBLEDGER_TEST_POSTGRES_URL")
-        url = f"{base}{'&' if '?' in base else '?'}schema=t_{uuid.uuid4().hex[:12]}"
     sandbox = SandboxEngine()
-    built = build(make_settings(url), sandbox=sandbox)
+    built = build(make_settings(module_database_url(request.param, tmp_path_factory)), sandbox=sandbox)
     with serve_asgi(built.http) as base_url, httpx.Client(timeout=60) as client:
         yield Api(url=base_url, built=built, client=client, sandbox=sandbox, closed=True)
 

@@ -13,10 +13,11 @@ from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_ty
 from schema.build import schema
 
 #: Root lists answered whole: bounded by what they hold (docs/api-guide.md says why).
-BOUNDED = {"paymentMethods", "projections", "cohorts", "webhookEndpoints"}
+BOUNDED = {"paymentMethods", "projections", "cohorts", "webhookEndpoints", "subscriptionsByStatus"}
 #: Root fields listed from read models (their own rows or their ids).
 FROM_READ_MODELS = {
     "payments", "paymentsPage", "subscriptions", "subscriptionsPage", "notifications", "notificationsPage",
+    "collections", "subscriptionsByStatus",
 }
 
 
