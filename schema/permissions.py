@@ -140,6 +140,7 @@ RULES: tuple[Rule, ...] = (
     _owned(Q, "exportUserData", USER),
     _scoped(Q, "reconciliation", A, AU),
     _scoped(M, "registerPaymentMethod", U, A),
+    _scoped(M, "beginPaymentMethodRegistration", U, A),
     _owned(M, "removePaymentMethod", OBJECT),
     _scoped(M, "subscribe", U, A),
     _owned(M, "changePlan", OBJECT),

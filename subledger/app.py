@@ -29,6 +29,7 @@ from domain.subscription_billing import SubscriptionBilling
 from domain.webhooks import RetryPolicy
 from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
+from gateways.kakaopay import KakaoPayGateway
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
 from projections import notifications as outbox
@@ -159,6 +160,12 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
             settings.toss_secret_key,
             provider="TOSS",
             retry_base_seconds=retry,
+        )
+    if "kakaopay" in settings.providers_named:
+        assert settings.kakao_secret_key
+        gateways["KAKAO_PAY"] = KakaoPayGateway(
+            settings.kakao_base_url, settings.kakao_secret_key, settings.kakao_cid,
+            retry_base_seconds=retry, registration_amount=settings.kakao_registration_amount,
         )
     return gateways, sandbox
 
