@@ -19,7 +19,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateways.sandbox_engine import Faults, Reply, SandboxEngine, TossError
-from gateways.sandbox_kakaopay import KakaoSandbox, kakaopay_routes
+from gateways.sandbox_kakaopay import KakaoSandbox
+from gateways.sandbox_kakaopay_app import kakaopay_routes
 from gateways.sandbox_webhooks import webhook_routes
 from gateways.sandbox_receipts import render_receipt
 

@@ -10,34 +10,28 @@ starting `TC` (KakaoPay's test merchant codes, e.g. `TCSUBSCRIP`). The payer's a
 to approval_url with `?pg_token=...`, or with `?result=cancel|fail` to cancel_url/fail_url.
 Controls: `POST /sandbox/kakaopay/sids/{sid}/outcome` {outcome} (the SandboxOutcome names),
 `GET /sandbox/kakaopay/charges`, `/refunds`, `/requests` (every API request as received:
-method, path, authorization, content type, JSON body).
+method, path, authorization, content type, JSON body); served by `sandbox_kakaopay_app`.
 """
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
-
 from gateways.kakaopay_objects import kst
 from gateways.sandbox_engine import Reply, SandboxEngine, _now
 
-Answer = Callable[[Reply], Response]
-
-_DECLINES: dict[str, tuple[int, str] | None] = {
+DECLINES: dict[str, tuple[int, str] | None] = {
     "SUCCEED": None,
     "INSUFFICIENT_FUNDS": (-782, "정기 결제 API 호출이 실패했습니다. (잔액 부족)"),
     "LIMIT_EXCEEDED": (-797, "1회 결제 한도 금액을 초과했습니다."),
     "CARD_SUSPENDED": (-751, "비활성화된 SID 입니다."),
     "INVALID_BILLING_KEY": (-750, "SID가 존재하지 않습니다."),
 }
-_ONCE = {"SERVER_ERROR_ONCE": 500, "RATE_LIMITED_ONCE": 429}
+ONCE = {"SERVER_ERROR_ONCE": 500, "RATE_LIMITED_ONCE": 429}
 
 
 class KakaoError(Exception):
@@ -156,10 +150,10 @@ class KakaoSandbox:
         if _str(body, "partner_order_id") in self.order_ids:
             raise KakaoError(-785, "결제와 취소를 중복으로 요청했습니다.")
         outcome = self.outcomes.get(sid)
-        if outcome in _ONCE:
+        if outcome in ONCE:
             self.outcomes[sid] = "SUCCEED"
-            raise KakaoError(-799 if _ONCE[outcome] == 429 else -780, f"injected {_ONCE[outcome]}",
-                             status=_ONCE[outcome], processed=False)
+            raise KakaoError(-799 if ONCE[outcome] == 429 else -780, f"injected {ONCE[outcome]}",
+                             status=ONCE[outcome], processed=False)
         known = self.sids.get(sid)
         if known is None or known["cid"] != _str(body, "cid"):
             raise KakaoError(-750, "SID가 존재하지 않습니다.")
@@ -169,7 +163,7 @@ class KakaoSandbox:
             raise KakaoError(-753, "partner_user_id가 SID 발급 시와 다릅니다.")
         order = self._new_order(body, amount)
         order.sid = sid
-        decline = _DECLINES.get(outcome or "SUCCEED")
+        decline = DECLINES.get(outcome or "SUCCEED")
         if decline:
             order.status = "FAIL_PAYMENT"
             if decline[0] == -751:
@@ -269,54 +263,3 @@ def _int(body: dict[str, Any], name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise KakaoError(-726, f"{name}: 정수 값이 필요합니다.")
     return value
-
-
-def kakaopay_routes(kakao: KakaoSandbox, answer: Answer) -> list[Route]:
-    def api(scope: str, handler: Callable[[dict[str, Any], str], dict[str, Any]]) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                body = await request.json()
-            except ValueError:
-                body = None
-            kakao.requests.append({
-                "method": request.method, "path": request.url.path,
-                "authorization": request.headers.get("authorization"), "contentType": request.headers.get("content-type"),
-                "body": body,
-            })
-            scheme, _, key = request.headers.get("authorization", "").partition(" ")
-            if scheme != "SECRET_KEY" or not key.startswith("DEV"):
-                return answer(KakaoError(-401, "유효하지 않은 Secret key 입니다.", status=401).reply())
-            if not isinstance(body, dict):
-                return answer(KakaoError(-726, "요청 본문이 JSON 객체가 아닙니다.").reply())
-            return answer(await kakao.serve(scope, lambda: handler(body, str(request.base_url))))
-        return endpoint
-
-    async def pay(request: Request) -> Response:
-        try:
-            target = kakao.payer_visits(request.path_params["tid"], request.query_params.get("result", "approve"))
-        except KakaoError as exc:
-            return answer(exc.reply())
-        return RedirectResponse(target, status_code=303)
-
-    async def set_outcome(request: Request) -> Response:
-        outcome = (await request.json()).get("outcome")
-        if outcome not in _DECLINES and outcome not in _ONCE:
-            return JSONResponse({"error_code": -726, "error_message": f"unknown outcome {outcome!r}"}, status_code=400)
-        kakao.outcomes[request.path_params["sid"]] = outcome
-        return JSONResponse({"sid": request.path_params["sid"], "outcome": outcome})
-
-    def listing(name: str) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            return JSONResponse({name: kakao.charges() if name == "charges" else list(getattr(kakao, name))})
-        return endpoint
-
-    return [
-        Route("/online/v1/payment/ready", api("ready", kakao.ready), methods=["POST"]),
-        Route("/online/v1/payment/approve", api("pay", lambda body, _: kakao.approve(body)), methods=["POST"]),
-        Route("/online/v1/payment/subscription", api("pay", lambda body, _: kakao.subscription(body)), methods=["POST"]),
-        Route("/online/v1/payment/cancel", api("cancel", lambda body, _: kakao.cancel(body)), methods=["POST"]),
-        Route("/online/v1/payment/order", api("lookup", lambda body, _: kakao.order(body)), methods=["POST"]),
-        Route("/sandbox/kakaopay/pay/{tid}", pay, methods=["GET"]),
-        Route("/sandbox/kakaopay/sids/{sid}/outcome", set_outcome, methods=["POST"]),
-        *(Route(f"/sandbox/kakaopay/{name}", listing(name), methods=["GET"]) for name in ("charges", "refunds", "requests")),
-    ]

@@ -170,6 +170,25 @@ class PaymentsMutation:
         return Payment.of(payment)
 
     @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "settlePaymentFromProvider",
+        "Settle a PENDING charge the settle job cannot look up by its order id (a KAKAO_PAY charge whose answer "
+        "was lost: KakaoPay finds payments by tid only): give the provider's key of it (KakaoPay's tid, found in its "
+        "partner admin by the order id). It is looked up at the provider, must be this payment's order, and the "
+        "payment is settled from what the provider holds. Charges nothing. A key the provider does not confirm "
+        "answers BAD_USER_INPUT; a payment not PENDING, CONFLICT.",
+        errors=("BAD_USER_INPUT", "NOT_FOUND", "CONFLICT"),
+    ))
+    async def settle_payment_from_provider(
+        self, info: Info,
+        payment_id: Annotated[strawberry.ID, strawberry.argument(description="The PENDING payment.")],
+        provider_payment_key: Annotated[str, strawberry.argument(description="The provider's key of it (KakaoPay: tid).")],
+    ) -> Payment:
+        permissions.caller(info)
+        services = info.context.services
+        payment = await services.billing.settle_from_provider(str(payment_id), provider_payment_key, services.clock.now())
+        return Payment.of(payment)
+
+    @strawberry.mutation(description=permissions.described(
         Root.MUTATION, "setSandboxOutcome",
         "Sandbox gateway only: make this payment method's later charges end this way (tests and demos). "
         "Changes nothing in the ledger.",

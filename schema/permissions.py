@@ -153,6 +153,7 @@ RULES: tuple[Rule, ...] = (
     _scoped(M, "rewardPoints", A, S),
     _scoped(M, "adjustPoints", A),
     _scoped(M, "refundPayment", A),
+    _scoped(M, "settlePaymentFromProvider", A),
     _scoped(M, "createPromoCode", A),
     _scoped(M, "rebuildProjection", A, AN),
     _scoped(M, "verifyLedger", A, AU),

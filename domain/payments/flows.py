@@ -164,6 +164,26 @@ class Billing:
             payment = await self.settle_stale_refund(RefundTicket(str(payment.id), refund.id), now)
         return payment
 
+    async def settle_from_provider(self, pay_id: str, payment_key: str, now: datetime) -> Payment:
+        """A person settles a PENDING charge that cannot be looked up by its order id (KakaoPay,
+        whose tid was in a lost answer): they give the provider's key of it, found in the
+        provider's own records by the order id. It is looked up there, must be this payment's
+        order, and the payment is settled from what the provider holds; nothing is charged."""
+        payment = await self.run_sync(self.book.load, pay_id)
+        if payment.status != PENDING:
+            raise Conflict(f"payment {pay_id} is {payment.status.value}, not PENDING: nothing to settle")
+        if not payment_key.strip():
+            raise InvalidInput("providerPaymentKey must not be empty")
+        try:
+            found = await lookup_charge(self.gateway(payment.provider), payment.order_id, payment_key)
+        except GatewayError as error:
+            raise InvalidInput(f"the provider did not confirm it: {error.message}", providerCode=error.provider_code)
+        if found is None or found.order_id != payment.order_id:
+            raise InvalidInput("the provider holds no payment of this order under that key")
+        if found.status == ChargeStatus.UNKNOWN:
+            raise Conflict(f"the order is still in progress at the provider ({found.gateway_status})")
+        return await self.run_sync(self.book.settle_charge, payment.id, found, now)
+
     # ------------------------------------------------------------ refunds
     async def refund_payment(
         self, pay_id: str, amount: int | None, reason: str, now: datetime, *, actor: str, idempotency_key: str | None

@@ -87,6 +87,7 @@ SPEC: dict[str, Expect] = {
     "rewardPoints": Expect(scopes="admin system"),
     "adjustPoints": Expect(scopes="admin"),
     "refundPayment": Expect(scopes="admin"),
+    "settlePaymentFromProvider": Expect(scopes="admin"),
     "createPromoCode": Expect(scopes="admin"),
     "runScheduledJobs": Expect(scopes="cron admin"),
     "advanceTestClock": Expect(scopes="admin cron"),

@@ -12,7 +12,7 @@ import pytest
 from domain.ports import ChargeStatus, DeclineCode, GatewayError, RefundStatus
 from gateways.kakaopay import KakaoPayGateway
 from gateways.kakaopay_objects import decline_code_for
-from gateway_server import serve_sandbox
+from gateway_server import serve_sandbox, sandbox_control
 
 SECRET = "DEVTESTSECRETKEY"
 CID = "TCSUBSCRIP"
@@ -27,8 +27,7 @@ def sandbox_url() -> Iterator[str]:
 
 @pytest.fixture
 def control(sandbox_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_url) as client:
-        client.post("/sandbox/reset").raise_for_status()
+    with sandbox_control(sandbox_url) as client:
         yield client
 
 

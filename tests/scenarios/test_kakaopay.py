@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Api
-from tests.integration.gateway_server import serve_sandbox
+from tests.integration.gateway_server import serve_sandbox, sandbox_control
 from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, subscribe, subscription
 
 BEGIN = """mutation($i: BeginPaymentMethodRegistrationInput!) { beginPaymentMethodRegistration(input: $i) {
@@ -21,6 +21,8 @@ REGISTER = """mutation($t: String!, $c: String!, $r: String) { registerPaymentMe
 PURCHASE = """mutation($p: ID!, $m: ID!) { purchasePoints(input: {packageId: $p, paymentMethodId: $m}) {
   payment { id status amount orderId failureCode } totalPoints } }"""
 RECONCILE = """{ reconciliation { clean paymentsChecked disagreements { finding provider orderId gateway } } }"""
+SETTLE = """mutation($p: ID!, $k: String!) { settlePaymentFromProvider(paymentId: $p, providerPaymentKey: $k) {
+  id status amount orderId } }"""
 PAGES = {"approvalUrl": "https://shop.example/kakao/ok", "cancelUrl": "https://shop.example/kakao/no",
          "failUrl": "https://shop.example/kakao/fail"}
 
@@ -33,8 +35,7 @@ def lookalike() -> Iterator[str]:
 
 @pytest.fixture
 def control(lookalike: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=lookalike) as client:
-        client.post("/sandbox/reset").raise_for_status()
+    with sandbox_control(lookalike) as client:
         yield client
 
 
@@ -119,11 +120,12 @@ def test_points_purchase_with_kakaopay(api: Api, control: httpx.Client, user: st
     assert kakao_charges(control) == {bought["payment"]["orderId"]: (5000, 0)}
 
 
-def test_a_dropped_charge_answer_is_never_charged_twice_and_reconcile_reports_it(
+def test_a_dropped_charge_answer_is_never_charged_twice_and_is_settled_by_lookup_with_its_tid(
     api: Api, control: httpx.Client, user: str
 ) -> None:
     """KakaoPay finds orders by tid only, and the tid was in the lost answer: the payment
-    stays PENDING (never sent again), and reconciliation names it (LOOKUP_FAILED) for a person."""
+    stays PENDING (never sent again), reconciliation names it (LOOKUP_FAILED), and a person
+    settles it by lookup with the tid from KakaoPay's records (settlePaymentFromProvider)."""
     method = add_kakao(api, control, user)
     control.post("/sandbox/faults", json={"dropResponses": 1}).raise_for_status()
     payment = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
@@ -141,6 +143,18 @@ def test_a_dropped_charge_answer_is_never_charged_twice_and_reconcile_reports_it
     ]
     assert "tid" in report["disagreements"][0]["gateway"]
 
+    # A person finds the tid in KakaoPay's records by the order id, and settles the payment with it.
+    tid = control.get("/sandbox/kakaopay/charges").json()["charges"][0]["tid"]
+    wrong = api.error(SETTLE, {"p": payment["id"], "k": "T0000000000000000000"}, user="ops", scope="admin")
+    assert wrong.code == "BAD_USER_INPUT"
+    settled = api.gql(SETTLE, {"p": payment["id"], "k": tid}, user="ops", scope="admin")["settlePaymentFromProvider"]
+    assert (settled["status"], settled["amount"], settled["orderId"]) == ("SUCCEEDED", 5000, order_id)
+    assert kakao_charges(control) == {order_id: (5000, 0)}  # settling charged nothing
+    again = api.error(SETTLE, {"p": payment["id"], "k": tid}, user="ops", scope="admin")
+    assert again.code == "CONFLICT"
+    api.settle_read_models()
+    assert api.gql(RECONCILE, user="auditor", scope="auditor")["reconciliation"]["clean"] is True
+
 
 def test_a_refund_after_reconcile_is_clean_on_both_sides(api: Api, control: httpx.Client, user: str) -> None:
     method = add_kakao(api, control, user)
@@ -152,3 +166,26 @@ def test_a_refund_after_reconcile_is_clean_on_both_sides(api: Api, control: http
     api.settle_read_models()
     report = api.gql(RECONCILE, user="auditor", scope="auditor")["reconciliation"]
     assert (report["clean"], report["paymentsChecked"]) == (True, 1)
+
+
+def test_kakaopay_not_configured_or_misused_is_refused_naming_it(api_factory: Any, user: str) -> None:
+    plain = api_factory()  # SUBLEDGER_GATEWAY=sandbox only
+    began = plain.error(BEGIN, {"i": {"provider": "KAKAO_PAY", "customerKey": "c", **PAGES}}, user=user)
+    assert began.code == "BAD_USER_INPUT" and "KAKAO_PAY is not enabled" in began.errors[0]["message"]
+    registered = plain.error(REGISTER, {"t": "tok", "c": "c", "r": "reg-1.T1"}, user=user)
+    assert registered.code == "BAD_USER_INPUT" and "KAKAO_PAY is not enabled" in registered.errors[0]["message"]
+    sandbox = plain.error(BEGIN, {"i": {"provider": "SANDBOX", "customerKey": "c", **PAGES}}, user=user)
+    assert sandbox.code == "BAD_USER_INPUT" and "needs no redirect" in sandbox.errors[0]["message"]
+    assert plain.gql("query { paymentMethods { id } }", user=user)["paymentMethods"] == []
+
+
+def test_kakaopay_registration_needs_its_id_and_good_urls(api: Api, control: httpx.Client, user: str) -> None:
+    missing = api.error(REGISTER, {"t": "tok", "c": f"cust-{user}", "r": None}, user=user)
+    assert missing.code == "BAD_USER_INPUT" and "registrationId" in missing.errors[0]["message"]
+    bad_url = api.error(BEGIN, {"i": {"provider": "KAKAO_PAY", "customerKey": "c", **PAGES, "failUrl": "javascript:x"}}, user=user)
+    assert bad_url.code == "BAD_USER_INPUT"
+    began = api.gql(BEGIN, {"i": {"provider": "KAKAO_PAY", "customerKey": f"cust-{user}", **PAGES}}, user=user)
+    wrong = api.error(REGISTER, {"t": "not-the-pg-token", "c": f"cust-{user}",
+                                 "r": began["beginPaymentMethodRegistration"]["registrationId"]}, user=user)
+    assert (wrong.code, wrong.extensions.get("providerCode")) == ("BAD_USER_INPUT", "-701")
+    assert api.gql("query { paymentMethods { id } }", user=user)["paymentMethods"] == []
