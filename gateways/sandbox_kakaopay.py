@@ -4,7 +4,7 @@ names the source of each), regular payments only, with the Toss look-alike's fau
 (`SandboxEngine.faults`, set through `POST /sandbox/faults`: latency, error bursts,
 dropped answers, refusals, lookups down, a concurrency cap, refund faults).
 
-Test credentials: any secret key starting `DEV` (KakaoPay's development keys do), any cid
+Test credentials: any secret key starting `DEV` (standing for KakaoPay's "Secret key(dev)"), any cid
 starting `TC` (KakaoPay's test merchant codes, e.g. `TCSUBSCRIP`). The payer's approval is
 `GET /sandbox/kakaopay/pay/{tid}` (the ready's redirect URLs point there): it answers 303
 to approval_url with `?pg_token=...`, or with `?result=cancel|fail` to cancel_url/fail_url.

@@ -51,8 +51,8 @@ class Settings(BaseSettings):
         "Toss API base URL; tests point it at `subledger sandbox-gateway`."
     ))
     kakao_secret_key: str | None = Field(None, description=(
-        "KakaoPay secret key (`Authorization: SECRET_KEY …`; development keys start `DEV`); required when `kakaopay` "
-        "is enabled."
+        "KakaoPay secret key (`Authorization: SECRET_KEY …`; its developer center issues a dev and a live one); "
+        "required when `kakaopay` is enabled. The sandbox's look-alike takes any key starting `DEV`."
     ))
     kakao_cid: str = Field("TCSUBSCRIP", description=(
         "KakaoPay merchant code (cid) of regular payments; `TCSUBSCRIP` is KakaoPay's test code, refused in production."
