@@ -168,6 +168,18 @@ def test_a_refund_after_reconcile_is_clean_on_both_sides(api: Api, control: http
     assert (report["clean"], report["paymentsChecked"]) == (True, 1)
 
 
+def test_a_refund_whose_answer_was_lost_is_settled_by_lookup_with_the_tid(api: Api, control: httpx.Client, user: str) -> None:
+    method = add_kakao(api, control, user)
+    bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
+    control.post("/sandbox/faults", json={"dropRefundResponses": 1}).raise_for_status()
+    refund = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
+    refunded = api.gql(refund, {"i": {"paymentId": bought["id"], "amount": 700, "reason": "asked"}}, user="ops", scope="admin")
+    assert (refunded["refundPayment"]["status"], refunded["refundPayment"]["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
+    refunds = control.get("/sandbox/kakaopay/refunds").json()["refunds"]
+    assert [(r["orderId"], r["amount"]) for r in refunds] == [(bought["orderId"], 700)]  # made once, never re-sent
+    assert kakao_charges(control) == {bought["orderId"]: (5000, 700)}
+
+
 def test_kakaopay_not_configured_or_misused_is_refused_naming_it(api_factory: Any, user: str) -> None:
     plain = api_factory()  # SUBLEDGER_GATEWAY=sandbox only
     began = plain.error(BEGIN, {"i": {"provider": "KAKAO_PAY", "customerKey": "c", **PAGES}}, user=user)
