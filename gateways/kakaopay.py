@@ -41,6 +41,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, stop_after_attempt, wait_exponential
 
 from domain.errors import SandboxOnly
+from domain.tracing import NO_TRACER, Tracer
 from domain.ports import (
     BillingKey, ChargeResult, ChargeStatus, DeclineCode, GatewayError, GatewayTransaction, Redirect, RefundResult,
     RefundStatus,
@@ -106,6 +107,8 @@ class KakaoPayGateway:
             base_url=base_url, transport=transport, timeout=timeout,
             headers={"Authorization": f"SECRET_KEY {secret_key}"},
         )
+        #: A span per call (`gateway.call`), named by operation, never by path or body.
+        self.tracer: Tracer = NO_TRACER
 
     # -- registration (ready → the payer approves → approve) ---------------------------
 
@@ -210,8 +213,17 @@ class KakaoPayGateway:
 
     async def _post(self, operation: str, path: str, body: dict[str, Any], retry_sent: bool = False) -> _Answer:
         """POST once, retrying what cannot have reached KakaoPay; with `retry_sent` (reads, and
-        a ready, which charges nothing) also lost answers and 5xx/429. Logs name the
+        a ready, which charges nothing) also lost answers and 5xx/429. Logs and spans name the
         operation, never the body (it holds the sid)."""
+        attributes = {"subledger.gateway.provider": self.provider, "subledger.gateway.operation": operation}
+        with self.tracer.span("gateway.call", attributes) as span:
+            answer = await self._send(operation, path, body, retry_sent)
+            span.set_attribute("subledger.gateway.settled", answer.ok or answer.definite)
+            if answer.response is not None:
+                span.set_attribute("http.response.status_code", answer.response.status_code)
+            return answer
+
+    async def _send(self, operation: str, path: str, body: dict[str, Any], retry_sent: bool) -> _Answer:
         sent, last_error = False, ""
 
         async def attempt() -> httpx.Response:

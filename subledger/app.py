@@ -359,7 +359,7 @@ def start_traces(settings: Settings, built: Built) -> None:
     built.tracing = start_tracing(settings.otlp_endpoint, settings.otlp_service_name)
     built.ledger.tracer = built.jobs.tracer = built.tracing.tracer
     for gateway in built.gateways.values():
-        if isinstance(gateway, TossGateway):
+        if isinstance(gateway, (TossGateway, KakaoPayGateway)):
             gateway.tracer = built.tracing.tracer
     for runner in built.runners:
         runner.tracer = built.tracing.tracer

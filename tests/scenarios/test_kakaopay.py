@@ -201,3 +201,24 @@ def test_kakaopay_registration_needs_its_id_and_good_urls(api: Api, control: htt
                                  "r": began["beginPaymentMethodRegistration"]["registrationId"]}, user=user)
     assert (wrong.code, wrong.extensions.get("providerCode")) == ("BAD_USER_INPUT", "-701")
     assert api.gql("query { paymentMethods { id } }", user=user)["paymentMethods"] == []
+
+
+def test_kakaopay_calls_are_traced_by_operation_without_keys(api_factory: Any, lookalike: str, control: httpx.Client,
+                                                             user: str) -> None:
+    from tests.otlp_receiver import running_receiver
+
+    with running_receiver() as receiver:
+        api = api_factory(gateway="sandbox,kakaopay", kakao_base_url=lookalike, kakao_secret_key="DEVTRACEDSECRETKEY",
+                          otlp_endpoint=receiver.url, otlp_service_name="subledger-kakao")
+        method = add_kakao(api, control, user)
+        bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
+        assert kakao_charges(control) == {bought["orderId"]: (5000, 0)}
+        sid = sid_of(control)
+        api.close()  # flushes the spans
+        calls = [s for s in receiver.spans() if s["name"] == "gateway.call"]
+        assert [(c["attributes"]["subledger.gateway.provider"], c["attributes"]["subledger.gateway.operation"],
+                 c["attributes"]["http.response.status_code"]) for c in calls] == [
+            ("KAKAO_PAY", "ready", 200), ("KAKAO_PAY", "approve", 200), ("KAKAO_PAY", "charge", 200)]
+        exported = receiver.raw()
+        for secret in (sid, "DEVTRACEDSECRETKEY", "SECRET_KEY"):
+            assert secret.encode() not in exported, secret
