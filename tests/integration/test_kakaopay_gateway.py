@@ -210,3 +210,30 @@ async def test_a_wrong_secret_key_or_pg_token_is_refused(sandbox_url: str, gatew
     with pytest.raises(GatewayError) as refused:
         await gateway.complete_registration(redirect.registration_id, "not-the-token", "cust-1")
     assert refused.value.provider_code == "-708"
+
+
+async def test_a_connection_never_opened_is_declined_and_nothing_charged(control: httpx.Client) -> None:
+    from gateway_server import closed_port_url
+
+    nowhere = KakaoPayGateway(closed_port_url(), SECRET, CID, retry_base_seconds=0.01)
+    try:
+        result = await nowhere.charge("S0000000000000000000", "cust-1", 100, "order-9", "Plan")
+        with pytest.raises(GatewayError) as lookup:
+            await nowhere.lookup_order("order-9", payment_key="T0000000000000000000")
+    finally:
+        await nowhere.aclose()
+    # Never sent (the connection was refused on every try): a definite decline, not an unknown outcome.
+    assert (result.status, result.decline_code) == (ChargeStatus.DECLINED, DeclineCode.NETWORK_ERROR)
+    assert lookup.value.decline_code is DeclineCode.NETWORK_ERROR
+
+
+async def test_latency_and_a_concurrency_cap_still_answer_every_charge(gateway: KakaoPayGateway, control: httpx.Client) -> None:
+    import asyncio
+
+    sid = await register(gateway, control)
+    control.post("/sandbox/faults", json={"latencyMs": 20, "maxConcurrency": 2}).raise_for_status()
+    results = await asyncio.gather(*(gateway.charge(sid, "cust-1", 1000 + n, f"order-c{n}", "Plan") for n in range(6)))
+    assert [r.status for r in results] == [ChargeStatus.APPROVED] * 6
+    charges = control.get("/sandbox/kakaopay/charges").json()["charges"]
+    assert sorted(c["amount"] for c in charges) == [1000 + n for n in range(6)]
+    assert sorted(c["amount"] for c in charges) == sorted(r.amount for r in results)
