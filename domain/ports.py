@@ -10,7 +10,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class DeclineCode(str, enum.Enum):
@@ -143,6 +143,36 @@ class PaymentGateway(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Where a front end sends the payer to approve a provider's regular payments (KakaoPay,
+    NaverPay), and the id `registerPaymentMethod` completes the registration with."""
+
+    registration_id: str
+    pc_url: str | None
+    mobile_url: str | None
+    app_url: str | None
+
+
+@runtime_checkable
+class RedirectRegistration(Protocol):
+    """A provider whose billing key comes from a payer's approval on its own pages."""
+
+    async def begin_registration(self, customer_key: str, approval_url: str, cancel_url: str, fail_url: str) -> Redirect:
+        """Ask the provider for the approval pages; raises GatewayError."""
+
+    async def complete_registration(self, registration_id: str, approval_token: str, customer_key: str) -> BillingKey:
+        """Exchange the payer's approval token for a billing key; raises GatewayError."""
+
+
+async def lookup_charge(gateway: PaymentGateway, order_id: str, payment_key: str | None) -> ChargeResult | None:
+    """`lookup_order`, passing the provider's own key of the payment to a provider that finds
+    orders only by it (KakaoPay's tid: `looks_up_by_payment_key`)."""
+    if getattr(gateway, "looks_up_by_payment_key", False):
+        return await gateway.lookup_order(order_id, payment_key=payment_key)  # type: ignore[call-arg]
+    return await gateway.lookup_order(order_id)
 
 
 class Clock(Protocol):

@@ -19,6 +19,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateways.sandbox_engine import Faults, Reply, SandboxEngine, TossError
+from gateways.sandbox_kakaopay import KakaoSandbox
+from gateways.sandbox_kakaopay_app import kakaopay_routes
 from gateways.sandbox_webhooks import webhook_routes
 from gateways.sandbox_receipts import render_receipt
 
@@ -76,6 +78,8 @@ def _field(body: dict[str, Any], name: str, kind: type, required: bool = True) -
 
 
 def create_app(engine: SandboxEngine) -> Starlette:
+    kakao = KakaoSandbox(engine)  # KakaoPay's look-alike, under the same faults
+
     def toss(handler: Callable[[Request, str | None], Awaitable[Reply]]) -> Callable[[Request], Awaitable[Response]]:
         """Toss endpoints: Basic auth with a test secret key, errors as {code, message}."""
 
@@ -186,6 +190,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
 
     async def reset(request: Request) -> Response:
         engine.reset()
+        kakao.reset()
         return JSONResponse({"ok": True})
 
     return Starlette(
@@ -205,6 +210,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
             Route("/sandbox/reset", reset, methods=["POST"]),
             Route("/sandbox/dashboard/payments/{payment_key}/cancel", dashboard_cancel, methods=["POST"]),
             *webhook_routes(lambda: engine.webhooks),
+            *kakaopay_routes(kakao, _answer),
             *_portone_routes(engine),
         ]
     )

@@ -25,6 +25,29 @@ class RegisterPaymentMethodInput:
     customer_key: str = strawberry.field(
         description="The customerKey used when requesting the authKey (PORTONE: the customer id the key was issued for)."
     )
+    registration_id: str | None = strawberry.field(
+        default=None, description="KAKAO_PAY: the registrationId beginPaymentMethodRegistration answered; authKey then "
+        "carries the pg_token KakaoPay added to approvalUrl. Other providers: leave out."
+    )
+
+
+@strawberry.input(description="Start registering a provider whose payer approves on the provider's own pages (KAKAO_PAY).")
+class BeginPaymentMethodRegistrationInput:
+    provider: PaymentProvider = strawberry.field(description="An enabled provider that needs a redirect (KAKAO_PAY).")
+    customer_key: str = strawberry.field(description="The caller's key at the provider (KakaoPay's partner_user_id); "
+                                         "the same customerKey completes it.")
+    approval_url: str = strawberry.field(description="Where the provider sends the payer after approving (http(s), "
+                                         "at most 255 characters); KakaoPay adds ?pg_token=....")
+    cancel_url: str = strawberry.field(description="Where the provider sends a payer who cancels.")
+    fail_url: str = strawberry.field(description="Where the provider sends a payer whose approval failed.")
+
+
+@strawberry.type(description="A registration waiting for the payer's approval at the provider.")
+class PaymentMethodRegistration:
+    registration_id: str = strawberry.field(description="Pass it to registerPaymentMethod with the approval token.")
+    redirect_pc_url: str | None = strawberry.field(description="The provider's approval page for a desktop browser.")
+    redirect_mobile_url: str | None = strawberry.field(description="The provider's approval page for a mobile browser.")
+    redirect_app_url: str | None = strawberry.field(description="The provider's approval page inside a mobile app.")
 
 
 @strawberry.input(description="What to refund.")
@@ -91,9 +114,31 @@ class PaymentsMutation:
         caller = permissions.caller(info)
         services = info.context.services
         method = await services.billing.register_payment_method(
-            caller.user_id, input.provider.value, input.auth_key, input.customer_key, services.clock.now()
+            caller.user_id, input.provider.value, input.auth_key, input.customer_key, services.clock.now(),
+            registration_id=input.registration_id,
         )
         return PaymentMethod.of(caller.user_id, method)
+
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "beginPaymentMethodRegistration",
+        "Start registering a KAKAO_PAY method: KakaoPay prepares the first regular payment (SUBLEDGER_KAKAO_"
+        "REGISTRATION_AMOUNT won, 0 by default) and answers its approval pages; send the payer there, then call "
+        "registerPaymentMethod with the registrationId and the pg_token KakaoPay adds to approvalUrl. A provider "
+        "not enabled, or one that needs no redirect, answers BAD_USER_INPUT.",
+        errors=("BAD_USER_INPUT",),
+    ))
+    async def begin_payment_method_registration(
+        self, info: Info,
+        input: Annotated[BeginPaymentMethodRegistrationInput, strawberry.argument(description="The provider and pages.")],
+    ) -> PaymentMethodRegistration:
+        permissions.caller(info)
+        redirect = await info.context.services.billing.begin_registration(
+            input.provider.value, input.customer_key, input.approval_url, input.cancel_url, input.fail_url
+        )
+        return PaymentMethodRegistration(
+            registration_id=redirect.registration_id, redirect_pc_url=redirect.pc_url,
+            redirect_mobile_url=redirect.mobile_url, redirect_app_url=redirect.app_url,
+        )
 
     @strawberry.mutation(description=permissions.described(
         Root.MUTATION, "removePaymentMethod",
@@ -125,6 +170,25 @@ class PaymentsMutation:
             str(input.payment_id), input.amount, input.reason, services.clock.now(),
             actor=info.context.caller.user_id, idempotency_key=input.idempotency_key,
         )
+        return Payment.of(payment)
+
+    @strawberry.mutation(description=permissions.described(
+        Root.MUTATION, "settlePaymentFromProvider",
+        "Settle a PENDING charge the settle job cannot look up by its order id (a KAKAO_PAY charge whose answer "
+        "was lost: KakaoPay finds payments by tid only): give the provider's key of it (KakaoPay's tid, found in its "
+        "partner admin by the order id). It is looked up at the provider, must be this payment's order, and the "
+        "payment is settled from what the provider holds. Charges nothing. A key the provider does not confirm "
+        "answers BAD_USER_INPUT; a payment not PENDING, CONFLICT.",
+        errors=("BAD_USER_INPUT", "NOT_FOUND", "CONFLICT"),
+    ))
+    async def settle_payment_from_provider(
+        self, info: Info,
+        payment_id: Annotated[strawberry.ID, strawberry.argument(description="The PENDING payment.")],
+        provider_payment_key: Annotated[str, strawberry.argument(description="The provider's key of it (KakaoPay: tid).")],
+    ) -> Payment:
+        permissions.caller(info)
+        services = info.context.services
+        payment = await services.billing.settle_from_provider(str(payment_id), provider_payment_key, services.clock.now())
         return Payment.of(payment)
 
     @strawberry.mutation(description=permissions.described(

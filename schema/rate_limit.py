@@ -72,6 +72,7 @@ log = structlog.get_logger("subledger.rate_limit")
 LIMITED_FIELDS = frozenset(
     {
         "registerPaymentMethod",
+        "beginPaymentMethodRegistration",
         "purchasePoints",
         "subscribe",
         "changePlan",

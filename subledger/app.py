@@ -30,6 +30,7 @@ from domain.webhooks import RetryPolicy
 from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
 from gateways.portone import PortOneGateway
+from gateways.kakaopay import KakaoPayGateway
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
 from projections import notifications as outbox
@@ -174,6 +175,12 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
             settings.portone_api_secret.get_secret_value(),
             settings.portone_store_id,
             retry_base_seconds=retry,
+        )
+    if "kakaopay" in settings.providers_named:
+        assert settings.kakao_secret_key
+        gateways["KAKAO_PAY"] = KakaoPayGateway(
+            settings.kakao_base_url, settings.kakao_secret_key.get_secret_value(), settings.kakao_cid,
+            retry_base_seconds=retry, registration_amount=settings.kakao_registration_amount,
         )
     return gateways, sandbox
 
@@ -355,7 +362,7 @@ def start_traces(settings: Settings, built: Built) -> None:
     built.tracing = start_tracing(settings.otlp_endpoint, settings.otlp_service_name)
     built.ledger.tracer = built.jobs.tracer = built.tracing.tracer
     for gateway in built.gateways.values():
-        if isinstance(gateway, TossGateway):
+        if isinstance(gateway, (TossGateway, KakaoPayGateway)):
             gateway.tracer = built.tracing.tracer
     for runner in built.runners:
         runner.tracer = built.tracing.tracer

@@ -18,7 +18,7 @@ from schema.jwks import ASYMMETRIC
 from subledger.storage import Database
 from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
 
-PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS", "portone": "PORTONE"}
+PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS", "portone": "PORTONE", "kakaopay": "KAKAO_PAY"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
 #: SUBLEDGER_LOG_LEVEL's values (the standard library's levels).
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         "Unset: the scheduler runs inside `serve`."
     ))
     gateway: str = Field("sandbox", description=(
-        "Payment providers enabled at once, comma-separated: `sandbox`, `toss`, `portone`. Each payment method is charged "
+        "Payment providers enabled at once, comma-separated: `sandbox`, `toss`, `portone`, `kakaopay`. Each payment method is charged "
         "by the provider it was registered with; registering with a provider not enabled answers BAD_USER_INPUT."
     ))
     toss_secret_key: str | None = Field(None, description=(
@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     ))
     portone_base_url: str = Field("https://api.portone.io", description=(
         "PortOne API base URL; tests point it at `subledger sandbox-gateway` (its PortOne look-alike)."
+    ))
+    kakao_secret_key: SecretStr | None = Field(None, description=(
+        "KakaoPay secret key (`Authorization: SECRET_KEY …`; its developer center issues a dev and a live one); "
+        "required when `kakaopay` is enabled. The sandbox's look-alike takes any key starting `DEV`."
+    ))
+    kakao_cid: str = Field("TCSUBSCRIP", description=(
+        "KakaoPay merchant code (cid) of regular payments; `TCSUBSCRIP` is KakaoPay's test code, refused in production."
+    ))
+    kakao_base_url: str = Field("https://open-api.kakaopay.com", description=(
+        "KakaoPay API base URL; tests point it at `subledger sandbox-gateway`, which serves KakaoPay's look-alike."
+    ))
+    kakao_registration_amount: int = Field(0, ge=0, description=(
+        "KRW of the first payment KakaoPay's registration (ready → approve) charges to issue the sid; "
+        "0: no charge (docs/payments.md, KakaoPay)."
     ))
     sandbox_url: str | None = Field(None, description=(
         "Run the SANDBOX provider against a `subledger sandbox-gateway` server at this URL; unset: in process."
@@ -375,6 +389,8 @@ class Settings(BaseSettings):
         if "toss" in self.providers_named and not self.toss_secret_key:
             raise ValueError("SUBLEDGER_TOSS_SECRET_KEY is required when SUBLEDGER_GATEWAY includes toss")
         self._check_portone()
+        if "kakaopay" in self.providers_named and not self.kakao_secret_key:
+            raise ValueError("SUBLEDGER_KAKAO_SECRET_KEY is required when SUBLEDGER_GATEWAY includes kakaopay")
         if self.env == "production":
             self._check_production()
         return self
@@ -403,6 +419,8 @@ class Settings(BaseSettings):
             raise ValueError("SUBLEDGER_GATEWAY: the sandbox gateway is disabled in production")
         if "toss" in self.providers_named and not (self.toss_secret_key or "").startswith("live_"):
             raise ValueError("SUBLEDGER_TOSS_SECRET_KEY is not a live key (live_sk_...): production refuses test keys")
+        if "kakaopay" in self.providers_named and self.kakao_cid.startswith("TC"):
+            raise ValueError("SUBLEDGER_KAKAO_CID is a KakaoPay test code (TC...): production refuses it")
         if self.clock == "test":
             raise ValueError("SUBLEDGER_CLOCK: the test clock is disabled in production")
         if not self.master_key:

@@ -17,9 +17,14 @@ from domain.errors import Conflict, InvalidInput, PaymentFailed
 from domain.ledger import Ledger
 from domain.payments.payment import FAILED, PENDING, Payment, RefundStatus
 from domain.payments.refunds import LookupVerdict, RefundTicket
-from domain.ports import ChargeResult, ChargeStatus, DeclineCode, GatewayError, PaymentGateway, RefundStatus as Answer
+from domain.ports import (
+    ChargeResult, ChargeStatus, DeclineCode, GatewayError, PaymentGateway, RefundStatus as Answer, lookup_charge,
+    Redirect, RedirectRegistration,
+)
 
 RunSync = Callable[..., Awaitable[Any]]
+#: Longest return URL a registration accepts (KakaoPay: 255).
+MAX_RETURN_URL = 255
 
 
 class Billing:
@@ -37,14 +42,42 @@ class Billing:
         return gateway
 
     # ------------------------------------------------------------ payment methods
+    async def begin_registration(
+        self, provider: str, customer_key: str, approval_url: str, cancel_url: str, fail_url: str
+    ) -> Redirect:
+        """The approval pages of a provider whose payer approves regular payments on its own
+        pages (KakaoPay); `registerPaymentMethod` then completes it with their token."""
+        gateway = self.gateway(provider)
+        if not isinstance(gateway, RedirectRegistration):
+            raise InvalidInput(f"{provider} needs no redirect: registerPaymentMethod takes its authKey directly")
+        if not customer_key.strip():
+            raise InvalidInput("customerKey must not be empty")
+        for url in (approval_url, cancel_url, fail_url):
+            if not url.startswith(("https://", "http://")) or len(url) > MAX_RETURN_URL:
+                raise InvalidInput(f"return URLs must be http(s) URLs of at most {MAX_RETURN_URL} characters")
+        try:
+            return await gateway.begin_registration(customer_key, approval_url, cancel_url, fail_url)
+        except GatewayError as error:
+            raise InvalidInput(f"the provider refused the registration: {error.message}", providerCode=error.provider_code)
+
     async def register_payment_method(
-        self, user_id: str, provider: str, auth_key: str, customer_key: str, now: datetime
+        self, user_id: str, provider: str, auth_key: str, customer_key: str, now: datetime,
+        registration_id: str | None = None,
     ) -> dict[str, Any]:
         if not auth_key.strip() or not customer_key.strip():
             raise InvalidInput("authKey and customerKey must not be empty")
         gateway = self.gateway(provider)
+        redirected = isinstance(gateway, RedirectRegistration)
+        if redirected != bool(registration_id):
+            raise InvalidInput(
+                f"{provider} registers through beginPaymentMethodRegistration: pass its registrationId" if redirected
+                else f"{provider} takes no registrationId"
+            )
         try:
-            issued = await gateway.issue_billing_key(auth_key, customer_key)
+            if registration_id and isinstance(gateway, RedirectRegistration):
+                issued = await gateway.complete_registration(registration_id, auth_key, customer_key)
+            else:
+                issued = await gateway.issue_billing_key(auth_key, customer_key)
         except GatewayError as error:
             raise InvalidInput(f"the provider refused the authKey: {error.message}", providerCode=error.provider_code)
         return await self.run_sync(
@@ -107,7 +140,7 @@ class Billing:
         Not found means it never charged: FAILED with NETWORK_ERROR (SPEC §3). None when
         the provider cannot be asked; an order still in progress answers UNKNOWN."""
         try:
-            found = await self.gateway(payment.provider).lookup_order(payment.order_id)
+            found = await lookup_charge(self.gateway(payment.provider), payment.order_id, payment.payment_key)
         except GatewayError:
             return None
         if found is None:
@@ -130,6 +163,26 @@ class Billing:
         if refund is not None:
             payment = await self.settle_stale_refund(RefundTicket(str(payment.id), refund.id), now)
         return payment
+
+    async def settle_from_provider(self, pay_id: str, payment_key: str, now: datetime) -> Payment:
+        """A person settles a PENDING charge that cannot be looked up by its order id (KakaoPay,
+        whose tid was in a lost answer): they give the provider's key of it, found in the
+        provider's own records by the order id. It is looked up there, must be this payment's
+        order, and the payment is settled from what the provider holds; nothing is charged."""
+        payment = await self.run_sync(self.book.load, pay_id)
+        if payment.status != PENDING:
+            raise Conflict(f"payment {pay_id} is {payment.status.value}, not PENDING: nothing to settle")
+        if not payment_key.strip():
+            raise InvalidInput("providerPaymentKey must not be empty")
+        try:
+            found = await lookup_charge(self.gateway(payment.provider), payment.order_id, payment_key)
+        except GatewayError as error:
+            raise InvalidInput(f"the provider did not confirm it: {error.message}", providerCode=error.provider_code)
+        if found is None or found.order_id != payment.order_id:
+            raise InvalidInput("the provider holds no payment of this order under that key")
+        if found.status == ChargeStatus.UNKNOWN:
+            raise Conflict(f"the order is still in progress at the provider ({found.gateway_status})")
+        return await self.run_sync(self.book.settle_charge, payment.id, found, now)
 
     # ------------------------------------------------------------ refunds
     async def refund_payment(
@@ -176,7 +229,7 @@ class Billing:
 
     async def _settle_refund_by_lookup(self, payment: Payment, ticket: RefundTicket, now: datetime) -> LookupVerdict | None:
         try:
-            found = await self.gateway(payment.provider).lookup_order(payment.order_id)
+            found = await lookup_charge(self.gateway(payment.provider), payment.order_id, payment.payment_key)
         except GatewayError:
             return None
         if found is None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from domain.ids import payment_id as payment_id_of
 from domain.payments.payment import PAID, PENDING, Payment
-from domain.ports import ChargeResult, DeclineCode, GatewayError, PaymentGateway
+from domain.ports import ChargeResult, DeclineCode, GatewayError, PaymentGateway, lookup_charge
 
 #: A movement PENDING for longer than this should have been settled by now.
 SETTLE_DELAY = timedelta(minutes=1)
@@ -126,7 +126,7 @@ class Reconciler:
         try:
             if gateway is None:
                 raise GatewayError(DeclineCode.OTHER, None, f"provider {payment.provider} is not enabled")
-            found = await gateway.lookup_order(payment.order_id)
+            found = await lookup_charge(gateway, payment.order_id, payment.payment_key)
         except GatewayError as error:
             return [Disagreement(Finding.LOOKUP_FAILED, payment.provider, payment.order_id, str(payment.id),
                                  _describe_ledger(payment), error.message)]

@@ -34,8 +34,11 @@ class BillingCycle(enum.Enum):
 @strawberry.enum(description="The payment provider a payment method was registered with, and charged through.")
 class PaymentProvider(enum.Enum):
     TOSS = strawberry.enum_value("TOSS", description="Toss Payments (SUBLEDGER_GATEWAY includes toss).")
-    KAKAO_PAY = strawberry.enum_value("KAKAO_PAY", description="KakaoPay: not available yet (BAD_USER_INPUT).")
-    NAVER_PAY = strawberry.enum_value("NAVER_PAY", description="NaverPay: not available yet (BAD_USER_INPUT).")
+    KAKAO_PAY = strawberry.enum_value("KAKAO_PAY", description=(
+        "KakaoPay regular payments (SUBLEDGER_GATEWAY includes kakaopay, else BAD_USER_INPUT naming it): "
+        "beginPaymentMethodRegistration, the payer's approval, then registerPaymentMethod with the pg_token."
+    ))
+    NAVER_PAY = strawberry.enum_value("NAVER_PAY", description="NaverPay: not available yet (BAD_USER_INPUT naming it).")
     PORTONE = strawberry.enum_value(
         "PORTONE", description="PortOne V2 (SUBLEDGER_GATEWAY includes portone): authKey is the billing key "
         "PortOne's browser SDK issued, checked with PortOne before it is kept."

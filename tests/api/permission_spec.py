@@ -80,12 +80,14 @@ SPEC: dict[str, Expect] = {
     "recordUsage": own("object"),
     # For the caller themself, with their own card only (an admin too cannot use another's card).
     "registerPaymentMethod": Expect(scopes="user admin"),
+    "beginPaymentMethodRegistration": Expect(scopes="user admin"),
     "subscribe": Expect(scopes="user admin", target="method"),
     "purchasePoints": Expect(scopes="user admin", target="method"),
     # The contract's descriptions.
     "rewardPoints": Expect(scopes="admin system"),
     "adjustPoints": Expect(scopes="admin"),
     "refundPayment": Expect(scopes="admin"),
+    "settlePaymentFromProvider": Expect(scopes="admin"),
     "createPromoCode": Expect(scopes="admin"),
     "runScheduledJobs": Expect(scopes="cron admin"),
     "advanceTestClock": Expect(scopes="admin cron"),

@@ -132,6 +132,9 @@ CASES = [
     Case("subscriptionsByStatus", "{ subscriptionsByStatus { status count } }"),
     Case("registerPaymentMethod", "mutation($c: String!) { registerPaymentMethod(input: "
          f'{{provider: SANDBOX, authKey: "{GOOD_CARD}", customerKey: $c}}) {{ id }} }}', lambda n: {"c": n.unique}),
+    Case("beginPaymentMethodRegistration", "mutation($c: String!) { beginPaymentMethodRegistration(input: "
+         '{provider: SANDBOX, customerKey: $c, approvalUrl: "https://a.example/ok", cancelUrl: "https://a.example/no", '
+         'failUrl: "https://a.example/fail"}) { registrationId } }', lambda n: {"c": n.unique}),
     Case("removePaymentMethod", "mutation($m: ID!) { removePaymentMethod(id: $m) { id } }", MTH),
     Case("subscribe", 'mutation($m: ID) { subscribe(input: {planId: "basic", paymentMethodId: $m, skipTrial: true}) { id } }',
          MTH),
@@ -152,6 +155,8 @@ CASES = [
          U),
     Case("refundPayment", 'mutation($p: ID!) { refundPayment(input: {paymentId: $p, reason: "matrix"}) { id } }',
          lambda n: {"p": n.payment}),
+    Case("settlePaymentFromProvider", 'mutation($p: ID!) { settlePaymentFromProvider(paymentId: $p, '
+         'providerPaymentKey: "T1") { id } }', lambda n: {"p": n.payment}),
     Case("createPromoCode", "mutation($c: String!) { createPromoCode(input: {code: $c, percentOff: 10}) { code } }",
          lambda n: {"c": f"M{n.unique}".upper()}),
     Case("rebuildProjection", 'mutation { rebuildProjection(name: "notifications") { name } }'),

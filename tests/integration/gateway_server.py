@@ -6,6 +6,8 @@ import contextlib
 import socket
 import threading
 import time
+
+import httpx
 from collections.abc import Iterator
 
 from gateways.sandbox_app import sandbox_server
@@ -43,3 +45,11 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         host, port = sock.getsockname()
     return f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def sandbox_control(url: str) -> Iterator[httpx.Client]:
+    """An HTTP client on the sandbox's own controls, after resetting it (every look-alike)."""
+    with httpx.Client(base_url=url) as client:
+        client.post("/sandbox/reset").raise_for_status()
+        yield client
