@@ -52,6 +52,7 @@ from subledger.clocks import SystemClock, TestClock
 from subledger.ledger_cipher import check_ledger_cipher
 from subledger.identity import identity_provider
 from subledger.metrics_port import DatabaseGauges
+from subledger.migrate import Report as MigrationReport
 from subledger.migrate import check_migrated, migrate
 from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
@@ -189,6 +190,20 @@ def migrated_ledger(settings: Settings, db: Database, view_db: ViewDatabase, pro
         return ledger
     check_migrated(view_db, projections)
     return open_ledger(settings, db, view_db, create_tables=False)
+
+
+def migrate_database(settings: Settings, *, grace_seconds: float | None = None) -> MigrationReport:
+    """`subledger migrate` (subledger/migrate.py): `grace_seconds` set, the tables of a rebuilt read
+    model's old version are dropped that long after the switch, before it returns."""
+    db = Database.from_url(settings.database_url)
+    view_db = ViewDatabase.open(db, pool_size=2)
+    try:
+        ledger, report = migrate(db, view_db, lambda create: open_ledger(settings, db, view_db, create_tables=create),
+                                 list(registered_read_models().values()), grace_seconds=grace_seconds)
+        ledger.close()
+    finally:
+        view_db.close()
+    return report
 
 
 def preflight(settings: Settings) -> None:

@@ -11,17 +11,13 @@ from subledger.cli_read_models import projections_app
 console = Console(stderr=True)
 
 
-def _opened() -> tuple[Any, Any, Any, list[Any]]:
-    from projections.database import ViewDatabase
-    from projections.registry import read_models
+def _settings() -> Any:
     from subledger.cli import load_settings
     from subledger.logging import configure_logging
-    from subledger.storage import Database
 
     settings = load_settings()
     configure_logging(settings.env, settings.log_level)
-    db = Database.from_url(settings.database_url)
-    return settings, db, ViewDatabase.open(db, pool_size=2), list(read_models().values())
+    return settings
 
 
 def migrate() -> None:
@@ -29,18 +25,9 @@ def migrate() -> None:
     changed beside the live one and switch to it, and record the versions. Safe to run twice
     or from several places at once; run it before starting a new release."""
     from projections.rebuild import DROP_GRACE_SECONDS
-    from subledger.app import open_ledger
-    from subledger.migrate import migrate as run
+    from subledger.app import migrate_database
 
-    settings, db, view_db, projections = _opened()
-    try:
-        ledger, report = run(
-            db, view_db, lambda create: open_ledger(settings, db, view_db, create_tables=create), projections,
-            grace_seconds=DROP_GRACE_SECONDS,
-        )
-        ledger.close()
-    finally:
-        view_db.close()
+    report = migrate_database(_settings(), grace_seconds=DROP_GRACE_SECONDS)
     for line in report.lines():
         print(line)
     console.print(f"migrated: {len(report.changes)} read models, {len(report.rebuilt)} rebuilt")
@@ -51,10 +38,15 @@ def status() -> None:
     """Each read model's position, the ledger's head, the lag, and its version (declared by this
     release, recorded in the database); exit 1 when `subledger migrate` is needed."""
     from projections import versions
+    from projections.database import ViewDatabase
     from projections.generations import live_prefix
+    from projections.registry import read_models
     from subledger.migrate import TABLES_VERSION
+    from subledger.storage import Database
 
-    _, db, view_db, projections = _opened()
+    db = Database.from_url(_settings().database_url)
+    view_db = ViewDatabase.open(db, pool_size=2)
+    projections = list(read_models().values())
     try:
         with view_db.transaction(readonly=True) as cursor:
             head = _head(cursor, db.kind)
