@@ -100,14 +100,16 @@ def migrate_read_models(
     changed = [p for p in projections if changes[p.name] is versions.Change.CHANGED]
     # A changed read model's live tables are left as they are: the rebuild makes new ones beside them.
     runners = [ProjectionRunner(ledger, p, view_db, create=p not in changed) for p in projections]
-    if changed:
-        options = {} if grace_seconds is None else {"grace_seconds": grace_seconds}
-        rebuilder = Rebuilder(ledger, view_db, runners, create=False, **options)
-        try:
+    options = {} if grace_seconds is None else {"grace_seconds": grace_seconds}
+    rebuilder = Rebuilder(ledger, view_db, runners, create=False, **options)
+    try:
+        # Old tables a rebuild left to be dropped later (a migration at start does not wait for them).
+        rebuilder.drop_retired(rebuilder.grace_seconds)
+        if changed:
             log.warning("rebuilding read models of a new version: %s", ", ".join(p.name for p in changed))
             rebuilder.rebuild([p.name for p in changed], wait_for_drop=grace_seconds is not None)
-        finally:
-            rebuilder.close()
+    finally:
+        rebuilder.close()
     with view_db.transaction() as cursor:
         for projection in projections:
             versions.record_read_model(cursor, projection)

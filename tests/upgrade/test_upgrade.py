@@ -8,7 +8,8 @@ fixtures with its code), on SQLite and PostgreSQL, with the commands of docs/upg
   `verifyLedger` finds no mismatch;
 - a release that declares a new version of a read model (payments, bumped in the process
   that runs it) is refused until `subledger migrate` rebuilt that read model beside the live
-  one and switched to it; the others are left as they were.
+  one and switched to it; the others are left as they were;
+- in development, `serve` does that migration itself as it starts.
 """
 from __future__ import annotations
 
@@ -132,3 +133,16 @@ def test_a_new_read_model_version_is_refused_then_rebuilt_by_migrate(previous_da
     assert status.returncode == 0 and rows["payments"][2:] == ["0", "2", "2"], status.stdout
     # The release before the bump now finds a read model newer than it knows, and refuses too.
     refused_naming_migrate(python_argv(), url, "read model payments is at version 2, this release needs 1")
+
+
+def test_development_serve_migrates_by_itself(previous_database: str) -> None:
+    """The README's first command on an old database: development's `serve` migrates at start,
+    rebuilding the read model whose version changed before it answers."""
+    url = previous_database
+    served = Served(BUMPED, service_env(url), ROOT)
+    try:
+        found, report = read_back(served), verify(served)
+    finally:
+        served.stop()
+    assert found == EXPECTED[kind_of(url)] and report["mismatches"] == []
+    assert list(live_prefixes(url)) == ["payments"]
