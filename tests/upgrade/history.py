@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ CLOCK_START = "2026-03-01T10:00:00+09:00"
 USERS = ("alice", "bob")
 GOOD_CARD = "test_card_4300000000000001"
 POOR_CARD = "test_card_4300000000000002"
+#: uvicorn's start line, with the port it bound.
+RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def service_env(database_url: str) -> dict[str, str]:
@@ -30,33 +33,35 @@ def service_env(database_url: str) -> dict[str, str]:
             "SUBLEDGER_CLOCK": "test", "SUBLEDGER_CLOCK_START": CLOCK_START, "SUBLEDGER_GATEWAY": "sandbox"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Served:
-    """`subledger serve` as a process (run from `cwd`, so that directory's code serves)."""
+    """`subledger serve` as a process (run from `cwd`, so that directory's code serves), on a port
+    the kernel chose (`--port 0`) and read back from uvicorn's start line: a port picked by the
+    test could meanwhile be taken by another test's server, which would then answer for it."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [*argv, "serve", "--port", str(self.port)], env=env, cwd=cwd,
+            [*argv, "serve", "--port", "0"], env=env, cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited {self.process.returncode}: {self.process.communicate()[0]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.stop()
-        raise AssertionError("serve did not answer /healthz")
+        self.output: list[str] = []
+        started = threading.Event()
+        found: list[int] = []
+
+        def read() -> None:
+            for line in self.process.stdout:
+                self.output.append(line)
+                match = RUNNING.search(line)
+                if match and not found:
+                    found.append(int(match[1]))
+                    started.set()
+            started.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not started.wait(180) or not found:
+            self.stop()
+            raise AssertionError(f"serve did not start: {''.join(self.output)}")
+        self.url = f"http://127.0.0.1:{found[0]}"
+        assert httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
 
     def gql(self, query: str, variables: dict[str, Any] | None = None, *, user: str = "admin",
             scope: str = "user") -> dict[str, Any]:
@@ -80,7 +85,8 @@ class Served:
     def stop(self) -> str:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
-        return self.process.communicate(timeout=60)[0]
+        self.process.wait(timeout=60)
+        return "".join(self.output)
 
 
 def _card(served: Served, user: str, card: str) -> str:
