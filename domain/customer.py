@@ -13,7 +13,7 @@ from domain.personal_data import personal, secret
 
 from domain.errors import Conflict, NotFound
 
-PROVIDERS = ("TOSS", "KAKAO_PAY", "NAVER_PAY", "SANDBOX")
+PROVIDERS = ("TOSS", "KAKAO_PAY", "NAVER_PAY", "SANDBOX", "PORTONE")
 
 
 class Customer(Aggregate):

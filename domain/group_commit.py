@@ -24,12 +24,14 @@ from typing import Any
 
 
 class _Entry:
-    __slots__ = ("aggregates", "done", "error")
+    __slots__ = ("aggregates", "done", "error", "batch")
 
     def __init__(self, aggregates: Sequence[Any]) -> None:
         self.aggregates = aggregates
         self.done = threading.Event()
         self.error: BaseException | None = None
+        #: Commands written in the same transaction as this one (itself included).
+        self.batch = 1
 
 
 class GroupCommitter:
@@ -40,8 +42,9 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._leading = False
 
-    def save(self, *aggregates: Any) -> None:
-        """Save `aggregates` atomically, possibly in one transaction with other commands'."""
+    def save(self, *aggregates: Any) -> int:
+        """Save `aggregates` atomically, possibly in one transaction with other commands';
+        answers how many commands that transaction wrote (a ledger span's attribute)."""
         entry = _Entry(aggregates)
         with self._lock:
             self._queue.append(entry)
@@ -53,6 +56,7 @@ class GroupCommitter:
         entry.done.wait()
         if entry.error is not None:
             raise entry.error
+        return entry.batch
 
     def _lead(self) -> None:
         while True:
@@ -87,4 +91,5 @@ class GroupCommitter:
             self._write(batch[middle:])
         else:
             for entry in batch:
+                entry.batch = len(batch)
                 entry.done.set()

@@ -38,6 +38,7 @@ from domain.payments.payment import Payment
 from domain.purchase_commands import PointsPurchases
 from domain.personal_data import MemoryKeys, PersonalDataMapper
 from domain.ports import PersonalDataKeys
+from domain.tracing import NO_SPAN, NO_TRACER, Span, Tracer, command_name
 from domain.transactions import lineage_of, transaction_from_event
 from domain.wallet import Wallet
 from domain.subscription import Subscription
@@ -69,6 +70,8 @@ class Ledger(Application):
         self.tz = tz
         self.locks = KeyedLocks()
         self.committer = GroupCommitter(self.save)
+        #: Spans of commands (`ledger.command`) and their saves; a real one from the composition root.
+        self.tracer: Tracer = NO_TRACER
         #: Called with the recordings of every save: in-process read models follow without polling.
         self.listeners: list[Callable[[list[Any]], None]] = []
         self.wallets = WalletCommands(self)
@@ -167,6 +170,20 @@ class Ledger(Application):
         `replay(stored)` and changes nothing; the record is saved in the same
         transaction as the command's effects.
         """
+        if self.tracer is NO_TRACER:  # tracing off: not even a name is computed
+            return self._run(body, NO_SPAN, lock, idempotency, replay, encode)
+        with self.tracer.span("ledger.command", {"subledger.command": command_name(body)}) as span:
+            return self._run(body, span, lock, idempotency, replay, encode)
+
+    def _run(
+        self,
+        body: Callable[[], tuple[R, Iterable[Aggregate]]],
+        span: Span,
+        lock: Iterable[Any],
+        idempotency: Idempotency | None,
+        replay: Callable[[dict[str, Any]], R] | None,
+        encode: Callable[[R], dict[str, Any]] | None,
+    ) -> R:
         record_id = None
         if idempotency is not None and idempotency.key is not None:
             record_id = idempotency_record_id(idempotency.actor, idempotency.operation, idempotency.key)
@@ -177,6 +194,7 @@ class Ledger(Application):
                     existing = self.load(IdempotencyRecord, record_id)
                     if existing is not None:
                         assert replay is not None
+                        span.set_attribute("subledger.idempotent_replay", True)
                         return replay(existing.replay(print_))
                 result, aggregates = body()
                 pending = [a for a in aggregates if a.pending_events]
@@ -195,13 +213,22 @@ class Ledger(Application):
                 if not pending:
                     return result
                 try:
-                    self.committer.save(*pending)
+                    self._save(pending)
                 except RecordConflictError:
                     # Another process wrote first: back off a little and decide again on fresh state.
+                    span.set_attribute("subledger.conflicts", attempt + 1)
                     time.sleep(min(0.2, 0.002 * (2 ** min(attempt, 7))) * random.random())
                     continue
                 return result
         raise Conflict("too many concurrent changes to the same object; try again")
+
+    def _save(self, pending: list[Aggregate]) -> None:
+        """One command's aggregates, through group commit; a `ledger.save` span when tracing."""
+        if self.tracer is NO_TRACER:
+            self.committer.save(*pending)
+            return
+        with self.tracer.span("ledger.save", {"subledger.aggregates": len(pending)}) as saving:
+            saving.set_attribute("subledger.batch_commands", self.committer.save(*pending))
 
     # ------------------------------------------------------------ test clock
     def test_clock_now(self, default: datetime) -> datetime:

@@ -205,8 +205,17 @@ def create_app(engine: SandboxEngine) -> Starlette:
             Route("/sandbox/reset", reset, methods=["POST"]),
             Route("/sandbox/dashboard/payments/{payment_key}/cancel", dashboard_cancel, methods=["POST"]),
             *webhook_routes(lambda: engine.webhooks),
+            *_portone_routes(engine),
         ]
     )
+
+
+def _portone_routes(engine: SandboxEngine) -> list[Route]:
+    """The PortOne look-alike beside Toss' (`sandbox_portone_app`), sharing the engine's faults."""
+    from gateways.sandbox_portone import PortOneBook
+    from gateways.sandbox_portone_app import portone_routes  # it builds on this module
+
+    return portone_routes(engine, PortOneBook())
 
 
 def _faults(body: dict[str, Any]) -> Faults:

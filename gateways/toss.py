@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from tenacity import (
 )
 
 from domain.errors import SandboxOnly
+from domain.tracing import NO_TRACER, Tracer
 from domain.ports import (
     BillingKey,
     ChargeResult,
@@ -80,11 +82,13 @@ class _Exchange:
     response: httpx.Response | None  # the last HTTP answer, if the last try got one
     ambiguous: bool  # some try may have been processed without us hearing the outcome
     error: str  # the last transport error, for messages
+    #: Which answers are worth another try (`TossGateway.transient`).
+    transient: Callable[[httpx.Response], bool] = _transient
 
     @property
     def settled(self) -> bool:
         """The provider gave a definite answer (success or a decline)."""
-        return self.response is not None and not _transient(self.response)
+        return self.response is not None and not self.transient(self.response)
 
     @property
     def succeeded(self) -> bool:
@@ -121,7 +125,9 @@ class TossGateway:
         retry_base_seconds: float = 1.0,
         timeout: float = 10.0,
         sandbox: bool = False,
+        auth: httpx.Auth | None = None,
     ) -> None:
+        """`auth`: how requests authenticate (default Toss' Basic auth with `secret_key`)."""
         self.provider = provider
         self.transactions_page = TRANSACTIONS_PAGE
         #: Never kept from a provider's answer, e.g. inside a receipt URL (`toss_objects.receipt_url`).
@@ -135,7 +141,7 @@ class TossGateway:
         self._clients = [
             httpx.AsyncClient(
                 base_url=base_url,
-                auth=httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
+                auth=auth or httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
                 transport=transport,
                 timeout=timeout,
                 limits=httpx.Limits(max_connections=CONNECTIONS_PER_POOL, max_keepalive_connections=CONNECTIONS_PER_POOL),
@@ -143,6 +149,8 @@ class TossGateway:
             for _ in range(POOLS)
         ]
         self._turn = itertools.cycle(self._clients)
+        #: A span per call and per HTTP try (`gateway.call`, `gateway.http`): named by operation, never by path.
+        self.tracer: Tracer = NO_TRACER
 
     async def issue_billing_key(self, auth_key: str, customer_key: str) -> BillingKey:
         exchange = await self._exchange(
@@ -265,6 +273,10 @@ class TossGateway:
         if not exchange.succeeded:
             raise exchange.failure()
 
+    def transient(self, response: httpx.Response) -> bool:
+        """An answer worth retrying under the same key: 5xx, 429, or Toss' 409 in flight."""
+        return _transient(response)
+
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
@@ -279,19 +291,41 @@ class TossGateway:
         params: dict[str, str] | None = None,
     ) -> _Exchange:
         """Send, retrying transient failures under the same Idempotency-Key.
-        `operation` names the call in logs: paths may hold billing keys, which never go to logs."""
+        `operation` names the call in logs and spans: paths may hold billing keys, which never go there."""
+        with self.tracer.span("gateway.call", {"subledger.gateway.provider": self.provider,
+                                               "subledger.gateway.operation": operation}) as span:
+            exchange = await self._exchange_traced(operation, method, path, json, idempotency_key, params)
+            span.set_attribute("subledger.gateway.settled", exchange.settled)
+            if exchange.response is not None:
+                span.set_attribute("http.response.status_code", exchange.response.status_code)
+            return exchange
+
+    async def _exchange_traced(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None,
+        idempotency_key: str | None,
+        params: dict[str, str] | None,
+    ) -> _Exchange:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         ambiguous = False
         last_error = ""
+        tries = 0
 
         async def attempt() -> httpx.Response:
-            nonlocal ambiguous, last_error
-            try:
-                response = await next(self._turn).request(method, path, json=json, headers=headers, params=params)
-            except httpx.TransportError as exc:
-                ambiguous = ambiguous or not isinstance(exc, _NEVER_SENT)
-                last_error = f"{type(exc).__name__}: {exc}"
-                raise
+            nonlocal ambiguous, last_error, tries
+            tries += 1
+            with self.tracer.span("gateway.http", {"http.request.method": method, "subledger.gateway.try": tries}) as span:
+                try:
+                    response = await next(self._turn).request(method, path, json=json, headers=headers, params=params)
+                except httpx.TransportError as exc:
+                    ambiguous = ambiguous or not isinstance(exc, _NEVER_SENT)
+                    last_error = f"{type(exc).__name__}: {exc}"
+                    span.set_attribute("error.type", type(exc).__name__)
+                    raise
+                span.set_attribute("http.response.status_code", response.status_code)
             ambiguous = ambiguous or _in_flight_elsewhere(response)
             return response
 
@@ -306,7 +340,7 @@ class TossGateway:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(1 + RETRIES),
             wait=wait_exponential(multiplier=self._retry_base_seconds, exp_base=2),
-            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_transient),
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(self.transient),
             before_sleep=log_retry,
             # Out of retries: hand back the last answer (or raise its transport error).
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
@@ -314,8 +348,8 @@ class TossGateway:
         try:
             response = await retrying(attempt)
         except httpx.TransportError:
-            return _Exchange(None, ambiguous, last_error)
-        return _Exchange(response, ambiguous, last_error)
+            return _Exchange(None, ambiguous, last_error, self.transient)
+        return _Exchange(response, ambiguous, last_error, self.transient)
 
 
 def in_process_sandbox(engine: SandboxEngine | None = None, retry_base_seconds: float = 1.0) -> TossGateway:

@@ -181,6 +181,18 @@ class NotificationDeliveries:
             )
         return state
 
+    def resend(self, notification: str, wall: datetime) -> bool:
+        """An operator's resend of a FAILED or UNCONFIRMED notification: RETRYING, due now, for
+        one more attempt (its attempts are kept, so a failure ends it FAILED again, not a new
+        series). False when it is in any other state (nothing changes)."""
+        with self.view_db.transaction() as cursor:
+            cursor.execute(
+                f"UPDATE {SENDS} SET state = ?, next_attempt_at = ?, claimed_at = NULL WHERE id = ? AND state IN (?, ?)",
+                (DeliveryState.RETRYING.value, to_utc_text(wall), notification,
+                 DeliveryState.FAILED.value, DeliveryState.UNCONFIRMED.value),
+            )
+            return cursor.rowcount == 1
+
     def _move(self, notification: str, from_state: DeliveryState, assignments: str, params: Sequence[Any]) -> None:
         self._write(f"UPDATE {SENDS} SET {assignments} WHERE id = ? AND state = ?", (*params, notification, from_state.value))
 

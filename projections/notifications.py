@@ -156,6 +156,11 @@ class NotificationsProjection:
         rows = self._select(view_db, f"{where} ORDER BY n.seq DESC, n.id LIMIT ?", [*params, first + 1])
         return page_of(rows, first, lambda row: CURSORS.encode(scope, row["seq"], row["id"]))
 
+    def one(self, view_db: ViewDatabase, notification_id: str) -> dict[str, Any] | None:
+        """One notification by id, with its delivery, or None."""
+        rows = self._select(view_db, "n.id = ?", (notification_id,))
+        return rows[0] if rows else None
+
     def unsent(self, view_db: ViewDatabase, limit: int = 200) -> list[dict[str, Any]]:
         """Notifications no sender has touched yet (PENDING), oldest first."""
         return self._select(view_db, "d.id IS NULL ORDER BY n.seq, n.id LIMIT ?", (limit,))
@@ -181,7 +186,7 @@ class NotificationsProjection:
         ]
 
 
-QUERIES = ("recent", "page", "unsent", "retry_due")
+QUERIES = ("recent", "page", "one", "unsent", "retry_due")
 
 
 def _is_period_charge(payment: dict[str, Any] | None, pay_id: str | None) -> bool:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from domain.tracing import NO_TRACER, Tracer
 from projections.database import ViewCursor, ViewDatabase
 from projections.generations import GENERATIONS_DDL, LiveProjection, live_prefix, with_prefix
 
@@ -81,6 +82,8 @@ class ProjectionRunner:
         #: then one read of the head, not a view transaction as well.
         self._known: tuple[str, int] | None = None
         self._name = projection.name
+        #: A span per applied batch (`projection.batch`); a real tracer from the composition root.
+        self.tracer: Tracer = NO_TRACER
         self._create = create
         self._live = LiveProjection(projection, view_db, create=create)
         # A process starting beside running ones (a second API, a worker, a CLI command) can
@@ -174,8 +177,16 @@ class ProjectionRunner:
         )
         if not notifications:
             return 0
-        events = list(zip((n.id for n in notifications), self.ledger.mapper.to_domain_events(notifications)))
         end = notifications[-1].id
+        attributes = {"subledger.projection": self._name, "subledger.events": len(notifications), "subledger.position": end}
+        with self.tracer.span("projection.batch", attributes):
+            self._apply(projection, notifications, start, end)
+        with self._advanced:
+            self._advanced.notify_all()
+        return len(notifications)
+
+    def _apply(self, projection: Any, notifications: Sequence[Any], start: int, end: int) -> None:
+        events = list(zip((n.id for n in notifications), self.ledger.mapper.to_domain_events(notifications)))
         with self.view_db.transaction() as cursor:
             # Compare-and-set first: it locks the tracking row (Postgres) so a
             # concurrent runner waits, then finds the position moved and writes nothing.
@@ -187,9 +198,6 @@ class ProjectionRunner:
                 raise PositionMoved(projection.tracking_name)
             projection.apply(cursor, events)
         self._known = (projection.tracking_name, end)
-        with self._advanced:
-            self._advanced.notify_all()
-        return len(events)
 
     # ------------------------------------------------------------ following
     def run_in_thread(self, poll_interval: float = 0.05) -> None:

@@ -116,6 +116,7 @@ def build_http_app(
     extra_routes: list[Any] | None = None,
     cron_endpoint: bool = True,
     cors: CorsPolicy | None = None,
+    traced: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> ASGIApp:
     graphql = SubledgerGraphQL(services, schema=schema, graphql_ide="graphiql" if graphiql else None)
 
@@ -149,4 +150,6 @@ def build_http_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors.middleware()] if cors else None)
-    return RequestIds(RequestMetrics(BodySizeLimit(app, max_body_bytes)))
+    inner = RequestMetrics(BodySizeLimit(app, max_body_bytes))
+    # Tracing (when on) inside RequestIds: each request's root span carries its id (schema/tracing.py).
+    return RequestIds(traced(inner) if traced else inner)

@@ -2,6 +2,8 @@
 request limits (depth, aliases, body size) and the parse and validation caches."""
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 from graphql import GraphQLError
@@ -18,7 +20,7 @@ from schema.operations import OperationsMutation, OperationsQuery
 from schema.paged_lists import PagedListsQuery
 from schema.payments import PaymentsMutation, PaymentsQuery
 from schema.reconciliation import ReconciliationQuery
-from schema.notifications import NotificationsQuery
+from schema.notifications import NotificationsMutation, NotificationsQuery
 from schema.subscriptions import SubscriptionsMutation, SubscriptionsQuery
 from schema.wallet import WalletMutation, WalletQuery
 from schema.webhooks import WebhooksMutation, WebhooksQuery
@@ -34,7 +36,8 @@ Query = merge_types(
 )
 Mutation = merge_types(
     "Mutation",
-    (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation, WebhooksMutation),
+    (PaymentsMutation, WalletMutation, SubscriptionsMutation, OperationsMutation, AuditMutation, WebhooksMutation,
+     NotificationsMutation),
 )
 # merge_types takes no description: set it on the merged definitions.
 Query.__strawberry_definition__.description = (
@@ -73,12 +76,14 @@ class DepthAndAliasLimits(AddValidationRules):
         super().__init__(list(_LIMIT_RULES))
 
 
-def build_schema() -> Schema:
+def build_schema(first: tuple[Any, ...] = ()) -> Schema:
+    """The served schema; `first` are extensions that wrap all others (the tracing spans)."""
     return Schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
+            *first,
             DepthAndAliasLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,

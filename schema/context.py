@@ -33,6 +33,7 @@ class Services:
     subscriptions: Any = None  # projections.subscriptions queries
     subscription_billing: Any = None  # domain.subscription_billing.SubscriptionBilling
     notifications: Any = None  # projections.notifications queries (the outbox)
+    notification_sends: Any = None  # projections.notification_deliveries.NotificationDeliveries (resend)
     read_models: Any = None  # projections.read_models.ReadModels (status, rebuild, verify, events)
     contacts: Any = None  # schema.contacts.ContactRecorder (contact details from the token's claims)
     analytics: Any = None  # projections.analytics queries (business metrics)

@@ -19,9 +19,12 @@ from schema.types.payments import Payment, PaymentMethod
 class RegisterPaymentMethodInput:
     provider: PaymentProvider = strawberry.field(description="An enabled provider (SUBLEDGER_GATEWAY), else BAD_USER_INPUT.")
     auth_key: str = strawberry.field(
-        description="The authKey the provider's billing-auth widget returned (Toss), or the sandbox's test card token."
+        description="The authKey the provider's billing-auth widget returned (Toss), the billing key PortOne's browser "
+        "SDK issued (PORTONE), or the sandbox's test card token."
     )
-    customer_key: str = strawberry.field(description="The customerKey used when requesting the authKey.")
+    customer_key: str = strawberry.field(
+        description="The customerKey used when requesting the authKey (PORTONE: the customer id the key was issued for)."
+    )
 
 
 @strawberry.input(description="What to refund.")

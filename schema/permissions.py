@@ -167,6 +167,7 @@ RULES: tuple[Rule, ...] = (
     _scoped(M, "deleteWebhookEndpoint", A),
     _scoped(M, "rotateWebhookEndpointSecret", A),
     _scoped(M, "redeliverWebhook", A),
+    _scoped(M, "resendNotification", A),
 )
 
 TABLE: dict[tuple[Root, str], Rule] = {(rule.root, rule.field): rule for rule in RULES}

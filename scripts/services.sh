@@ -99,6 +99,16 @@ svc_ensure_binaries() {
     if [ "$need_redis" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then
         pkgs+=(redis-server)
     fi
+    # nginx: tests/integration/test_compose_layout.py runs the compose file's proxy with it;
+    # optional (that part is skipped, saying so, where it is missing). Its own service does not start.
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        ( svc_apt_install nginx ) || svc_log "nginx not installed: the compose layout test runs without its proxy"
+    fi
+    # docker-compose validates docker-compose.yml without a daemon where the docker CLI's compose
+    # plugin is missing (the same test); optional too.
+    if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+        ( svc_apt_install docker-compose ) || svc_log "docker-compose not installed: the compose file is not validated"
+    fi
     if [ ${#pkgs[@]} -gt 0 ]; then
         svc_apt_install "${pkgs[@]}"
     fi

@@ -29,6 +29,7 @@ from domain.subscription_billing import SubscriptionBilling
 from domain.webhooks import RetryPolicy
 from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
+from gateways.portone import PortOneGateway
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
 from projections import notifications as outbox
@@ -39,6 +40,7 @@ from projections.read_models import ReadModels
 from projections.registry import read_models as registered_read_models
 from projections.runner import ProjectionRunner
 from projections.status import status
+from projections.notification_deliveries import NotificationDeliveries
 from projections.webhook_deliveries import WebhookDeliveries
 from schema.app import build_http_app
 from schema.build import schema
@@ -83,6 +85,8 @@ class Built:
     http: Any = None
     background: list[Any] = field(default_factory=list)
     read_models: Any = None
+    #: OpenTelemetry (subledger/tracing.py) when SUBLEDGER_OTLP_ENDPOINT is set.
+    tracing: Any = None
 
     def catch_up(self) -> None:
         for runner in self.runners:
@@ -127,6 +131,8 @@ class Built:
             self.read_models.close()
         self.view_db.close()
         self.ledger.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 def ledger_env(settings: Settings, db: Database, create_tables: bool = True) -> dict[str, str]:
@@ -159,6 +165,14 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
             settings.toss_base_url,
             settings.toss_secret_key,
             provider="TOSS",
+            retry_base_seconds=retry,
+        )
+    if "portone" in settings.providers_named:
+        assert settings.portone_api_secret and settings.portone_store_id
+        gateways["PORTONE"] = PortOneGateway(
+            settings.portone_base_url,
+            settings.portone_api_secret.get_secret_value(),
+            settings.portone_store_id,
             retry_base_seconds=retry,
         )
     return gateways, sandbox
@@ -284,6 +298,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         subscriptions=subscriptions,
         subscription_billing=subscription_billing,
         notifications=notifications,
+        notification_sends=NotificationDeliveries(view_db),
         read_models=read_models,
         contacts=ContactRecorder(ledger, clock, run_sync),
         analytics=BoundQueries(analytics_projection, view_db, ANALYTICS_QUERIES),
@@ -299,6 +314,8 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
     services.reconcile = built.reconcile
+    start_traces(settings, built)
+    served_schema, traced = http_tracing(built.tracing)
 
     def ready() -> list[str]:
         return [
@@ -333,7 +350,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
 
     built.http = build_http_app(
         services,
-        schema,
+        served_schema,
         cron_secret=settings.cron_secret,
         cron_endpoint=settings.cron_endpoint,
         ready=ready,
@@ -342,8 +359,34 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         lifespan=lifespan,
         cors=cors_policy(settings),
         extra_routes=webhook_routes(built),
+        traced=traced,
     )
     return built
+
+
+def start_traces(settings: Settings, built: Built) -> None:
+    """Spans of ledger commands, gateway calls, jobs and projection batches, when SUBLEDGER_OTLP_ENDPOINT is set."""
+    if not settings.otlp_endpoint:
+        return
+    from subledger.tracing import start_tracing
+
+    built.tracing = start_tracing(settings.otlp_endpoint, settings.otlp_service_name)
+    built.ledger.tracer = built.jobs.tracer = built.tracing.tracer
+    for gateway in built.gateways.values():
+        if isinstance(gateway, TossGateway):
+            gateway.tracer = built.tracing.tracer
+    for runner in built.runners:
+        runner.tracer = built.tracing.tracer
+
+
+def http_tracing(tracing: Any) -> tuple[Any, Any]:
+    """The schema and the request-span middleware: the untraced schema without tracing."""
+    if tracing is None:
+        return schema, None
+    from schema.build import build_schema
+    from schema.tracing import TracedRequests, graphql_spans
+
+    return build_schema((graphql_spans(tracing.provider),)), lambda app: TracedRequests(app, tracing.provider)
 
 
 def webhook_routes(built: Built) -> list[Route]:

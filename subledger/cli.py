@@ -255,5 +255,13 @@ def bench_soak(
     raise typer.Exit(run(options))
 
 
+@app.command()
+def doctor() -> None:
+    """Check the configuration, database, Redis, gateways, clock and time zone: one line each, exit 1 on a FAIL."""
+    from subledger.doctor import main
+
+    raise typer.Exit(main())
+
+
 if __name__ == "__main__":
     app()

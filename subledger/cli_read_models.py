@@ -267,3 +267,5 @@ def projector(
         log.info("projector_stopped", positions={row["name"]: row["position"] for row in built.read_models.status()})
         built.view_db.close()
         built.ledger.close()
+        if built.tracing is not None:
+            built.tracing.shutdown()  # the spans still queued go to the collector

@@ -18,7 +18,7 @@ from schema.jwks import ASYMMETRIC
 from subledger.storage import Database
 from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
 
-PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS"}
+PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS", "portone": "PORTONE"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
 #: SUBLEDGER_LOG_LEVEL's values (the standard library's levels).
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         "Unset: the scheduler runs inside `serve`."
     ))
     gateway: str = Field("sandbox", description=(
-        "Payment providers enabled at once, comma-separated: `sandbox`, `toss`. Each payment method is charged "
+        "Payment providers enabled at once, comma-separated: `sandbox`, `toss`, `portone`. Each payment method is charged "
         "by the provider it was registered with; registering with a provider not enabled answers BAD_USER_INPUT."
     ))
     toss_secret_key: str | None = Field(None, description=(
@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     ))
     toss_base_url: str = Field("https://api.tosspayments.com", description=(
         "Toss API base URL; tests point it at `subledger sandbox-gateway`."
+    ))
+    portone_api_secret: SecretStr | None = Field(None, description=(
+        "PortOne V2 API secret (`Authorization: PortOne …`); required when `portone` is enabled. The sandbox's "
+        "PortOne look-alike takes any secret starting `test_portone_`, which production refuses."
+    ))
+    portone_store_id: str | None = Field(None, description=(
+        "PortOne store id (`store-…`) sent with every PortOne call; required when `portone` is enabled."
+    ))
+    portone_base_url: str = Field("https://api.portone.io", description=(
+        "PortOne API base URL; tests point it at `subledger sandbox-gateway` (its PortOne look-alike)."
     ))
     sandbox_url: str | None = Field(None, description=(
         "Run the SANDBOX provider against a `subledger sandbox-gateway` server at this URL; unset: in process."
@@ -201,6 +211,20 @@ class Settings(BaseSettings):
     ))
     read_pool_size: int = Field(5, ge=1, description="Connections of the read models' pool in each process, at most.")
     log_level: str = Field("INFO", description="Lowest level written: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).")
+    otlp_endpoint: str | None = Field(None, description=(
+        "OpenTelemetry: the OTLP/HTTP collector's base URL (e.g. http://collector:4318); spans go to "
+        "`<url>/v1/traces`. Unset: no tracing at all (docs/operations-monitoring.md#tracing)."
+    ))
+    otlp_service_name: str = Field("subledger", description="OpenTelemetry: the `service.name` of every span this process exports.")
+
+    @field_validator("otlp_endpoint", mode="before")
+    @classmethod
+    def _otlp_url(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, like http://collector:4318")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -356,9 +380,22 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown gateway(s) in SUBLEDGER_GATEWAY: {', '.join(sorted(unknown))}")
         if "toss" in self.providers_named and not self.toss_secret_key:
             raise ValueError("SUBLEDGER_TOSS_SECRET_KEY is required when SUBLEDGER_GATEWAY includes toss")
+        self._check_portone()
         if self.env == "production":
             self._check_production()
         return self
+
+    def _check_portone(self) -> None:
+        if "portone" not in self.providers_named:
+            return
+        if not self.portone_api_secret or not self.portone_api_secret.get_secret_value().strip():
+            raise ValueError("SUBLEDGER_PORTONE_API_SECRET is required when SUBLEDGER_GATEWAY includes portone")
+        if not (self.portone_store_id or "").strip():
+            raise ValueError("SUBLEDGER_PORTONE_STORE_ID is required when SUBLEDGER_GATEWAY includes portone")
+        if not self.portone_base_url.startswith(("https://", "http://")):
+            raise ValueError("SUBLEDGER_PORTONE_BASE_URL must be an http(s) URL")
+        if self.env == "production" and self.portone_api_secret.get_secret_value().startswith("test_portone_"):
+            raise ValueError("SUBLEDGER_PORTONE_API_SECRET is the sandbox's test secret: production refuses it")
 
     def _check_production(self) -> None:
         if not self.jwt_secret or len(self.jwt_secret) < MIN_SECRET_CHARS:

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 
 from domain.ledger import Ledger
 from domain.periods import daily_run_times
+from domain.tracing import NO_TRACER, Tracer
 from domain.wallet import EXPIRY_NOTICE
 from workers.fanout import for_each
 from workers.notifications import send_notifications
@@ -118,11 +119,16 @@ class Jobs:
         self.ctx = ctx
         self.tz = tz
         self.clock = clock
+        #: A span per job (`job`), parent of its ledger commands and gateway calls.
+        self.tracer: Tracer = NO_TRACER
 
     async def _run(self, jobs: list[tuple[str, Job]], now: datetime) -> list[dict[str, Any]]:
         runs = []
         for name, job in jobs:
-            counts = await job(self.ctx, now)
+            with self.tracer.span("job", {"subledger.job": name}) as span:
+                counts = await job(self.ctx, now)
+                for outcome in ("succeeded", "failed"):
+                    span.set_attribute(f"subledger.job.{outcome}", counts.get(outcome, 0))
             log.info("job_ran", job=name, ran_at=now.isoformat(), **counts)
             JOB_RUNS.labels(name).inc()
             for outcome in ("succeeded", "failed"):

@@ -36,6 +36,10 @@ class PaymentProvider(enum.Enum):
     TOSS = strawberry.enum_value("TOSS", description="Toss Payments (SUBLEDGER_GATEWAY includes toss).")
     KAKAO_PAY = strawberry.enum_value("KAKAO_PAY", description="KakaoPay: not available yet (BAD_USER_INPUT).")
     NAVER_PAY = strawberry.enum_value("NAVER_PAY", description="NaverPay: not available yet (BAD_USER_INPUT).")
+    PORTONE = strawberry.enum_value(
+        "PORTONE", description="PortOne V2 (SUBLEDGER_GATEWAY includes portone): authKey is the billing key "
+        "PortOne's browser SDK issued, checked with PortOne before it is kept."
+    )
     SANDBOX = strawberry.enum_value(
         "SANDBOX", description="The sandbox gateway (development and tests; disabled in production). Takes "
         "authKey test_card_<16 digits>."

@@ -98,6 +98,8 @@ SPEC: dict[str, Expect] = {
     "deleteWebhookEndpoint": Expect(scopes="admin"),
     "rotateWebhookEndpointSecret": Expect(scopes="admin"),
     "redeliverWebhook": Expect(scopes="admin"),
+    # E-mail (docs/email.md): an operator's resend.
+    "resendNotification": Expect(scopes="admin"),
 }
 
 

@@ -170,6 +170,7 @@ CASES = [
     Case("deleteWebhookEndpoint", 'mutation { deleteWebhookEndpoint(id: "we_missing") }'),
     Case("rotateWebhookEndpointSecret", 'mutation { rotateWebhookEndpointSecret(id: "we_missing") { secret } }'),
     Case("redeliverWebhook", 'mutation { redeliverWebhook(deliveryId: "wd_missing") { id } }'),
+    Case("resendNotification", 'mutation { resendNotification(notificationId: "n_missing") { id } }'),
 ]
 
 

@@ -134,3 +134,48 @@ def test_an_answer_lost_after_the_message_was_handed_over_is_unconfirmed_and_nev
     again = notifications_of(api, user)[0]
     assert (again["deliveryStatus"], again["deliveryAttempts"]) == ("UNCONFIRMED", lost["deliveryAttempts"])
     assert len(smtp_server.messages()) <= 1  # whatever the server made of the first one, no second was sent
+
+
+RESEND = "mutation($n: ID!) { resendNotification(notificationId: $n) { id deliveryStatus deliveryAttempts nextAttemptAt } }"
+
+
+def test_an_operator_resends_a_failed_or_unconfirmed_notification_once_and_nothing_else(
+    api_factory, smtp_server: SmtpServer
+) -> None:
+    smtp_server.start()
+    api: Api = api_factory(**smtp_settings(smtp_server, smtp_max_attempts=1, smtp_timeout=2))
+    refused, lost = "user-resend-refused", "user-resend-lost"
+    refused_address, lost_address = with_address(api, refused), with_address(api, lost)
+    smtp_server.refuse(refused_address)
+    subscribe(api, refused, "free")
+    failed = wait_for_notification(api, refused, lambda n: n["deliveryStatus"] == "FAILED", what="FAILED")
+    smtp_server.delay_file.write_text("5")  # the server answers later than the client waits
+    subscribe(api, lost, "free")
+    unconfirmed = wait_for_notification(api, lost, lambda n: n["deliveryStatus"] == "UNCONFIRMED", what="UNCONFIRMED")
+    smtp_server.delay_file.unlink()
+    smtp_server.accept_all()
+    time.sleep(4)  # past the server's delayed answer: whether it kept the lost one is settled now
+    before = len(smtp_server.messages())
+
+    # Only an ADMIN may resend; a user, even the recipient, is refused and nothing moves.
+    forbidden = api.error(RESEND, {"n": failed["id"]}, user=refused)
+    assert forbidden.code == "FORBIDDEN"
+    assert api.error(RESEND, {"n": "no-such-notification"}, **ADMIN).code == "NOT_FOUND"
+    assert notifications_of(api, refused)[0]["deliveryStatus"] == "FAILED"
+
+    again = api.gql(RESEND, {"n": failed["id"]}, **ADMIN)["resendNotification"]
+    assert (again["id"], again["deliveryStatus"], again["deliveryAttempts"]) == (failed["id"], "RETRYING", 1)
+    sent = wait_for_notification(api, refused, lambda n: n["deliveryStatus"] == "SENT", what="SENT after resend")
+    assert sent["deliveryAttempts"] == 2 and sent["sentAt"] is not None
+    api.gql(RESEND, {"n": unconfirmed["id"]}, **ADMIN)
+    wait_for_notification(api, lost, lambda n: n["deliveryStatus"] == "SENT", what="SENT after resend")
+
+    # One more message per resend, to its own recipient; a SENT one is not resent.
+    messages = smtp_server.messages()
+    assert len(messages) == before + 2
+    assert sorted(m["rcpt_tos"][0] for m in messages[before:]) == sorted([refused_address, lost_address])
+    conflict = api.error(RESEND, {"n": failed["id"]}, **ADMIN)
+    assert conflict.code == "CONFLICT" and "SENT" in str(conflict)
+    api.gql(RUN, user="cron", scope="cron")
+    time.sleep(1.0)
+    assert len(smtp_server.messages()) == before + 2

@@ -11,6 +11,7 @@ from typing import Any
 from tests.api.conftest import Api, GraphQLError
 from tests.scenarios.helpers import ADMIN, CANCEL, set_outcome, subscribe
 from tests import webhook_support as support
+from gateways.sandbox_engine import Faults
 from tests.webhook_support import DELIVERIES, PURCHASE, TIMEOUT, Receiver, check_signed, register
 
 receiver, hooks = support.receiver, support.hooks
@@ -81,6 +82,36 @@ def test_every_kind_of_change_becomes_an_event_and_a_rebuild_keeps_their_ids(hoo
     hooks.gql(RUN, user="cron", scope="cron")
     time.sleep(0.3)
     assert len(receiver.received()) == count
+
+
+def test_a_refused_refund_is_a_refund_failed_event_and_the_later_one_a_refund_succeeded(
+        hooks: Api, receiver: Receiver, user: str) -> None:
+    _, secret = register(hooks, receiver.url, "REFUND_SUCCEEDED", "REFUND_FAILED")
+    method = hooks.add_card(user)
+    hooks.gql(PURCHASE, {"m": method}, user=user)
+    hooks.settle_read_models()
+    payment = hooks.gql("query($u: ID) { payments(userId: $u) { id amount } }", {"u": user}, user=user)["payments"][0]
+    hooks.sandbox.set_faults(Faults(refuse_refunds=1))  # the provider answers 403 without refunding
+    try:
+        hooks.gql(REFUND, {"p": payment["id"]}, **ADMIN)
+        raise AssertionError("the refused refund went through")
+    except GraphQLError as refused:
+        assert refused.code == "CONFLICT"
+    assert hooks.sandbox.refunds() == []
+    refunded = hooks.gql(REFUND, {"p": payment["id"]}, **ADMIN)["refundPayment"]
+    assert refunded["status"] == "REFUNDED"
+
+    receiver.wait_for(2)
+    time.sleep(0.3)
+    bodies = [check_signed(r, secret) for r in receiver.received()]
+    # Deliveries run concurrently, so they may arrive in either order (docs/webhooks.md).
+    assert sorted(b["type"] for b in bodies) == ["refund.failed", "refund.succeeded"], bodies
+    failed, succeeded = (b["data"] for b in sorted(bodies, key=lambda b: b["type"]))
+    assert failed["paymentId"] == succeeded["paymentId"] == payment["id"] and failed["userId"] == user
+    assert failed["declineCode"] and failed["refundId"] != succeeded["refundId"]
+    # Both sides of the money: the provider refunded once, the full amount, as the ledger says.
+    assert [r["amount"] for r in hooks.sandbox.refunds()] == [succeeded["amount"]] == [payment["amount"]]
+    assert refunded["refundedAmount"] == payment["amount"]
 
 
 def test_two_services_on_one_database_send_each_event_once(api_factory: Any, receiver: Receiver, user: str) -> None:

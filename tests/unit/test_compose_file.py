@@ -1,7 +1,7 @@
 """docker-compose.yml, read as YAML (no container engine needed): every long-running service
 has a healthcheck, the worker's is `subledger worker --check` and the projector's
 `subledger projector --check`; the worker's stop grace period covers its 60 s job completion
-wait; no password is written in the file; the API's host port is a variable; and the
+wait; no password is written in the file; only the proxy publishes a port, a variable; and the
 layout's pools fit the PostgreSQL it starts (docs/deployment.md#connections).
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def default_of(value: str) -> str:
 
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "api", "worker", "projector"}
+    assert set(services) >= {"postgres", "redis", "migrate", "api", "worker", "projector", "proxy"}
     for name, service in services.items():
         if name == "migrate":  # runs once and exits (test below)
             continue
@@ -71,10 +71,16 @@ def test_no_password_is_written_in_the_file(compose: dict[str, Any]) -> None:
                 assert VARIABLE.match(str(value)), f"{name}: {key} is written in the file"
 
 
-def test_the_api_host_port_is_configurable(compose: dict[str, Any]) -> None:
-    [mapping] = compose["services"]["api"]["ports"]
+def test_only_the_proxy_publishes_a_port_and_its_host_port_is_configurable(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert [name for name, service in services.items() if service.get("ports")] == ["proxy"]
+    [mapping] = services["proxy"]["ports"]
     host, _, container = mapping.rpartition(":")
-    assert container == "8000" and VARIABLE.match(host), mapping
+    assert container == services["proxy"]["environment"]["SUBLEDGER_PROXY_LISTEN"] and VARIABLE.match(host), mapping
+    assert services["proxy"]["environment"]["SUBLEDGER_PROXY_UPSTREAM"] == "api:8000"  # every replica, by name
+    [volume] = services["proxy"]["volumes"]
+    source, target, _ = volume.split(":")
+    assert target == "/etc/nginx/templates" and (ROOT / source / "default.conf.template").is_file()
 
 
 def test_the_layout_fits_the_postgres_it_starts(compose: dict[str, Any]) -> None:
