@@ -22,6 +22,8 @@ def aggregate_type(event: Any) -> str:
 
 class AggregatesProjection:
     name = "aggregates"
+    #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
+    version = 1
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix

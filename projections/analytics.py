@@ -30,6 +30,8 @@ _STATE_COLUMNS = ("status", "plan_id", "cycle", "list_price", "price")
 
 class AnalyticsProjection:
     name = "analytics"
+    #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
+    version = 1
 
     def __init__(self, prefix: str = "") -> None:
         self.tracking_name = prefix + self.name

@@ -70,6 +70,12 @@ class ViewCursor:
         self.execute(f"ALTER TABLE {table} ADD COLUMN {guard}{column} {definition}")
         return True
 
+    def table_exists(self, name: str) -> bool:
+        if self._convert:  # PostgreSQL: the search path's schema
+            return self.execute("SELECT to_regclass(?) IS NOT NULL AS found", (name,)).fetchone()["found"]
+        found = self.execute("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        return found is not None
+
     def fetchone(self) -> dict[str, Any] | None:
         return self._raw.fetchone()
 

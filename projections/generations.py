@@ -48,13 +48,13 @@ class LiveProjection:
     """A read model over whatever tables are live now. Given a projection without
     prefix it follows `projection_generations`; given a prefixed one (a copy) it stays put."""
 
-    def __init__(self, projection: Any, view_db: ViewDatabase) -> None:
+    def __init__(self, projection: Any, view_db: ViewDatabase, *, create: bool = True) -> None:
         self.view_db = view_db
         self.follows = prefix_of(projection) == ""
         self._projection = projection
         self._checked_at = 0.0
         self._lock = threading.Lock()
-        if self.follows:
+        if self.follows and create:
             with view_db.transaction() as cursor:
                 cursor.execute(GENERATIONS_DDL)
 

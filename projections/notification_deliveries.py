@@ -88,9 +88,7 @@ def create_table(cursor: ViewCursor) -> None:
 
 
 def _table_exists(cursor: ViewCursor, name: str) -> bool:
-    if cursor._convert:  # PostgreSQL: placeholders are converted only there
-        return cursor.execute("SELECT to_regclass(?) IS NOT NULL AS found", (name,)).fetchone()["found"]
-    return cursor.execute("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+    return cursor.table_exists(name)
 
 
 def columns(alias: str) -> str:

@@ -46,6 +46,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 class NotificationsProjection:
     name = "notifications"
+    #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
+    version = 1
 
     def __init__(self, prefix: str = "") -> None:
         self.tracking_name = f"{prefix}{self.name}"

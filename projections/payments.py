@@ -31,6 +31,8 @@ CURSORS = Keyset("payments")
 
 class PaymentsProjection:
     name = "payments"
+    #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
+    version = 1
 
     def __init__(self, prefix: str = "") -> None:
         self.table = f"{prefix}payments"

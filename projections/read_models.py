@@ -28,13 +28,15 @@ class ReadModels:
         *,
         batch_size: int = 1000,
         grace_seconds: float = DROP_GRACE_SECONDS,
+        create: bool = True,
     ) -> None:
         self.ledger = ledger
         self.view_db = view_db
         self.runners = list(runners)
         self.batch_size = batch_size
         self.log = LedgerLog(ledger, view_db)
-        self.rebuilder = Rebuilder(ledger, view_db, self.runners, batch_size=batch_size, grace_seconds=grace_seconds)
+        self.rebuilder = Rebuilder(ledger, view_db, self.runners, batch_size=batch_size, grace_seconds=grace_seconds,
+                                   create=create)
 
     def runner(self, name: str) -> Any:
         return self.rebuilder.select([name])[0]

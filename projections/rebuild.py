@@ -75,6 +75,7 @@ class Rebuilder:
         *,
         batch_size: int = 1000,
         grace_seconds: float = DROP_GRACE_SECONDS,
+        create: bool = True,
     ) -> None:
         self.ledger = ledger
         self.view_db = view_db
@@ -83,8 +84,9 @@ class Rebuilder:
         self.grace_seconds = grace_seconds
         self.owner = f"{_HOST}:{os.getpid()}"
         self._timers: list[threading.Timer] = []
-        with view_db.transaction() as cursor:
-            cursor.execute(REBUILDS_DDL)
+        if create:
+            with view_db.transaction() as cursor:
+                cursor.execute(REBUILDS_DDL)
 
     def select(self, names: Sequence[str] | None) -> list[Any]:
         if names is None:

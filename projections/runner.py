@@ -46,6 +46,9 @@ class Projection(Protocol):
     #: beside the live one (its own table prefix) tracks its own position.
     #: The class is built as `cls(prefix=...)` (projections/generations.py).
     tracking_name: str
+    #: The shape and meaning of its tables; a change makes `subledger migrate` rebuild it
+    #: (projections/versions.py).
+    version: int
 
     def create_tables(self, cursor: ViewCursor) -> None:
         """Create this projection's tables if missing (idempotent)."""
@@ -59,7 +62,11 @@ class PositionMoved(Exception):
 
 
 class ProjectionRunner:
-    def __init__(self, ledger: Any, projection: Projection, view_db: ViewDatabase, *, batch_size: int = 500) -> None:
+    def __init__(
+        self, ledger: Any, projection: Projection, view_db: ViewDatabase, *, batch_size: int = 500, create: bool = True
+    ) -> None:
+        """`create`: make the read model's tables when missing (tests, `subledger migrate`); False
+        when the database was migrated first (projections/versions.py): then nothing is created."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.ledger = ledger
@@ -77,7 +84,8 @@ class ProjectionRunner:
         self._name = projection.name
         #: A span per applied batch (`projection.batch`); a real tracer from the composition root.
         self.tracer: Tracer = NO_TRACER
-        self._live = LiveProjection(projection, view_db)
+        self._create = create
+        self._live = LiveProjection(projection, view_db, create=create)
         # A process starting beside running ones (a second API, a worker, a CLI command) can
         # deadlock here with a follower: this transaction's CREATE ... IF NOT EXISTS locks the
         # read model's tables, the follower holds the tracking row and writes those tables.
@@ -92,11 +100,14 @@ class ProjectionRunner:
                 log.warning("projection=%s setup aborted to break a deadlock; running it again", projection.name)
 
     def _set_up(self, projection: Any) -> Any:
-        with self.view_db.transaction() as cursor:
-            cursor.execute(TRACKING_DDL)
-            cursor.execute(GENERATIONS_DDL)
+        with self.view_db.transaction(readonly=not self._create) as cursor:
+            if self._create:
+                cursor.execute(TRACKING_DDL)
+                cursor.execute(GENERATIONS_DDL)
             if self._live.follows:
                 projection = with_prefix(projection, live_prefix(cursor, projection.name) or "")
+            if not self._create:
+                return projection
             projection.create_tables(cursor)
             cursor.execute(
                 "INSERT INTO projection_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",

@@ -40,6 +40,8 @@ def _value(name: str, value: Any) -> Any:
 
 class SubscriptionsProjection:
     name = "subscriptions"
+    #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
+    version = 1
 
     def __init__(self, prefix: str = "") -> None:
         self.table = f"{prefix}subscriptions"

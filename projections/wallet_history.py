@@ -49,6 +49,8 @@ def _from_utc_text(text: str | None) -> datetime | None:
 
 class WalletHistory:
     name = "wallet_history"
+    #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
+    version = 1
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix

@@ -101,8 +101,10 @@ def _delivery(row: dict[str, Any], history: Sequence[Attempt] = ()) -> Delivery:
 
 
 class WebhookDeliveries:
-    def __init__(self, view_db: ViewDatabase) -> None:
+    def __init__(self, view_db: ViewDatabase, *, create: bool = True) -> None:
         self.view_db = view_db
+        if not create:  # `subledger migrate` made them (projections/versions.py)
+            return
         with view_db.transaction() as cursor:
             for statement in DDL:
                 cursor.execute(statement)

@@ -37,6 +37,8 @@ def event_id(event: Any, kind: T) -> str:
 
 class WebhookEventsProjection:
     name = "webhook_events"
+    #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
+    version = 1
 
     def __init__(self, prefix: str = "") -> None:
         self.tracking_name = f"{prefix}{self.name}"

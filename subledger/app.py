@@ -35,17 +35,14 @@ from projections.bound import BoundQueries
 from projections.database import ViewDatabase
 from projections import notifications as outbox
 from projections import subscriptions as subscription_view
-from projections.aggregates import AggregatesProjection
 from projections.analytics import QUERIES as ANALYTICS_QUERIES
-from projections.analytics import AnalyticsProjection
-from projections.payments import PaymentsProjection, PaymentsQueries
+from projections.payments import PaymentsQueries
 from projections.read_models import ReadModels
+from projections.registry import read_models as registered_read_models
 from projections.runner import ProjectionRunner
 from projections.status import status
-from projections.wallet_history import WalletHistory
 from projections.notification_deliveries import NotificationDeliveries
 from projections.webhook_deliveries import WebhookDeliveries
-from projections.webhooks import WebhookEventsProjection
 from schema.app import build_http_app
 from schema.build import schema
 from schema.cors import CorsPolicy
@@ -59,6 +56,8 @@ from subledger.console import console_routes, graphiql_html
 from subledger.ledger_cipher import check_ledger_cipher
 from subledger.identity import identity_provider
 from subledger.metrics_port import DatabaseGauges
+from subledger.migrate import Report as MigrationReport
+from subledger.migrate import check_migrated, migrate
 from subledger.settings import Settings, StartupRefused
 from subledger.storage import Database
 from subledger.user_keys import SqlUserKeys
@@ -138,8 +137,10 @@ class Built:
             self.tracing.shutdown()
 
 
-def ledger_env(settings: Settings, db: Database) -> dict[str, str]:
+def ledger_env(settings: Settings, db: Database, create_tables: bool = True) -> dict[str, str]:
     env = db.ledger_env(pool_size=settings.db_pool_size)
+    # eventsourcing creates its tables when the ledger opens unless told not to (subledger/migrate.py).
+    env["CREATE_TABLE"] = "true" if create_tables else "false"
     # Cached aggregates are fast-forwarded from the database on every load, so several
     # processes stay correct; the cache only saves re-reading history.
     env["AGGREGATE_CACHE_MAXSIZE"] = "20000"
@@ -185,12 +186,13 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
     return gateways, sandbox
 
 
-def open_ledger(settings: Settings, db: Database, view_db: ViewDatabase) -> Ledger:
+def open_ledger(settings: Settings, db: Database, view_db: ViewDatabase, *, create_tables: bool = True) -> Ledger:
     """The ledger, once its stored events fit SUBLEDGER_CIPHER_KEY and its per-user keys fit the
     master keys; else StartupRefused, in one line, rather than a MAC error at some later read
     (docs/keys.md). Closes the view database when it refuses."""
-    user_keys = SqlUserKeys(view_db, settings.keyring)
-    ledger = Ledger(env=ledger_env(settings, db), catalog=load_catalog(settings.catalog), tz=settings.tz, keys=user_keys)
+    user_keys = SqlUserKeys(view_db, settings.keyring, create=create_tables)
+    env = ledger_env(settings, db, create_tables)
+    ledger = Ledger(env=env, catalog=load_catalog(settings.catalog), tz=settings.tz, keys=user_keys)
     try:
         check_ledger_cipher(ledger.recorder, view_db, settings.cipher_key)
         user_keys.check()
@@ -201,11 +203,36 @@ def open_ledger(settings: Settings, db: Database, view_db: ViewDatabase) -> Ledg
     return ledger
 
 
+def migrated_ledger(settings: Settings, db: Database, view_db: ViewDatabase, projections: list[Any]) -> Ledger:
+    """The ledger of a migrated database: `subledger migrate` run here first when the process
+    migrates at start (SUBLEDGER_MIGRATE_ON_START, development's default), else only checked:
+    StartupRefused naming the command when this release cannot serve the database as it is."""
+    if settings.migrates_on_start:
+        ledger, _ = migrate(db, view_db, lambda create: open_ledger(settings, db, view_db, create_tables=create), projections)
+        return ledger
+    check_migrated(view_db, projections)
+    return open_ledger(settings, db, view_db, create_tables=False)
+
+
+def migrate_database(settings: Settings, *, grace_seconds: float | None = None) -> MigrationReport:
+    """`subledger migrate` (subledger/migrate.py): `grace_seconds` set, the tables of a rebuilt read
+    model's old version are dropped that long after the switch, before it returns."""
+    db = Database.from_url(settings.database_url)
+    view_db = ViewDatabase.open(db, pool_size=2)
+    try:
+        ledger, report = migrate(db, view_db, lambda create: open_ledger(settings, db, view_db, create_tables=create),
+                                 list(registered_read_models().values()), grace_seconds=grace_seconds)
+        ledger.close()
+    finally:
+        view_db.close()
+    return report
+
+
 def preflight(settings: Settings) -> None:
     """The startup checks of `build`, for processes that build later (the arq worker)."""
     db = Database.from_url(settings.database_url)
     view_db = ViewDatabase.open(db, pool_size=2)
-    open_ledger(settings, db, view_db).close()
+    migrated_ledger(settings, db, view_db, list(registered_read_models().values())).close()
     view_db.close()
 
 
@@ -214,7 +241,8 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     db = Database.from_url(settings.database_url)
     # The view database first: it holds the personal-data keys the ledger's mapper needs.
     view_db = ViewDatabase.open(db, pool_size=settings.read_pool_size)
-    ledger = open_ledger(settings, db, view_db)
+    projections = registered_read_models()
+    ledger = migrated_ledger(settings, db, view_db, list(projections.values()))
     executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="ledger")
 
     async def run_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -226,25 +254,18 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     gateways, sandbox = build_gateways(settings, sandbox)
     billing = Billing(ledger, gateways, run_sync)
     clock = TestClock(ledger, settings.clock_start) if settings.clock == "test" else SystemClock()
-    wallet_history = WalletHistory()
+    wallet_history = projections["wallet_history"]
     history = BoundQueries(wallet_history, view_db, ("history", "users_with_expired_lots", "lots_expiring_between"))
     payments = PaymentsQueries(view_db)
-    subscriptions_projection = subscription_view.SubscriptionsProjection()
+    subscriptions_projection = projections["subscriptions"]
     subscriptions = BoundQueries(subscriptions_projection, view_db, subscription_view.QUERIES)
-    notifications_projection = outbox.NotificationsProjection()
+    notifications_projection = projections["notifications"]
     notifications = BoundQueries(notifications_projection, view_db, outbox.QUERIES)
     subscription_billing = SubscriptionBilling(billing)
-    analytics_projection = AnalyticsProjection()
-    webhook_events = WebhookEventsProjection()
-    runners = [
-        ProjectionRunner(ledger, wallet_history, view_db),
-        ProjectionRunner(ledger, PaymentsProjection(), view_db),
-        ProjectionRunner(ledger, subscriptions_projection, view_db),
-        ProjectionRunner(ledger, notifications_projection, view_db),
-        ProjectionRunner(ledger, AggregatesProjection(), view_db),
-        ProjectionRunner(ledger, analytics_projection, view_db),
-        ProjectionRunner(ledger, webhook_events, view_db),
-    ]
+    analytics_projection = projections["analytics"]
+    webhook_events = projections["webhook_events"]
+    # Migrated or checked above: nothing is created from here on.
+    runners = [ProjectionRunner(ledger, projection, view_db, create=False) for projection in projections.values()]
     for runner in runners:
         ledger.listeners.append(lambda _recordings, runner=runner: runner.notify())
     ledger.listeners.append(count_charges)
@@ -268,10 +289,10 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         notifications=notifications,
         sender=sender_for(settings, view_db, clock),
         webhooks=webhooks,
-        runs=RunRecords(view_db),
+        runs=RunRecords(view_db, create=False),
     )
     jobs = Jobs(job_context, settings.tz, clock)
-    read_models = ReadModels(ledger, view_db, runners)
+    read_models = ReadModels(ledger, view_db, runners, create=False)
     services = Services(
         ledger=ledger,
         billing=billing,
@@ -393,8 +414,8 @@ def build_webhooks(settings: Settings, view_db: ViewDatabase, events_after: Any,
         cap=timedelta(seconds=settings.webhook_retry_cap_seconds),
         window=timedelta(seconds=settings.webhook_retry_window_seconds),
     )
-    endpoints = WebhookEndpoints(view_db, settings.keyring, https_only=settings.env == "production")
-    return WebhookDispatcher(endpoints, WebhookDeliveries(view_db), events_after, run_sync, policy=policy,
+    endpoints = WebhookEndpoints(view_db, settings.keyring, https_only=settings.env == "production", create=False)
+    return WebhookDispatcher(endpoints, WebhookDeliveries(view_db, create=False), events_after, run_sync, policy=policy,
                              timeout=settings.webhook_timeout_seconds)
 
 

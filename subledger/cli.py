@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from subledger.cli_keys import keys_app
+from subledger.cli_migrate import migrate
 from subledger.cli_read_models import audit_app, projections_app, projector
 from subledger.cli_startup import SubledgerTyper, refuse
 from subledger.settings import Settings, configuration_errors, split_list
@@ -171,6 +172,7 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command()(projector)
+app.command("migrate")(migrate)  # also adds `projections status`
 
 bench_app = typer.Typer(help="Benchmarks (docs/performance.md): one JSON line each, with the baseline measured in the same run.")
 app.add_typer(bench_app, name="bench")

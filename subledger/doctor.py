@@ -137,7 +137,7 @@ def _ledger_counts(conn: object, tables: set[str], ledger: str, schema: str | No
 def _schema_finding(where: str, ledger_tables: set[str], events: int, tracked: int) -> Finding:
     if not ledger_tables:
         return Finding("database", Status.WARN,
-                       f"{where}: no ledger tables yet (the first `subledger serve` creates them)")
+                       f"{where}: no ledger tables yet (`subledger migrate` creates them; in development, the first start)")
     return Finding("database", Status.OK, f"{where}: ledger of {events} events, {tracked} read model positions")
 def check_redis(settings: Settings) -> list[Finding]:
     if not settings.redis_url:

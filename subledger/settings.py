@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         "`serve` follows the ledger into the read models itself; `false` when `subledger projector` does "
         "(the production layout of docker-compose.yml)."
     ))
+    migrate_on_start: bool | None = Field(None, description=(
+        "`serve`, `worker` and `projector` run `subledger migrate` themselves as they start (creating tables, "
+        "rebuilding read models of a new version); `false`: they only check that the database is migrated and "
+        "refuse to start, naming the command, when it is not. Unset: `true` in development, `false` in production "
+        "(docs/upgrading.md)."
+    ))
     worker_tick_seconds: int | None = Field(None, description=(
         "Tests only: the worker runs what is due every N seconds instead of at 00:00 and 09:00."
     ))
@@ -436,6 +442,11 @@ class Settings(BaseSettings):
     def cors(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """(origins, methods, headers) of the CORS settings, as lists."""
         return split_list(self.cors_origins), split_list(self.cors_methods.upper()), split_list(self.cors_headers)
+
+    @property
+    def migrates_on_start(self) -> bool:
+        """SUBLEDGER_MIGRATE_ON_START, or its default: development migrates itself, production checks."""
+        return self.migrate_on_start if self.migrate_on_start is not None else self.env != "production"
 
     @property
     def tz(self) -> ZoneInfo:

@@ -46,11 +46,12 @@ class RotationReport:
 
 
 class SqlUserKeys:
-    def __init__(self, view_db: ViewDatabase, keyring: MasterKeyring | None = None) -> None:
+    def __init__(self, view_db: ViewDatabase, keyring: MasterKeyring | None = None, *, create: bool = True) -> None:
         self.view_db = view_db
         self.keyring = keyring or MasterKeyring()
-        with view_db.transaction() as cursor:
-            cursor.execute(DDL)
+        if create:  # else `subledger migrate` made it (projections/versions.py)
+            with view_db.transaction() as cursor:
+                cursor.execute(DDL)
 
     def key(self, subject: str, *, create: bool) -> bytes | None:
         found = self._read(subject)

@@ -65,12 +65,13 @@ def _subject(endpoint_id: str) -> str:
 
 
 class WebhookEndpoints:
-    def __init__(self, view_db: ViewDatabase, keyring: MasterKeyring, *, https_only: bool) -> None:
+    def __init__(self, view_db: ViewDatabase, keyring: MasterKeyring, *, https_only: bool, create: bool = True) -> None:
         self.view_db = view_db
         self.keyring = keyring
         self.https_only = https_only
-        with view_db.transaction() as cursor:
-            cursor.execute(DDL)
+        if create:  # else `subledger migrate` made it (projections/versions.py)
+            with view_db.transaction() as cursor:
+                cursor.execute(DDL)
 
     def create(self, url: str, event_types: list[WebhookEventType], description: str | None, position: int,
                at: datetime) -> tuple[Endpoint, str]:

@@ -73,10 +73,11 @@ def _text(moment: datetime) -> str:
 
 
 class RunRecords:
-    def __init__(self, view_db: ViewDatabase) -> None:
+    def __init__(self, view_db: ViewDatabase, *, create: bool = True) -> None:
         self.view_db = view_db
-        with view_db.transaction() as cursor:
-            cursor.execute(DDL)
+        if create:  # else `subledger migrate` made it (projections/versions.py)
+            with view_db.transaction() as cursor:
+                cursor.execute(DDL)
 
     def record(self, run: DailyRun, scheduled_at: datetime, ran_at: datetime, completed_at: datetime) -> None:
         with self.view_db.transaction() as cursor:

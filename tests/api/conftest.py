@@ -13,7 +13,7 @@ import pytest
 
 from gateways.sandbox_engine import SandboxEngine
 from schema.auth import mint_token
-from subledger.app import Built, build
+from subledger.app import Built, build, migrate_database
 from subledger.settings import Settings
 from tests.servers import serve_asgi
 
@@ -124,7 +124,10 @@ def api_factory(database_url: str) -> Iterator[Any]:
 
     def start(**overrides: Any) -> Api:
         sandbox = overrides.pop("sandbox", None) or SandboxEngine()
-        built = build(make_settings(database_url, **overrides), sandbox=sandbox)
+        settings = make_settings(database_url, **overrides)
+        if not settings.migrates_on_start:  # production checks only: `subledger migrate` first, as compose does
+            migrate_database(settings)
+        built = build(settings, sandbox=sandbox)
         context = serve_asgi(built.http)
         url = context.__enter__()
         api = Api(url=url, built=built, client=httpx.Client(timeout=180), sandbox=sandbox, server=context)

@@ -104,6 +104,10 @@ def serve(env: dict[str, str], stderr: Any = subprocess.PIPE) -> tuple[subproces
     by default; a file for a test that reads many log lines)."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
+    if env.get("SUBLEDGER_ENV") == "production" and "SUBLEDGER_MIGRATE_ON_START" not in env:
+        # Production only checks the database at start: migrate it first, as compose's `migrate` service does.
+        migrated = run(env, "migrate")
+        assert migrated.returncode == 0, migrated.stderr
     process = subprocess.Popen(
         [sys.executable, "-m", "subledger.cli", "serve", "--port", str(port)], env={**clean, **env}, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=stderr, text=True,

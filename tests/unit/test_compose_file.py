@@ -43,8 +43,10 @@ def default_of(value: str) -> str:
 
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) >= {"postgres", "redis", "api", "worker", "projector", "proxy"}
+    assert set(services) >= {"postgres", "redis", "migrate", "api", "worker", "projector", "proxy"}
     for name, service in services.items():
+        if name == "migrate":  # runs once and exits (test below)
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["worker"]["healthcheck"]["test"] == ["CMD", "subledger", "worker", "--check"]
     assert services["projector"]["healthcheck"]["test"] == ["CMD", "subledger", "projector", "--check"]
@@ -92,3 +94,14 @@ def test_the_layout_fits_the_postgres_it_starts(compose: dict[str, Any]) -> None
     processes = sum(services[name].get("deploy", {}).get("replicas", 1) for name in ("api", "worker", "projector"))
     assert processes == 5  # one API, three workers, one projector
     assert processes * sum(pools.values()) + HEADROOM <= max_connections
+
+
+def test_the_services_start_after_the_migration_succeeded(compose: dict[str, Any]) -> None:
+    """Production processes only check the database (docs/upgrading.md): `migrate` runs first, once."""
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["subledger", "migrate"] and migrate["restart"] == "no"
+    assert migrate["environment"]["SUBLEDGER_ENV"] == "production"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "worker", "projector"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
