@@ -1,0 +1,168 @@
+"""The billing scenarios with a NAVER_PAY method: the service over real HTTP (both databases)
+against NaverPay's look-alike in a sandbox gateway server over real HTTP. Every money
+assertion compares the look-alike's own record with the ledger, to the won."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.api.conftest import Api
+from tests.integration.gateway_server import serve_sandbox, sandbox_control
+from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, subscribe, subscription
+from tests.scenarios.test_kakaopay import BEGIN, PURCHASE, RECONCILE, ledger_money
+
+REGISTER = """mutation($t: String!, $c: String!, $r: String) { registerPaymentMethod(input: {provider: NAVER_PAY,
+  authKey: $t, customerKey: $c, registrationId: $r}) { id provider cardMasked active } }"""
+PAGES = {"approvalUrl": "https://shop.example/naver/return", "cancelUrl": "https://shop.example/naver/no",
+         "failUrl": "https://shop.example/naver/fail"}
+SECRET = "test_naver_scenario_secret"
+
+
+@pytest.fixture(scope="module")
+def lookalike() -> Iterator[str]:
+    with serve_sandbox() as url:
+        yield url
+
+
+@pytest.fixture
+def control(lookalike: str) -> Iterator[httpx.Client]:
+    with sandbox_control(lookalike) as client:
+        yield client
+
+
+def naver_settings(url: str) -> dict[str, str]:
+    return {"gateway": "sandbox,naverpay", "naver_base_url": url, "naver_page_url": url, "naver_partner_id": "np_scenario",
+            "naver_client_id": "client-scenario", "naver_client_secret": SECRET, "naver_chain_id": "chain-scenario"}
+
+
+@pytest.fixture
+def api(api_factory: Any, lookalike: str, control: httpx.Client) -> Api:
+    return api_factory(**naver_settings(lookalike))
+
+
+def add_naver(api: Api, control: httpx.Client, user: str) -> str:
+    """The registration a front end makes: begin, send the payer to NaverPay, register with the tempReceiptId."""
+    began = api.gql(BEGIN, {"i": {"provider": "NAVER_PAY", "customerKey": f"cust-{user}", **PAGES}}, user=user)
+    began = began["beginPaymentMethodRegistration"]
+    payer = control.get(urlsplit(began["redirectPcUrl"]).path)
+    assert payer.status_code == 303
+    back = parse_qs(urlsplit(payer.headers["location"]).query)
+    assert (back["resultCode"], back["reserveId"]) == (["Success"], [began["registrationId"]])
+    method = api.gql(REGISTER, {"t": back["tempReceiptId"][0], "c": f"cust-{user}", "r": began["registrationId"]}, user=user)
+    method = method["registerPaymentMethod"]
+    assert (method["provider"], method["active"]) == ("NAVER_PAY", True)
+    return method["id"]
+
+
+def naver_charges(control: httpx.Client) -> dict[str, tuple[int, int]]:
+    """orderId → (amount charged, amount given back) as the look-alike holds them."""
+    return {c["orderId"]: (c["amount"], c["canceled"]) for c in control.get("/sandbox/naverpay/charges").json()["charges"]}
+
+
+def recurrent_of(control: httpx.Client) -> str:
+    reserves = [r for r in control.get("/sandbox/naverpay/requests").json()["requests"] if r["path"].endswith("/pay/v3/reserve")]
+    return reserves[-1]["body"]["recurrentId"]
+
+
+def test_renewal_charges_the_recurrent_id_each_period(api: Api, control: httpx.Client, user: str) -> None:
+    method = add_naver(api, control, user)
+    sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
+    advance(api, seoul(2026, 4, 1, 10, 30))
+    sub = subscription(api, user, sub["id"])
+    assert [(p["status"], p["amount"]) for p in sub["payments"]] == [("SUCCEEDED", 9900), ("SUCCEEDED", 9900)]
+    assert naver_charges(control) == ledger_money(sub["payments"])
+    assert sum(a for a, _ in naver_charges(control).values()) == 19800
+
+
+def test_dunning_after_a_naverpay_decline(api: Api, control: httpx.Client, user: str) -> None:
+    method = add_naver(api, control, user)
+    sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
+    control.post(f"/sandbox/naverpay/recurrents/{recurrent_of(control)}/outcome", json={"outcome": "INSUFFICIENT_FUNDS"}).raise_for_status()
+    advance(api, seoul(2026, 4, 1, 0, 30))
+    sub = subscription(api, user, sub["id"])
+    assert (sub["status"], sub["consecutiveFailures"]) == ("PAST_DUE", 1)
+    assert [(p["status"], p["failureCode"]) for p in sub["payments"]][1:] == [("FAILED", "INSUFFICIENT_FUNDS")]
+    control.post(f"/sandbox/naverpay/recurrents/{recurrent_of(control)}/outcome", json={"outcome": "SUCCEED"}).raise_for_status()
+    advance(api, seoul(2026, 4, 4, 0, 30))  # the dunning retry
+    sub = subscription(api, user, sub["id"])
+    assert (sub["status"], sub["consecutiveFailures"]) == ("ACTIVE", 0)
+    assert naver_charges(control) == ledger_money(sub["payments"])
+    assert sorted(a for a, _ in naver_charges(control).values()) == [9900, 9900]
+
+
+def test_cancel_now_refunds_the_unused_share_through_naverpay(api: Api, control: httpx.Client, user: str) -> None:
+    method = add_naver(api, control, user)
+    sub = subscribe(api, user, "premium", paymentMethodId=method, skipTrial=True)
+    when = seoul(2026, 3, 17, 14, 22)
+    advance(api, when)
+    start, end = at(sub["currentPeriodStart"]), at(sub["currentPeriodEnd"])
+    expected = exact_share(19900, end - when, end - start)
+    sub = api.gql(CANCEL, {"i": {"subscriptionId": sub["id"], "atPeriodEnd": False}}, user=user)["cancelSubscription"]
+    payment = sub["payments"][0]
+    assert (payment["status"], payment["refundedAmount"]) == ("PARTIALLY_REFUNDED", expected)
+    assert naver_charges(control) == {payment["orderId"]: (19900, expected)} == ledger_money(sub["payments"])
+    refunds = control.get("/sandbox/naverpay/refunds").json()["refunds"]
+    assert [(r["orderId"], r["amount"]) for r in refunds] == [(payment["orderId"], expected)]
+
+
+def test_points_purchase_with_naverpay(api: Api, control: httpx.Client, user: str) -> None:
+    method = add_naver(api, control, user)
+    bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]
+    assert (bought["payment"]["status"], bought["payment"]["amount"], bought["totalPoints"]) == ("SUCCEEDED", 5000, 5500)
+    assert naver_charges(control) == {bought["payment"]["orderId"]: (5000, 0)}
+
+
+def test_a_dropped_charge_answer_is_never_charged_twice_and_is_settled_by_lookup(
+    api: Api, control: httpx.Client, user: str
+) -> None:
+    method = add_naver(api, control, user)
+    control.post("/sandbox/faults", json={"dropResponses": 1}).raise_for_status()
+    payment = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
+    order_id = payment["orderId"]
+    # The answer was lost; the charge flow looked the order up in NaverPay's history by its
+    # order id (merchantPayKey) at once, and found it approved.
+    assert (payment["status"], payment["amount"]) == ("SUCCEEDED", 5000)
+    assert naver_charges(control) == {order_id: (5000, 0)}
+    history = [r for r in control.get("/sandbox/naverpay/requests").json()["requests"] if r["path"].endswith("/v2.3/list/history")]
+    assert history, "settled without asking NaverPay"
+    advance(api, seoul(2026, 3, 2, 0, 30))  # the settle run has nothing left to do
+    assert naver_charges(control) == {order_id: (5000, 0)}  # never charged twice
+    approvals = [r for r in control.get("/sandbox/naverpay/requests").json()["requests"] if r["path"].endswith("/pay/v3/approval")]
+    assert len(approvals) == 1
+    api.settle_read_models()
+    report = api.gql(RECONCILE, user="auditor", scope="auditor")["reconciliation"]
+    assert (report["clean"], report["paymentsChecked"]) == (True, 1)
+
+
+def test_a_refund_whose_answer_was_lost_is_made_once(api: Api, control: httpx.Client, user: str) -> None:
+    method = add_naver(api, control, user)
+    bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
+    control.post("/sandbox/faults", json={"dropRefundResponses": 1}).raise_for_status()
+    refund = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
+    refunded = api.gql(refund, {"i": {"paymentId": bought["id"], "amount": 700, "reason": "asked"}}, user="ops", scope="admin")
+    assert (refunded["refundPayment"]["status"], refunded["refundPayment"]["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
+    refunds = control.get("/sandbox/naverpay/refunds").json()["refunds"]
+    assert [(r["orderId"], r["amount"]) for r in refunds] == [(bought["orderId"], 700)]
+    assert naver_charges(control) == {bought["orderId"]: (5000, 700)}
+
+
+def test_naverpay_not_configured_is_refused_naming_it(api_factory: Any, user: str) -> None:
+    plain = api_factory()  # SUBLEDGER_GATEWAY=sandbox only
+    began = plain.error(BEGIN, {"i": {"provider": "NAVER_PAY", "customerKey": "c", **PAGES}}, user=user)
+    assert began.code == "BAD_USER_INPUT" and "NAVER_PAY is not enabled" in began.errors[0]["message"]
+    registered = plain.error(REGISTER, {"t": "TP1", "c": "c", "r": "reserve-1"}, user=user)
+    assert registered.code == "BAD_USER_INPUT" and "NAVER_PAY is not enabled" in registered.errors[0]["message"]
+    assert plain.gql("query { paymentMethods { id } }", user=user)["paymentMethods"] == []
+
+
+def test_a_wrong_temp_receipt_registers_nothing(api: Api, control: httpx.Client, user: str) -> None:
+    began = api.gql(BEGIN, {"i": {"provider": "NAVER_PAY", "customerKey": f"cust-{user}", **PAGES}}, user=user)
+    control.get(urlsplit(began["beginPaymentMethodRegistration"]["redirectPcUrl"]).path)
+    wrong = api.error(REGISTER, {"t": "TPNOTTHEONE", "c": f"cust-{user}",
+                                 "r": began["beginPaymentMethodRegistration"]["registrationId"]}, user=user)
+    assert (wrong.code, wrong.extensions.get("providerCode")) == ("BAD_USER_INPUT", "Fail")
+    assert api.gql("query { paymentMethods { id } }", user=user)["paymentMethods"] == []
