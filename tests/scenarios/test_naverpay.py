@@ -12,8 +12,10 @@ import pytest
 
 from tests.api.conftest import Api
 from tests.integration.gateway_server import serve_sandbox, sandbox_control
-from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, subscribe, subscription
-from tests.scenarios.test_kakaopay import BEGIN, PURCHASE, RECONCILE, ledger_money
+from tests.scenarios.helpers import advance, seoul
+from tests.scenarios.redirect_provider import (
+    BEGIN, PURCHASE, RECONCILE, Lookalike, cancel_now_refund, dunning, points_purchase, renewal,
+)
 
 REGISTER = """mutation($t: String!, $c: String!, $r: String) { registerPaymentMethod(input: {provider: NAVER_PAY,
   authKey: $t, customerKey: $c, registrationId: $r}) { id provider cardMasked active } }"""
@@ -68,52 +70,30 @@ def recurrent_of(control: httpx.Client) -> str:
     return reserves[-1]["body"]["recurrentId"]
 
 
+def naver(control: httpx.Client) -> Lookalike:
+    def set_outcome(outcome: str) -> None:
+        control.post(f"/sandbox/naverpay/recurrents/{recurrent_of(control)}/outcome", json={"outcome": outcome}).raise_for_status()
+
+    def refunds() -> list[tuple[str, int]]:
+        return [(r["orderId"], r["amount"]) for r in control.get("/sandbox/naverpay/refunds").json()["refunds"]]
+
+    return Lookalike(lambda: naver_charges(control), refunds, set_outcome)
+
+
 def test_renewal_charges_the_recurrent_id_each_period(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_naver(api, control, user)
-    sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
-    advance(api, seoul(2026, 4, 1, 10, 30))
-    sub = subscription(api, user, sub["id"])
-    assert [(p["status"], p["amount"]) for p in sub["payments"]] == [("SUCCEEDED", 9900), ("SUCCEEDED", 9900)]
-    assert naver_charges(control) == ledger_money(sub["payments"])
-    assert sum(a for a, _ in naver_charges(control).values()) == 19800
+    renewal(api, user, add_naver(api, control, user), naver(control))
 
 
 def test_dunning_after_a_naverpay_decline(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_naver(api, control, user)
-    sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
-    control.post(f"/sandbox/naverpay/recurrents/{recurrent_of(control)}/outcome", json={"outcome": "INSUFFICIENT_FUNDS"}).raise_for_status()
-    advance(api, seoul(2026, 4, 1, 0, 30))
-    sub = subscription(api, user, sub["id"])
-    assert (sub["status"], sub["consecutiveFailures"]) == ("PAST_DUE", 1)
-    assert [(p["status"], p["failureCode"]) for p in sub["payments"]][1:] == [("FAILED", "INSUFFICIENT_FUNDS")]
-    control.post(f"/sandbox/naverpay/recurrents/{recurrent_of(control)}/outcome", json={"outcome": "SUCCEED"}).raise_for_status()
-    advance(api, seoul(2026, 4, 4, 0, 30))  # the dunning retry
-    sub = subscription(api, user, sub["id"])
-    assert (sub["status"], sub["consecutiveFailures"]) == ("ACTIVE", 0)
-    assert naver_charges(control) == ledger_money(sub["payments"])
-    assert sorted(a for a, _ in naver_charges(control).values()) == [9900, 9900]
+    dunning(api, user, add_naver(api, control, user), naver(control))
 
 
 def test_cancel_now_refunds_the_unused_share_through_naverpay(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_naver(api, control, user)
-    sub = subscribe(api, user, "premium", paymentMethodId=method, skipTrial=True)
-    when = seoul(2026, 3, 17, 14, 22)
-    advance(api, when)
-    start, end = at(sub["currentPeriodStart"]), at(sub["currentPeriodEnd"])
-    expected = exact_share(19900, end - when, end - start)
-    sub = api.gql(CANCEL, {"i": {"subscriptionId": sub["id"], "atPeriodEnd": False}}, user=user)["cancelSubscription"]
-    payment = sub["payments"][0]
-    assert (payment["status"], payment["refundedAmount"]) == ("PARTIALLY_REFUNDED", expected)
-    assert naver_charges(control) == {payment["orderId"]: (19900, expected)} == ledger_money(sub["payments"])
-    refunds = control.get("/sandbox/naverpay/refunds").json()["refunds"]
-    assert [(r["orderId"], r["amount"]) for r in refunds] == [(payment["orderId"], expected)]
+    cancel_now_refund(api, user, add_naver(api, control, user), naver(control))
 
 
 def test_points_purchase_with_naverpay(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_naver(api, control, user)
-    bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]
-    assert (bought["payment"]["status"], bought["payment"]["amount"], bought["totalPoints"]) == ("SUCCEEDED", 5000, 5500)
-    assert naver_charges(control) == {bought["payment"]["orderId"]: (5000, 0)}
+    points_purchase(api, user, add_naver(api, control, user), naver(control))
 
 
 def test_a_dropped_charge_answer_is_never_charged_twice_and_is_settled_by_lookup(
