@@ -436,10 +436,13 @@ class Settings(BaseSettings):
             value = getattr(self, f"naver_{name}")
             if not (value.get_secret_value() if isinstance(value, SecretStr) else value or "").strip():
                 raise ValueError(f"SUBLEDGER_NAVER_{name.upper()} is required when SUBLEDGER_GATEWAY includes naverpay")
-        if self.env == "production" and (
-            self.naver_client_secret.get_secret_value().startswith("test_") or "//dev." in self.naver_base_url  # type: ignore[union-attr]
-        ):
-            raise ValueError("SUBLEDGER_NAVER_*: a test secret or NaverPay's development domain: production refuses them")
+        if self.env != "production":
+            return
+        if self.naver_client_secret.get_secret_value().startswith("test_"):  # type: ignore[union-attr]
+            raise ValueError("SUBLEDGER_NAVER_CLIENT_SECRET is the sandbox's test secret: production refuses it")
+        if "//dev." in self.naver_base_url or "//test-" in self.naver_page_url:
+            raise ValueError("SUBLEDGER_NAVER_BASE_URL / SUBLEDGER_NAVER_PAGE_URL name NaverPay's development servers: "
+                             "production refuses them")
 
     def _check_production(self) -> None:
         if not self.jwt_secret or len(self.jwt_secret) < MIN_SECRET_CHARS:
