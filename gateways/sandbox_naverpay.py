@@ -186,7 +186,9 @@ class NaverSandbox:
     def history_of(self, payment_id: str) -> dict[str, Any]:
         return _page([dict(e) for e in self._payment(payment_id).entries], 1, 100)
 
-    def history(self, query: dict[str, Any]) -> dict[str, Any]:
+    def history(self, query: Any) -> dict[str, Any]:
+        if not isinstance(query, dict):
+            raise NaverError("Fail", "요청 본문이 JSON 객체가 아닙니다.")
         since, until = parse_ymdt(query.get("startTime")), parse_ymdt(query.get("endTime"))
         if since is None or until is None or until < since:
             raise NaverError("Fail", "startTime/endTime: yyyyMMddHHmmss")

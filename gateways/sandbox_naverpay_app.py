@@ -24,7 +24,7 @@ def naverpay_routes(naver: NaverSandbox, answer: Answer) -> list[Route]:
             keyed: bool = False) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             raw = (await request.body()).decode("utf-8", "replace")
-            body: Any = dict(parse_qsl(raw, keep_blank_values=True)) if form else (json.loads(raw) if raw.strip() else None)
+            body: Any = dict(parse_qsl(raw, keep_blank_values=True)) if form else _json(raw)
             headers = {name: request.headers.get(name) for name in (
                 "x-naver-client-id", "x-naver-client-secret", "x-naverpay-chain-id", "x-naverpay-idempotency-key")}
             naver.requests.append({
@@ -65,8 +65,15 @@ def naverpay_routes(naver: NaverSandbox, answer: Answer) -> list[Route]:
         Route(API + "v1/cancel", api("cancel", lambda f, _: naver.cancel(f), keyed=True), methods=["POST"]),
         Route(API + "v2.3/list/history/{payment_id}",
               api("lookup", lambda _, r: naver.history_of(r.path_params["payment_id"]), form=False), methods=["POST"]),
-        Route(API + "v2.3/list/history", api("lookup", lambda q, _: naver.history(q or {}), form=False), methods=["POST"]),
+        Route(API + "v2.3/list/history", api("lookup", lambda q, _: naver.history(q), form=False), methods=["POST"]),
         Route("/payments/{reserve_id}", page, methods=["GET"]),
         Route("/sandbox/naverpay/recurrents/{recurrent_id}/outcome", set_outcome, methods=["POST"]),
         *(Route(f"/sandbox/naverpay/{name}", listing(name), methods=["GET"]) for name in ("charges", "refunds", "requests")),
     ]
+
+
+def _json(raw: str) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return raw  # kept as received; the operation refuses it

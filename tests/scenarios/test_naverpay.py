@@ -146,3 +146,24 @@ def test_a_wrong_temp_receipt_registers_nothing(api: Api, control: httpx.Client,
                                  "r": began["beginPaymentMethodRegistration"]["registrationId"]}, user=user)
     assert (wrong.code, wrong.extensions.get("providerCode")) == ("BAD_USER_INPUT", "Fail")
     assert api.gql("query { paymentMethods { id } }", user=user)["paymentMethods"] == []
+
+
+def test_naverpay_calls_are_traced_by_operation_without_secrets(api_factory: Any, lookalike: str, control: httpx.Client,
+                                                                user: str) -> None:
+    from tests.otlp_receiver import running_receiver
+
+    with running_receiver() as receiver:
+        api = api_factory(**naver_settings(lookalike), otlp_endpoint=receiver.url, otlp_service_name="subledger-naver")
+        method = add_naver(api, control, user)
+        bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
+        assert naver_charges(control) == {bought["orderId"]: (5000, 0)}
+        recurrent = recurrent_of(control)
+        api.close()  # flushes the spans
+        calls = [s for s in receiver.spans() if s["name"] == "gateway.call"]
+        assert [(c["attributes"]["subledger.gateway.provider"], c["attributes"]["subledger.gateway.operation"],
+                 c["attributes"]["http.response.status_code"]) for c in calls] == [
+            ("NAVER_PAY", "regist_reserve", 200), ("NAVER_PAY", "regist_approval", 200),
+            ("NAVER_PAY", "pay_reserve", 200), ("NAVER_PAY", "charge", 200)]
+        exported = receiver.raw()
+        for secret in (recurrent, SECRET):
+            assert secret.encode() not in exported, secret
