@@ -26,6 +26,10 @@ class Lookalike:
     set_outcome: Callable[[str], None]
 
 
+#: A scenario: (api, user, the provider's payment method id, its look-alike).
+Scenario = Callable[[Api, str, str, Lookalike], None]
+
+
 def ledger_money(payments: list[dict]) -> dict[str, tuple[int, int]]:
     paid = ("SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED")
     return {p["orderId"]: (p["amount"], p["refundedAmount"]) for p in payments if p["status"] in paid}

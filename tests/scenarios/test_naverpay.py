@@ -14,7 +14,7 @@ from tests.api.conftest import Api
 from tests.integration.gateway_server import serve_sandbox, sandbox_control
 from tests.scenarios.helpers import advance, seoul
 from tests.scenarios.redirect_provider import (
-    BEGIN, PURCHASE, RECONCILE, Lookalike, cancel_now_refund, dunning, points_purchase, renewal,
+    BEGIN, PURCHASE, RECONCILE, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
 )
 
 REGISTER = """mutation($t: String!, $c: String!, $r: String) { registerPaymentMethod(input: {provider: NAVER_PAY,
@@ -80,20 +80,10 @@ def naver(control: httpx.Client) -> Lookalike:
     return Lookalike(lambda: naver_charges(control), refunds, set_outcome)
 
 
-def test_renewal_charges_the_recurrent_id_each_period(api: Api, control: httpx.Client, user: str) -> None:
-    renewal(api, user, add_naver(api, control, user), naver(control))
-
-
-def test_dunning_after_a_naverpay_decline(api: Api, control: httpx.Client, user: str) -> None:
-    dunning(api, user, add_naver(api, control, user), naver(control))
-
-
-def test_cancel_now_refunds_the_unused_share_through_naverpay(api: Api, control: httpx.Client, user: str) -> None:
-    cancel_now_refund(api, user, add_naver(api, control, user), naver(control))
-
-
-def test_points_purchase_with_naverpay(api: Api, control: httpx.Client, user: str) -> None:
-    points_purchase(api, user, add_naver(api, control, user), naver(control))
+@pytest.mark.parametrize("scenario", [renewal, dunning, cancel_now_refund, points_purchase])
+def test_money_scenarios(api: Api, control: httpx.Client, user: str, scenario: Scenario) -> None:
+    """Renewal, dunning after a decline, cancel-now refund, points purchase (`redirect_provider`)."""
+    scenario(api, user, add_naver(api, control, user), naver(control))
 
 
 def test_a_dropped_charge_answer_is_never_charged_twice_and_is_settled_by_lookup(
