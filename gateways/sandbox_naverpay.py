@@ -4,9 +4,9 @@ JSON bodies and `{code, message, body}` envelope as NaverPay's recurrent payment
 (`sandbox_faults`).
 
 Test credentials: a partner id starting `np_`, any client id and chain id, a client secret
-starting `test_`. The payer's registration page is `GET /payments/{reserveId}` (point
-SUBLEDGER_NAVER_PAGE_URL at the sandbox): it answers 303 to returnUrl with
-`?resultCode=Success&reserveId=…&tempReceiptId=…`, or `?result=cancel|fail` →
+starting `test_`. The payer's registration page is `GET /sandbox/naverpay/payments/{reserveId}`
+(SUBLEDGER_NAVER_PAGE_URL = `<sandbox>/sandbox/naverpay`: PortOne's look-alike owns `/payments/…`):
+it answers 303 to returnUrl with `?resultCode=Success&reserveId=…&tempReceiptId=…`, or `?result=cancel|fail` →
 resultCode UserCancel / Fail. Controls: `POST /sandbox/naverpay/recurrents/{recurrentId}/outcome`
 {outcome}, `GET /sandbox/naverpay/charges`, `/refunds`, `/requests` (every API request as
 received: method, path, query, headers, content type, form or JSON body).

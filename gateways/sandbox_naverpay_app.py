@@ -66,7 +66,7 @@ def naverpay_routes(naver: NaverSandbox, answer: Answer) -> list[Route]:
         Route(API + "v2.3/list/history/{payment_id}",
               api("lookup", lambda _, r: naver.history_of(r.path_params["payment_id"]), form=False), methods=["POST"]),
         Route(API + "v2.3/list/history", api("lookup", lambda q, _: naver.history(q), form=False), methods=["POST"]),
-        Route("/payments/{reserve_id}", page, methods=["GET"]),
+        Route("/sandbox/naverpay/payments/{reserve_id}", page, methods=["GET"]),
         Route("/sandbox/naverpay/recurrents/{recurrent_id}/outcome", set_outcome, methods=["POST"]),
         *(Route(f"/sandbox/naverpay/{name}", listing(name), methods=["GET"]) for name in ("charges", "refunds", "requests")),
     ]

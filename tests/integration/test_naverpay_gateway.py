@@ -35,7 +35,7 @@ def control(sandbox_url: str) -> Iterator[httpx.Client]:
 
 
 def naver(url: str, secret: str = SECRET) -> NaverPayGateway:
-    return NaverPayGateway(url, PARTNER, CLIENT, secret, CHAIN, page_url=url, retry_base_seconds=0.01)
+    return NaverPayGateway(url, PARTNER, CLIENT, secret, CHAIN, page_url=f"{url}/sandbox/naverpay", retry_base_seconds=0.01)
 
 
 @pytest.fixture

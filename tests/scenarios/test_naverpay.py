@@ -37,7 +37,8 @@ def control(lookalike: str) -> Iterator[httpx.Client]:
 
 
 def naver_settings(url: str) -> dict[str, str]:
-    return {"gateway": "sandbox,naverpay", "naver_base_url": url, "naver_page_url": url, "naver_partner_id": "np_scenario",
+    return {"gateway": "sandbox,naverpay", "naver_base_url": url, "naver_page_url": f"{url}/sandbox/naverpay",
+            "naver_partner_id": "np_scenario",
             "naver_client_id": "client-scenario", "naver_client_secret": SECRET, "naver_chain_id": "chain-scenario"}
 
 
