@@ -31,14 +31,12 @@ and `list_transactions` answers nothing (charges unknown to the ledger cannot be
 """
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, stop_after_attempt, wait_exponential
 
 from domain.errors import SandboxOnly
 from domain.tracing import NO_TRACER, Tracer
@@ -46,14 +44,12 @@ from domain.ports import (
     BillingKey, ChargeResult, ChargeStatus, DeclineCode, GatewayError, GatewayTransaction, Redirect, RefundResult,
     RefundStatus,
 )
+from gateways.careful_post import Sent, careful_post
 from gateways.kakaopay_objects import (
     DUPLICATE_REQUEST, NO_SUCH_TID, approval_result, decline_code_for, error_of, order_result, provider_code,
 )
 
-logger = logging.getLogger(__name__)
 
-RETRIES = 3
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: What the registration's first payment shows the payer (KakaoPay's item_name).
 REGISTRATION_ITEM = "정기결제 등록"
 
@@ -65,13 +61,7 @@ class _Answer:
     error: str
 
     def body(self) -> dict[str, Any]:
-        if self.response is None:
-            return {}
-        try:
-            body = self.response.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
+        return Sent(self.response, self.sent, self.error).json()
 
     @property
     def ok(self) -> bool:
@@ -217,40 +207,10 @@ class KakaoPayGateway:
         operation, never the body (it holds the sid)."""
         attributes = {"subledger.gateway.provider": self.provider, "subledger.gateway.operation": operation}
         with self.tracer.span("gateway.call", attributes) as span:
-            answer = await self._send(operation, path, body, retry_sent)
+            sent = await careful_post(self._client, self.provider, operation, path, retry_sent=retry_sent,
+                                      retry_base_seconds=self._retry_base_seconds, json=body)
+            answer = _Answer(sent.response, sent.sent, sent.error)
             span.set_attribute("subledger.gateway.settled", answer.ok or answer.definite)
             if answer.response is not None:
                 span.set_attribute("http.response.status_code", answer.response.status_code)
             return answer
-
-    async def _send(self, operation: str, path: str, body: dict[str, Any], retry_sent: bool) -> _Answer:
-        sent, last_error = False, ""
-
-        async def attempt() -> httpx.Response:
-            nonlocal sent, last_error
-            try:
-                return await self._client.post(path, json=body)
-            except httpx.TransportError as exc:
-                sent = sent or not isinstance(exc, _NEVER_SENT)
-                last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("gateway_error provider=KAKAO_PAY operation=%s error=%s", operation, type(exc).__name__)
-                raise
-
-        def retryable(response: httpx.Response) -> bool:
-            return retry_sent and (response.status_code >= 500 or response.status_code == 429)
-
-        def transport_retryable(exc: BaseException) -> bool:
-            return isinstance(exc, _NEVER_SENT) or (retry_sent and isinstance(exc, httpx.TransportError))
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(1 + RETRIES),
-            wait=wait_exponential(multiplier=self._retry_base_seconds, exp_base=2),
-            retry=retry_if_exception(transport_retryable) | retry_if_result(retryable),
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-        )
-        try:
-            response = await retrying(attempt)
-        except httpx.TransportError:
-            return _Answer(None, sent, last_error)
-        return _Answer(response, True, last_error)
-

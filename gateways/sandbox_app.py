@@ -21,6 +21,8 @@ from starlette.types import Receive, Scope, Send
 from gateways.sandbox_engine import Faults, Reply, SandboxEngine, TossError
 from gateways.sandbox_kakaopay import KakaoSandbox
 from gateways.sandbox_kakaopay_app import kakaopay_routes
+from gateways.sandbox_naverpay import NaverSandbox
+from gateways.sandbox_naverpay_app import naverpay_routes
 from gateways.sandbox_webhooks import webhook_routes
 from gateways.sandbox_receipts import render_receipt
 
@@ -79,6 +81,7 @@ def _field(body: dict[str, Any], name: str, kind: type, required: bool = True) -
 
 def create_app(engine: SandboxEngine) -> Starlette:
     kakao = KakaoSandbox(engine)  # KakaoPay's look-alike, under the same faults
+    naver = NaverSandbox(engine)  # NaverPay's, likewise
 
     def toss(handler: Callable[[Request, str | None], Awaitable[Reply]]) -> Callable[[Request], Awaitable[Response]]:
         """Toss endpoints: Basic auth with a test secret key, errors as {code, message}."""
@@ -191,6 +194,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
     async def reset(request: Request) -> Response:
         engine.reset()
         kakao.reset()
+        naver.reset()
         return JSONResponse({"ok": True})
 
     return Starlette(
@@ -211,6 +215,7 @@ def create_app(engine: SandboxEngine) -> Starlette:
             Route("/sandbox/dashboard/payments/{payment_key}/cancel", dashboard_cancel, methods=["POST"]),
             *webhook_routes(lambda: engine.webhooks),
             *kakaopay_routes(kakao, _answer),
+            *naverpay_routes(naver, _answer),
             *_portone_routes(engine),
         ]
     )

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from gateways.kakaopay_objects import kst
 from gateways.sandbox_engine import Reply, SandboxEngine, _now
+from gateways.sandbox_faults import with_faults
 
 DECLINES: dict[str, tuple[int, str] | None] = {
     "SUCCEED": None,
@@ -230,26 +231,17 @@ class KakaoSandbox:
 
     async def serve(self, scope: str, operation: Callable[[], dict[str, Any]]) -> Reply:
         """The Toss look-alike's faults, then the operation (KakaoError → its error reply)."""
-        faults = self.engine.faults
-        if faults.refuse or (scope == "lookup" and faults.lookups_down):
-            return KakaoError(-799, "sandbox gateway is down", status=503, processed=False).reply()
-        async with self.engine._admission(faults.refund_latency_ms if scope == "cancel" else 0):
-            if faults.error_burst_count > 0:
-                faults.error_burst_count -= 1
-                return KakaoError(-780, f"injected {faults.error_burst_status}", status=faults.error_burst_status,
-                                  processed=False).reply()
+        def run() -> Reply:
             try:
-                reply = Reply(200, operation())
+                return Reply(200, operation())
             except KakaoError as exc:
-                reply = exc.reply()
-        if scope == "cancel" and faults.drop_refund_responses > 0 and reply.processed:
-            faults.drop_refund_responses -= 1
-            return Reply(reply.status, reply.body, dropped=True)
-        if scope == "pay" and faults.drop_responses > 0 and reply.processed:
-            faults.drop_responses -= 1
-            return Reply(reply.status, reply.body, dropped=True)
-        return reply
+                return exc.reply()
 
+        def error(status: int, down: bool) -> Reply:
+            code, message = (-799, "sandbox gateway is down") if down else (-780, f"injected {status}")
+            return KakaoError(code, message, status=status, processed=False).reply()
+
+        return await with_faults(self.engine, scope, run, error)
 
 def _str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)

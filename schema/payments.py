@@ -26,20 +26,24 @@ class RegisterPaymentMethodInput:
         description="The customerKey used when requesting the authKey (PORTONE: the customer id the key was issued for)."
     )
     registration_id: str | None = strawberry.field(
-        default=None, description="KAKAO_PAY: the registrationId beginPaymentMethodRegistration answered; authKey then "
-        "carries the pg_token KakaoPay added to approvalUrl. Other providers: leave out."
+        default=None, description="KAKAO_PAY, NAVER_PAY: the registrationId beginPaymentMethodRegistration answered; "
+        "authKey then carries the pg_token KakaoPay added to approvalUrl (NaverPay: the tempReceiptId it added). "
+        "Other providers: leave out."
     )
 
 
-@strawberry.input(description="Start registering a provider whose payer approves on the provider's own pages (KAKAO_PAY).")
+@strawberry.input(description="Start registering a provider whose payer approves on the provider's own pages (KAKAO_PAY, NAVER_PAY).")
 class BeginPaymentMethodRegistrationInput:
-    provider: PaymentProvider = strawberry.field(description="An enabled provider that needs a redirect (KAKAO_PAY).")
+    provider: PaymentProvider = strawberry.field(description="An enabled provider that needs a redirect (KAKAO_PAY, NAVER_PAY).")
     customer_key: str = strawberry.field(description="The caller's key at the provider (KakaoPay's partner_user_id); "
-                                         "the same customerKey completes it.")
+                                         "NaverPay's merchantUserId); the same customerKey completes it.")
     approval_url: str = strawberry.field(description="Where the provider sends the payer after approving (http(s), "
-                                         "at most 255 characters); KakaoPay adds ?pg_token=....")
-    cancel_url: str = strawberry.field(description="Where the provider sends a payer who cancels.")
-    fail_url: str = strawberry.field(description="Where the provider sends a payer whose approval failed.")
+                                         "at most 255 characters); KakaoPay adds ?pg_token=...; NaverPay (its returnUrl) adds "
+                                         "?resultCode=Success&reserveId=...&tempReceiptId=..., or another resultCode.")
+    cancel_url: str = strawberry.field(description="Where the provider sends a payer who cancels (NaverPay: "
+                                      "unused, it returns to approvalUrl with resultCode).")
+    fail_url: str = strawberry.field(description="Where the provider sends a payer whose approval failed "
+                                    "(NaverPay: unused, as cancelUrl).")
 
 
 @strawberry.type(description="A registration waiting for the payer's approval at the provider.")

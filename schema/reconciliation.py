@@ -28,7 +28,7 @@ Finding = served_enum(FindingValue, "ReconciliationFinding", "How the ledger and
 @strawberry.type(description="One order on which the ledger and a gateway disagree.")
 class Disagreement:
     finding: Finding = strawberry.field(description="What kind of disagreement.")
-    provider: str = strawberry.field(description="The gateway asked (SANDBOX, TOSS, KAKAO_PAY).")
+    provider: str = strawberry.field(description="The gateway asked (SANDBOX, TOSS, KAKAO_PAY, NAVER_PAY).")
     order_id: str = strawberry.field(description="The order id at the gateway (`*` for a failed listing of its orders).")
     payment_id: strawberry.ID | None = strawberry.field(description="Null for an order the ledger has no payment for.")
     ledger: str = strawberry.field(description="What the ledger holds, in words.")

@@ -31,6 +31,7 @@ from gateways.sandbox_engine import SandboxEngine
 from gateways.toss import TossGateway, in_process_sandbox
 from gateways.portone import PortOneGateway
 from gateways.kakaopay import KakaoPayGateway
+from gateways.naverpay import NaverPayGateway
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
 from projections import notifications as outbox
@@ -182,6 +183,13 @@ def build_gateways(settings: Settings, sandbox: SandboxEngine | None) -> tuple[d
         gateways["KAKAO_PAY"] = KakaoPayGateway(
             settings.kakao_base_url, settings.kakao_secret_key.get_secret_value(), settings.kakao_cid,
             retry_base_seconds=retry, registration_amount=settings.kakao_registration_amount,
+        )
+    if "naverpay" in settings.providers_named:
+        assert settings.naver_client_secret
+        gateways["NAVER_PAY"] = NaverPayGateway(
+            settings.naver_base_url, settings.naver_partner_id or "", settings.naver_client_id or "",
+            settings.naver_client_secret.get_secret_value(), settings.naver_chain_id or "", settings.naver_page_url,
+            retry_base_seconds=retry,
         )
     return gateways, sandbox
 
@@ -383,7 +391,7 @@ def start_traces(settings: Settings, built: Built) -> None:
     built.tracing = start_tracing(settings.otlp_endpoint, settings.otlp_service_name)
     built.ledger.tracer = built.jobs.tracer = built.tracing.tracer
     for gateway in built.gateways.values():
-        if isinstance(gateway, (TossGateway, KakaoPayGateway)):
+        if isinstance(gateway, (TossGateway, KakaoPayGateway, NaverPayGateway)):
             gateway.tracer = built.tracing.tracer
     for runner in built.runners:
         runner.tracer = built.tracing.tracer

@@ -18,7 +18,7 @@ from schema.jwks import ASYMMETRIC
 from subledger.storage import Database
 from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
 
-PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS", "portone": "PORTONE", "kakaopay": "KAKAO_PAY"}
+PROVIDERS = {"sandbox": "SANDBOX", "toss": "TOSS", "portone": "PORTONE", "kakaopay": "KAKAO_PAY", "naverpay": "NAVER_PAY"}
 #: Shortest JWT and cron secret production accepts (HS256 wants a key as long as its hash).
 MIN_SECRET_CHARS = 32
 #: SUBLEDGER_LOG_LEVEL's values (the standard library's levels).
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         "Unset: the scheduler runs inside `serve`."
     ))
     gateway: str = Field("sandbox", description=(
-        "Payment providers enabled at once, comma-separated: `sandbox`, `toss`, `portone`, `kakaopay`. Each payment method is charged "
+        "Payment providers enabled at once, comma-separated: `sandbox`, `toss`, `portone`, `kakaopay`, `naverpay`. Each payment method is charged "
         "by the provider it was registered with; registering with a provider not enabled answers BAD_USER_INPUT."
     ))
     toss_secret_key: str | None = Field(None, description=(
@@ -73,6 +73,27 @@ class Settings(BaseSettings):
     kakao_registration_amount: int = Field(0, ge=0, description=(
         "KRW of the first payment KakaoPay's registration (ready → approve) charges to issue the sid; "
         "0: no charge (docs/payments.md, KakaoPay)."
+    ))
+    naver_client_id: str | None = Field(None, description=(
+        "NaverPay client id (`X-Naver-Client-Id`); required when `naverpay` is enabled."
+    ))
+    naver_client_secret: SecretStr | None = Field(None, description=(
+        "NaverPay client secret (`X-Naver-Client-Secret`); required when `naverpay` is enabled. The sandbox's "
+        "look-alike takes any secret starting `test_`, which production refuses."
+    ))
+    naver_chain_id: str | None = Field(None, description=(
+        "NaverPay chain id (`X-NaverPay-Chain-Id`); required when `naverpay` is enabled."
+    ))
+    naver_partner_id: str | None = Field(None, description=(
+        "NaverPay partner id (`np_…`), the first path segment of every NaverPay API URL; required when `naverpay` is enabled."
+    ))
+    naver_base_url: str = Field("https://apis.naver.com", description=(
+        "NaverPay API domain (`https://dev.apis.naver.com` for its development servers, refused in production); "
+        "tests point it at `subledger sandbox-gateway`, which serves NaverPay's look-alike."
+    ))
+    naver_page_url: str = Field("https://m.pay.naver.com", description=(
+        "NaverPay service domain of the payer's registration page (`…/payments/{reserveId}`; development: "
+        "`https://test-m.pay.naver.com`); tests point it at the sandbox gateway."
     ))
     sandbox_url: str | None = Field(None, description=(
         "Run the SANDBOX provider against a `subledger sandbox-gateway` server at this URL; unset: in process."
@@ -397,6 +418,7 @@ class Settings(BaseSettings):
         self._check_portone()
         if "kakaopay" in self.providers_named and not self.kakao_secret_key:
             raise ValueError("SUBLEDGER_KAKAO_SECRET_KEY is required when SUBLEDGER_GATEWAY includes kakaopay")
+        self._check_naverpay()
         if self.env == "production":
             self._check_production()
         return self
@@ -412,6 +434,21 @@ class Settings(BaseSettings):
             raise ValueError("SUBLEDGER_PORTONE_BASE_URL must be an http(s) URL")
         if self.env == "production" and self.portone_api_secret.get_secret_value().startswith("test_portone_"):
             raise ValueError("SUBLEDGER_PORTONE_API_SECRET is the sandbox's test secret: production refuses it")
+
+    def _check_naverpay(self) -> None:
+        if "naverpay" not in self.providers_named:
+            return
+        for name in ("client_id", "client_secret", "chain_id", "partner_id"):
+            value = getattr(self, f"naver_{name}")
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value or "").strip():
+                raise ValueError(f"SUBLEDGER_NAVER_{name.upper()} is required when SUBLEDGER_GATEWAY includes naverpay")
+        if self.env != "production":
+            return
+        if self.naver_client_secret.get_secret_value().startswith("test_"):  # type: ignore[union-attr]
+            raise ValueError("SUBLEDGER_NAVER_CLIENT_SECRET is the sandbox's test secret: production refuses it")
+        if "//dev." in self.naver_base_url or "//test-" in self.naver_page_url:
+            raise ValueError("SUBLEDGER_NAVER_BASE_URL / SUBLEDGER_NAVER_PAGE_URL name NaverPay's development servers: "
+                             "production refuses them")
 
     def _check_production(self) -> None:
         if not self.jwt_secret or len(self.jwt_secret) < MIN_SECRET_CHARS:

@@ -38,7 +38,10 @@ class PaymentProvider(enum.Enum):
         "KakaoPay regular payments (SUBLEDGER_GATEWAY includes kakaopay, else BAD_USER_INPUT naming it): "
         "beginPaymentMethodRegistration, the payer's approval, then registerPaymentMethod with the pg_token."
     ))
-    NAVER_PAY = strawberry.enum_value("NAVER_PAY", description="NaverPay: not available yet (BAD_USER_INPUT naming it).")
+    NAVER_PAY = strawberry.enum_value("NAVER_PAY", description=(
+        "NaverPay recurrent payments (SUBLEDGER_GATEWAY includes naverpay, else BAD_USER_INPUT naming it): "
+        "beginPaymentMethodRegistration, the payer's approval, then registerPaymentMethod with the tempReceiptId."
+    ))
     PORTONE = strawberry.enum_value(
         "PORTONE", description="PortOne V2 (SUBLEDGER_GATEWAY includes portone): authKey is the billing key "
         "PortOne's browser SDK issued, checked with PortOne before it is kept."

@@ -12,15 +12,13 @@ import pytest
 
 from tests.api.conftest import Api
 from tests.integration.gateway_server import serve_sandbox, sandbox_control
-from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, subscribe, subscription
+from tests.scenarios.helpers import advance, seoul
+from tests.scenarios.redirect_provider import (
+    BEGIN, PURCHASE, RECONCILE, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
+)
 
-BEGIN = """mutation($i: BeginPaymentMethodRegistrationInput!) { beginPaymentMethodRegistration(input: $i) {
-  registrationId redirectPcUrl redirectMobileUrl redirectAppUrl } }"""
 REGISTER = """mutation($t: String!, $c: String!, $r: String) { registerPaymentMethod(input: {provider: KAKAO_PAY,
   authKey: $t, customerKey: $c, registrationId: $r}) { id provider cardMasked active } }"""
-PURCHASE = """mutation($p: ID!, $m: ID!) { purchasePoints(input: {packageId: $p, paymentMethodId: $m}) {
-  payment { id status amount orderId failureCode } totalPoints } }"""
-RECONCILE = """{ reconciliation { clean paymentsChecked disagreements { finding provider orderId gateway } } }"""
 SETTLE = """mutation($p: ID!, $k: String!) { settlePaymentFromProvider(paymentId: $p, providerPaymentKey: $k) {
   id status amount orderId } }"""
 PAGES = {"approvalUrl": "https://shop.example/kakao/ok", "cancelUrl": "https://shop.example/kakao/no",
@@ -62,62 +60,25 @@ def kakao_charges(control: httpx.Client) -> dict[str, tuple[int, int]]:
     return {c["orderId"]: (c["amount"], c["canceled"]) for c in control.get("/sandbox/kakaopay/charges").json()["charges"]}
 
 
-def ledger_money(payments: list[dict]) -> dict[str, tuple[int, int]]:
-    paid = ("SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED")
-    return {p["orderId"]: (p["amount"], p["refundedAmount"]) for p in payments if p["status"] in paid}
-
-
 def sid_of(control: httpx.Client) -> str:
     approve = [r for r in control.get("/sandbox/kakaopay/requests").json()["requests"] if r["path"].endswith("/subscription")]
     return approve[-1]["body"]["sid"]
 
 
-def test_renewal_charges_the_sid_each_period(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_kakao(api, control, user)
-    sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
-    advance(api, seoul(2026, 4, 1, 10, 30))
-    sub = subscription(api, user, sub["id"])
-    assert [(p["status"], p["amount"]) for p in sub["payments"]] == [("SUCCEEDED", 9900), ("SUCCEEDED", 9900)]
-    assert kakao_charges(control) == ledger_money(sub["payments"])
-    assert sum(a for a, _ in kakao_charges(control).values()) == 19800
+def kakao(control: httpx.Client) -> Lookalike:
+    def set_outcome(outcome: str) -> None:
+        control.post(f"/sandbox/kakaopay/sids/{sid_of(control)}/outcome", json={"outcome": outcome}).raise_for_status()
+
+    def refunds() -> list[tuple[str, int]]:
+        return [(r["orderId"], r["amount"]) for r in control.get("/sandbox/kakaopay/refunds").json()["refunds"]]
+
+    return Lookalike(lambda: kakao_charges(control), refunds, set_outcome)
 
 
-def test_dunning_after_a_kakaopay_decline(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_kakao(api, control, user)
-    sub = subscribe(api, user, "basic", paymentMethodId=method, skipTrial=True)
-    control.post(f"/sandbox/kakaopay/sids/{sid_of(control)}/outcome", json={"outcome": "INSUFFICIENT_FUNDS"}).raise_for_status()
-    advance(api, seoul(2026, 4, 1, 0, 30))
-    sub = subscription(api, user, sub["id"])
-    assert (sub["status"], sub["consecutiveFailures"]) == ("PAST_DUE", 1)
-    assert [(p["status"], p["failureCode"]) for p in sub["payments"]][1:] == [("FAILED", "INSUFFICIENT_FUNDS")]
-    control.post(f"/sandbox/kakaopay/sids/{sid_of(control)}/outcome", json={"outcome": "SUCCEED"}).raise_for_status()
-    advance(api, seoul(2026, 4, 4, 0, 30))  # the dunning retry
-    sub = subscription(api, user, sub["id"])
-    assert (sub["status"], sub["consecutiveFailures"]) == ("ACTIVE", 0)
-    assert kakao_charges(control) == ledger_money(sub["payments"])
-    assert sorted(a for a, _ in kakao_charges(control).values()) == [9900, 9900]
-
-
-def test_cancel_now_refunds_the_unused_share_through_kakaopay(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_kakao(api, control, user)
-    sub = subscribe(api, user, "premium", paymentMethodId=method, skipTrial=True)
-    when = seoul(2026, 3, 17, 14, 22)
-    advance(api, when)
-    start, end = at(sub["currentPeriodStart"]), at(sub["currentPeriodEnd"])
-    expected = exact_share(19900, end - when, end - start)
-    sub = api.gql(CANCEL, {"i": {"subscriptionId": sub["id"], "atPeriodEnd": False}}, user=user)["cancelSubscription"]
-    payment = sub["payments"][0]
-    assert (payment["status"], payment["refundedAmount"]) == ("PARTIALLY_REFUNDED", expected)
-    assert kakao_charges(control) == {payment["orderId"]: (19900, expected)} == ledger_money(sub["payments"])
-    refunds = control.get("/sandbox/kakaopay/refunds").json()["refunds"]
-    assert [(r["orderId"], r["amount"]) for r in refunds] == [(payment["orderId"], expected)]
-
-
-def test_points_purchase_with_kakaopay(api: Api, control: httpx.Client, user: str) -> None:
-    method = add_kakao(api, control, user)
-    bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]
-    assert (bought["payment"]["status"], bought["payment"]["amount"], bought["totalPoints"]) == ("SUCCEEDED", 5000, 5500)
-    assert kakao_charges(control) == {bought["payment"]["orderId"]: (5000, 0)}
+@pytest.mark.parametrize("scenario", [renewal, dunning, cancel_now_refund, points_purchase])
+def test_money_scenarios(api: Api, control: httpx.Client, user: str, scenario: Scenario) -> None:
+    """Renewal, dunning after a decline, cancel-now refund, points purchase (`redirect_provider`)."""
+    scenario(api, user, add_kakao(api, control, user), kakao(control))
 
 
 def test_a_dropped_charge_answer_is_never_charged_twice_and_is_settled_by_lookup_with_its_tid(

@@ -1,0 +1,119 @@
+"""NaverPay's JSON objects as the port's values: a payment history entry (결제내역 조회) and a
+recurrent-payment approval (반복결제 승인) as `ChargeResult`s, NaverPay's result codes as
+`DeclineCode`s.
+
+Sources (each named in `gateways/naverpay.py`'s docstring, and in docs/payments.md, NaverPay):
+- Envelope `{code, message, body}`, `code` "Success" or a failure code: NaverPay developer
+  center, API common guide ("default response format"), https://developers.pay.naver.com/docs/v2/api.
+- Failure codes Fail, InvalidMerchant, TimeExpired, AlreadyOnGoing, AlreadyComplete,
+  OwnerAuthFail: the published client iceCreamParlor/mipong (lib/src/payments/naverpay/type.ts).
+  SECONDARY source; NaverPay's own table of recurrent codes could not be read.
+- History entry fields paymentId, payHistId, admissionState, admissionTypeCode, admissionYmdt,
+  totalPayAmount, merchantPayKey, cancelRequester; approval `body {recurrentId, paymentId,
+  detail {…the same fields}}`: the published Postman collection
+  Coster97/naverpay-payment-api-automation (postman/Collection.json, "결제형자동"). SECONDARY.
+- The values admissionState `SUCCESS`/`FAIL`, admissionTypeCode `01` (approval) / `03` (whole
+  cancel) / `04` (partial cancel), and `admissionYmdt` as `yyyyMMddHHmmss` Korean time are NOT
+  in any named source read: they are this client's assumption, kept in one place (below) and
+  flagged in docs/payments.md.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from domain.ports import ChargeResult, ChargeStatus, DeclineCode
+
+KST = timezone(timedelta(hours=9))
+SUCCESS = "Success"
+
+#: NaverPay failure codes → DeclineCode (docs/payments.md, NaverPay); any other code is OTHER,
+#: a 5xx PROVIDER_ERROR.
+DECLINE_CODES = {
+    # "Fail" on a recurrent approval: the payment itself failed (card, bank, NaverPay Money);
+    # NaverPay gives no finer public code, so it is the soft decline dunning retries.
+    "Fail": DeclineCode.INSUFFICIENT_FUNDS,
+    "OwnerAuthFail": DeclineCode.CARD_SUSPENDED,  # the means is not the payer's own: hard
+    "InvalidMerchant": DeclineCode.OTHER,
+    "TimeExpired": DeclineCode.OTHER,
+}
+#: Codes that say another request for the same payment went (or is going) through: the
+#: outcome is the earlier one's, settled by lookup, never a decline.
+IN_FLIGHT = frozenset({"AlreadyOnGoing", "AlreadyComplete"})
+
+# Assumed values (module docstring): NOT from a named source.
+APPROVED_STATE = "SUCCESS"
+APPROVAL_TYPE = "01"
+CANCEL_TYPES = frozenset({"03", "04"})
+
+
+def decline_code_for(code: str | None, http_status: int = 200) -> DeclineCode:
+    if http_status >= 500 or http_status == 429:
+        return DeclineCode.PROVIDER_ERROR
+    return DECLINE_CODES.get(code or "", DeclineCode.OTHER)
+
+
+def envelope(body: Any) -> tuple[str | None, str, dict[str, Any]]:
+    """(code, message, body) of a NaverPay answer; code None when it is not NaverPay's envelope."""
+    if not isinstance(body, dict):
+        return None, "", {}
+    code = body.get("code") if isinstance(body.get("code"), str) else None
+    inner = body.get("body") if isinstance(body.get("body"), dict) else {}
+    return code, str(body.get("message") or ""), inner
+
+
+def ymdt(when: datetime) -> str:
+    """A date-time as NaverPay's history takes and gives it: Korean local `yyyyMMddHHmmss`."""
+    return when.astimezone(KST).strftime("%Y%m%d%H%M%S")
+
+
+def parse_ymdt(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
+        return None
+    return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=KST)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def is_cancel(entry: dict[str, Any]) -> bool:
+    return entry.get("admissionTypeCode") in CANCEL_TYPES
+
+
+def history_result(order_id: str, entries: list[dict[str, Any]]) -> ChargeResult | None:
+    """One payment's history entries (its approval, then any cancels) as the port's outcome."""
+    approvals = [e for e in entries if not is_cancel(e)]
+    if not approvals:
+        return None
+    approval = approvals[0]
+    cancels = tuple(abs(_int(e.get("totalPayAmount")) or 0) for e in entries
+                    if is_cancel(e) and e.get("admissionState") == APPROVED_STATE)
+    amount = _int(approval.get("totalPayAmount"))
+    known: dict[str, Any] = {
+        "order_id": order_id, "payment_key": approval.get("paymentId"), "amount": amount,
+        "approved_at": parse_ymdt(approval.get("admissionYmdt")), "cancels": cancels,
+    }
+    if approval.get("admissionState") != APPROVED_STATE:
+        state = str(approval.get("admissionState"))
+        return ChargeResult(ChargeStatus.DECLINED, decline_code=DeclineCode.OTHER, provider_code=state,
+                            message=f"NaverPay payment {state}", gateway_status=state, **known)
+    refunded = sum(cancels)
+    status = "CANCELED" if amount is not None and refunded >= amount else ("PARTIAL_CANCELED" if refunded else "DONE")
+    return ChargeResult(ChargeStatus.APPROVED, gateway_status=status, **known)
+
+
+def approval_result(order_id: str, body: dict[str, Any]) -> ChargeResult:
+    """The body of a successful recurrent approval (`recurrent/pay/v3/approval`)."""
+    detail = body.get("detail") if isinstance(body.get("detail"), dict) else {}
+    found = history_result(order_id, [detail | {"paymentId": detail.get("paymentId") or body.get("paymentId")}])
+    if found is None or found.status != ChargeStatus.APPROVED:
+        return ChargeResult(ChargeStatus.UNKNOWN, order_id, payment_key=body.get("paymentId"),
+                            message="NaverPay answered Success without an approved detail")
+    return found
