@@ -3,10 +3,14 @@ written once: each takes the provider's look-alike as a `Lookalike` (its own rec
 and refunds, and how to make its next charge decline) and asserts on both sides, to the won."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import httpx
+import pytest
+
 from tests.api.conftest import Api
+from tests.integration.gateway_server import serve_sandbox, sandbox_control
 from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, subscribe, subscription
 
 BEGIN = """mutation($i: BeginPaymentMethodRegistrationInput!) { beginPaymentMethodRegistration(input: $i) {
@@ -24,6 +28,44 @@ class Lookalike:
     refunds: Callable[[], list[tuple[str, int]]]
     #: How the next charges of the last-used billing key end (a SandboxOutcome name).
     set_outcome: Callable[[str], None]
+
+
+@pytest.fixture(scope="module")
+def lookalike() -> Iterator[str]:
+    """A sandbox gateway server (every provider's look-alike) for the module."""
+    with serve_sandbox() as url:
+        yield url
+
+
+@pytest.fixture
+def control(lookalike: str) -> Iterator[httpx.Client]:
+    with sandbox_control(lookalike) as client:
+        yield client
+
+
+def charges_at(control: httpx.Client, provider: str) -> dict[str, tuple[int, int]]:
+    """orderId → (amount charged, amount given back) as the look-alike of `provider` (kakaopay,
+    naverpay) holds them."""
+    listed = control.get(f"/sandbox/{provider}/charges").json()["charges"]
+    return {c["orderId"]: (c["amount"], c["canceled"]) for c in listed}
+
+
+def last_request_body(control: httpx.Client, provider: str, path_suffix: str) -> dict:
+    """The body of the last request the look-alike of `provider` received on a path ending so."""
+    requests = control.get(f"/sandbox/{provider}/requests").json()["requests"]
+    return [r for r in requests if r["path"].endswith(path_suffix)][-1]["body"]
+
+
+def lookalike_of(control: httpx.Client, provider: str, outcome_path: Callable[[], str]) -> Lookalike:
+    """The `Lookalike` of `provider`; `outcome_path()` names the control path that sets the
+    outcome of the last-used billing key."""
+    def set_outcome(outcome: str) -> None:
+        control.post(outcome_path(), json={"outcome": outcome}).raise_for_status()
+
+    def refunds() -> list[tuple[str, int]]:
+        return [(r["orderId"], r["amount"]) for r in control.get(f"/sandbox/{provider}/refunds").json()["refunds"]]
+
+    return Lookalike(lambda: charges_at(control, provider), refunds, set_outcome)
 
 
 #: A scenario: (api, user, the provider's payment method id, its look-alike).

@@ -3,7 +3,6 @@ against KakaoPay's look-alike in a sandbox gateway server over real HTTP. Every 
 assertion compares the look-alike's own record with the ledger, to the won."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,11 +10,15 @@ import httpx
 import pytest
 
 from tests.api.conftest import Api
-from tests.integration.gateway_server import serve_sandbox, sandbox_control
 from tests.scenarios.helpers import advance, seoul
+from tests.scenarios import redirect_provider
 from tests.scenarios.redirect_provider import (
+    charges_at, last_request_body, lookalike_of,
     BEGIN, PURCHASE, RECONCILE, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
 )
+
+# The look-alike server for the module and its control client (fixtures).
+lookalike, control = redirect_provider.lookalike, redirect_provider.control
 
 REGISTER = """mutation($t: String!, $c: String!, $r: String) { registerPaymentMethod(input: {provider: KAKAO_PAY,
   authKey: $t, customerKey: $c, registrationId: $r}) { id provider cardMasked active } }"""
@@ -23,18 +26,6 @@ SETTLE = """mutation($p: ID!, $k: String!) { settlePaymentFromProvider(paymentId
   id status amount orderId } }"""
 PAGES = {"approvalUrl": "https://shop.example/kakao/ok", "cancelUrl": "https://shop.example/kakao/no",
          "failUrl": "https://shop.example/kakao/fail"}
-
-
-@pytest.fixture(scope="module")
-def lookalike() -> Iterator[str]:
-    with serve_sandbox() as url:
-        yield url
-
-
-@pytest.fixture
-def control(lookalike: str) -> Iterator[httpx.Client]:
-    with sandbox_control(lookalike) as client:
-        yield client
 
 
 @pytest.fixture
@@ -56,23 +47,15 @@ def add_kakao(api: Api, control: httpx.Client, user: str) -> str:
 
 
 def kakao_charges(control: httpx.Client) -> dict[str, tuple[int, int]]:
-    """orderId → (amount charged, amount given back) as the look-alike holds them."""
-    return {c["orderId"]: (c["amount"], c["canceled"]) for c in control.get("/sandbox/kakaopay/charges").json()["charges"]}
+    return charges_at(control, "kakaopay")
 
 
 def sid_of(control: httpx.Client) -> str:
-    approve = [r for r in control.get("/sandbox/kakaopay/requests").json()["requests"] if r["path"].endswith("/subscription")]
-    return approve[-1]["body"]["sid"]
+    return last_request_body(control, "kakaopay", "/subscription")["sid"]
 
 
 def kakao(control: httpx.Client) -> Lookalike:
-    def set_outcome(outcome: str) -> None:
-        control.post(f"/sandbox/kakaopay/sids/{sid_of(control)}/outcome", json={"outcome": outcome}).raise_for_status()
-
-    def refunds() -> list[tuple[str, int]]:
-        return [(r["orderId"], r["amount"]) for r in control.get("/sandbox/kakaopay/refunds").json()["refunds"]]
-
-    return Lookalike(lambda: kakao_charges(control), refunds, set_outcome)
+    return lookalike_of(control, "kakaopay", lambda: f"/sandbox/kakaopay/sids/{sid_of(control)}/outcome")
 
 
 @pytest.mark.parametrize("scenario", [renewal, dunning, cancel_now_refund, points_purchase])

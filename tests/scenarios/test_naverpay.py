@@ -3,7 +3,6 @@ against NaverPay's look-alike in a sandbox gateway server over real HTTP. Every 
 assertion compares the look-alike's own record with the ledger, to the won."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,29 +10,21 @@ import httpx
 import pytest
 
 from tests.api.conftest import Api
-from tests.integration.gateway_server import serve_sandbox, sandbox_control
 from tests.scenarios.helpers import advance, seoul
+from tests.scenarios import redirect_provider
 from tests.scenarios.redirect_provider import (
+    charges_at, last_request_body, lookalike_of,
     BEGIN, PURCHASE, RECONCILE, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
 )
+
+# The look-alike server for the module and its control client (fixtures).
+lookalike, control = redirect_provider.lookalike, redirect_provider.control
 
 REGISTER = """mutation($t: String!, $c: String!, $r: String) { registerPaymentMethod(input: {provider: NAVER_PAY,
   authKey: $t, customerKey: $c, registrationId: $r}) { id provider cardMasked active } }"""
 PAGES = {"approvalUrl": "https://shop.example/naver/return", "cancelUrl": "https://shop.example/naver/no",
          "failUrl": "https://shop.example/naver/fail"}
 SECRET = "test_naver_scenario_secret"
-
-
-@pytest.fixture(scope="module")
-def lookalike() -> Iterator[str]:
-    with serve_sandbox() as url:
-        yield url
-
-
-@pytest.fixture
-def control(lookalike: str) -> Iterator[httpx.Client]:
-    with sandbox_control(lookalike) as client:
-        yield client
 
 
 def naver_settings(url: str) -> dict[str, str]:
@@ -62,23 +53,15 @@ def add_naver(api: Api, control: httpx.Client, user: str) -> str:
 
 
 def naver_charges(control: httpx.Client) -> dict[str, tuple[int, int]]:
-    """orderId → (amount charged, amount given back) as the look-alike holds them."""
-    return {c["orderId"]: (c["amount"], c["canceled"]) for c in control.get("/sandbox/naverpay/charges").json()["charges"]}
+    return charges_at(control, "naverpay")
 
 
 def recurrent_of(control: httpx.Client) -> str:
-    reserves = [r for r in control.get("/sandbox/naverpay/requests").json()["requests"] if r["path"].endswith("/pay/v3/reserve")]
-    return reserves[-1]["body"]["recurrentId"]
+    return last_request_body(control, "naverpay", "/pay/v3/reserve")["recurrentId"]
 
 
 def naver(control: httpx.Client) -> Lookalike:
-    def set_outcome(outcome: str) -> None:
-        control.post(f"/sandbox/naverpay/recurrents/{recurrent_of(control)}/outcome", json={"outcome": outcome}).raise_for_status()
-
-    def refunds() -> list[tuple[str, int]]:
-        return [(r["orderId"], r["amount"]) for r in control.get("/sandbox/naverpay/refunds").json()["refunds"]]
-
-    return Lookalike(lambda: naver_charges(control), refunds, set_outcome)
+    return lookalike_of(control, "naverpay", lambda: f"/sandbox/naverpay/recurrents/{recurrent_of(control)}/outcome")
 
 
 @pytest.mark.parametrize("scenario", [renewal, dunning, cancel_now_refund, points_purchase])
