@@ -99,6 +99,11 @@ svc_ensure_binaries() {
     if [ "$need_redis" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then
         pkgs+=(redis-server)
     fi
+    # sqlite3: the operations guide's SQLite backup and restore blocks run it
+    # (tests/integration/test_operations_guide.py); optional like nginx (that test skips, saying so).
+    if ! command -v sqlite3 >/dev/null 2>&1; then
+        ( svc_apt_install sqlite3 ) || svc_log "sqlite3 not installed: the SQLite backup blocks are not run"
+    fi
     # nginx: tests/integration/test_compose_layout.py runs the compose file's proxy with it;
     # optional (that part is skipped, saying so, where it is missing). Its own service does not start.
     if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
