@@ -8,15 +8,18 @@ starting `test_`. The payer's registration page is `GET /sandbox/naverpay/paymen
 (SUBLEDGER_NAVER_PAGE_URL = `<sandbox>/sandbox/naverpay`: PortOne's look-alike owns `/payments/…`):
 it answers 303 to returnUrl with `?resultCode=Success&reserveId=…&tempReceiptId=…`, or `?result=cancel|fail` →
 resultCode UserCancel / Fail. Controls: `POST /sandbox/naverpay/recurrents/{recurrentId}/outcome`
-{outcome}, `GET /sandbox/naverpay/charges`, `/refunds`, `/requests` (every API request as
-received: method, path, query, headers, content type, form or JSON body).
+{outcome}, `POST /sandbox/naverpay/cancels-later` {count} (the next cancels are done but answered
+`CancelNotComplete`), `GET /sandbox/naverpay/charges`, `/refunds`, `/requests` (every API
+request as received: method, path, query, headers, content type, form or JSON body). Like
+NaverPay's history (mipong's transcription, `gateways/naverpay.py`), its period listing refuses
+a startTime..endTime over 31 days and a rowsPerPage outside 1-100 (20 when not given).
 """
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,15 +33,20 @@ DECLINES: dict[str, tuple[str, str] | None] = {
     "CARD_SUSPENDED": ("OwnerAuthFail", "본인 명의의 결제수단이 아닙니다."),
 }
 ONCE = {"SERVER_ERROR_ONCE": 500, "RATE_LIMITED_ONCE": 429}
+MAX_PERIOD = timedelta(days=31)  # the longest startTime..endTime the history answers
 
 
 class NaverError(Exception):
-    def __init__(self, code: str, message: str, status: int = 200, processed: bool = True) -> None:
+    def __init__(self, code: str, message: str, status: int = 200, processed: bool = True,
+                 body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.status, self.processed = code, message, status, processed
+        self.code, self.message, self.status, self.processed, self.body = code, message, status, processed, body
 
     def reply(self) -> Reply:
-        return Reply(self.status, {"code": self.code, "message": self.message}, processed=self.processed)
+        answer: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.body is not None:
+            answer["body"] = self.body
+        return Reply(self.status, answer, processed=self.processed)
 
 
 @dataclass
@@ -84,6 +92,7 @@ class NaverSandbox:
         self.replays: dict[str, Reply] = {}  # X-NaverPay-Idempotency-Key → the first answer
         self.requests: list[dict[str, Any]] = []
         self.refunds: list[dict[str, Any]] = []
+        self.cancels_later = 0  # the next cancels answer CancelNotComplete (done behind the answer)
 
     def charges(self) -> list[dict[str, Any]]:
         done = [p for p in self.payments.values() if p.approved]
@@ -93,11 +102,14 @@ class NaverSandbox:
     # -- registration ------------------------------------------------------------------
 
     def regist_reserve(self, form: dict[str, str]) -> dict[str, Any]:
+        if _str(form, "actionType") not in ("NEW", "CHANGE"):
+            raise NaverError("Fail", "actionType: NEW 또는 CHANGE")
         for name in ("productCode", "productName", "returnUrl", "merchantUserId"):
             _str(form, name)
         _amount(form, "totalPayAmount", minimum=0)
         reserve_id = secrets.token_urlsafe(24)
-        self.reservations[reserve_id] = {"user": form["merchantUserId"], "returnUrl": form["returnUrl"], "temp": None}
+        self.reservations[reserve_id] = {"user": form["merchantUserId"], "returnUrl": form["returnUrl"], "temp": None,
+                                         "actionType": form["actionType"]}
         return {"reserveId": reserve_id}
 
     def payer_visits(self, reserve_id: str, result: str) -> str:
@@ -123,7 +135,7 @@ class NaverSandbox:
         reservation["recurrentId"] = recurrent_id
         self.recurrents[recurrent_id] = {"user": reservation["user"], "active": True}
         return {"reserveId": form["reserveId"], "tempReceiptId": form["tempReceiptId"], "recurrentId": recurrent_id,
-                "userEmail": None, "userIdentifier": reservation["user"]}
+                "actionType": reservation["actionType"], "preRecurrentId": None}
 
     # -- payments ----------------------------------------------------------------------
 
@@ -142,6 +154,8 @@ class NaverSandbox:
 
     def pay_approval(self, form: dict[str, str]) -> dict[str, Any]:
         payment = self._payment(_str(form, "paymentId"))
+        if _str(form, "recurrentId") != payment.recurrent_id:
+            raise NaverError("Fail", "결제 예약의 정기/반복결제 등록 번호와 다릅니다.")
         if payment.approved:
             raise NaverError("AlreadyComplete", "이미 승인된 결제입니다.")
         if any(p.approved and p.order_id == payment.order_id for p in self.payments.values()):
@@ -178,10 +192,15 @@ class NaverSandbox:
         entry = payment.entry("03" if whole else "04", amount, at)
         self.refunds.append({"orderId": payment.order_id, "paymentId": payment.payment_id, "amount": amount})
         rest = payment.amount - payment.canceled
-        return {"paymentId": payment.payment_id, "payHistId": entry["payHistId"], "primaryPayMeans": "CARD",
-                "primaryPayCancelAmount": amount, "primaryPayRestAmount": rest, "npointCancelAmount": 0,
-                "npointRestAmount": 0, "cancelYmdt": ymdt(at), "totalRestAmount": rest, "applyRestAmount": rest,
-                "taxScopeAmount": amount, "taxExScopeAmount": 0, "taxScopeRestAmount": rest, "taxExScopeRestAmount": 0}
+        answer = {"paymentId": payment.payment_id, "payHistId": entry["payHistId"], "primaryPayMeans": "CARD",
+                  "primaryPayCancelAmount": amount, "primaryPayRestAmount": rest, "npointCancelAmount": 0,
+                  "npointRestAmount": 0, "cancelYmdt": ymdt(at), "totalRestAmount": rest, "applyRestAmount": rest,
+                  "taxScopeAmount": amount, "taxExScopeAmount": 0, "taxScopeRestAmount": rest, "taxExScopeRestAmount": 0}
+        if self.cancels_later > 0:  # taken; its payHistId only in the history
+            self.cancels_later -= 1
+            raise NaverError("CancelNotComplete", "취소가 완료되지 않았습니다. 자동으로 재처리됩니다.",
+                             body=answer | {"payHistId": ""})
+        return answer
 
     def history_of(self, payment_id: str) -> dict[str, Any]:
         return _page([dict(e) for e in self._payment(payment_id).entries], 1, 100)
@@ -192,10 +211,15 @@ class NaverSandbox:
         since, until = parse_ymdt(query.get("startTime")), parse_ymdt(query.get("endTime"))
         if since is None or until is None or until < since:
             raise NaverError("Fail", "startTime/endTime: yyyyMMddHHmmss")
+        if until - since > MAX_PERIOD:
+            raise NaverError("Fail", "검색 기간은 31일 이내여야 합니다.")
+        rows = int(query.get("rowsPerPage") or 20)
+        if not 1 <= rows <= 100:
+            raise NaverError("Fail", "rowsPerPage: 1~100")
         entries = [dict(e) for p in self.payments.values() for e in p.entries
                    if since <= (parse_ymdt(e["admissionYmdt"]) or since) <= until]
         entries.sort(key=lambda e: e["admissionYmdt"])
-        return _page(entries, int(query.get("pageNumber") or 1), int(query.get("rowsPerPage") or 100))
+        return _page(entries, int(query.get("pageNumber") or 1), rows)
 
     def _payment(self, payment_id: str) -> NaverPayment:
         payment = self.payments.get(payment_id)
