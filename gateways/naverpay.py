@@ -16,7 +16,8 @@ Sources, checked 2026-12-02 (the per-field table is docs/payments.md, NaverPay):
   field or value below is confirmed by a primary source.
 - SECONDARY, independent code calling the live API (each path and field names its sources in
   docs/payments.md): the Postman collection Coster97/naverpay-payment-api-automation
-  (postman/Collection.json, folder "결제형자동", run against NaverPay's development servers);
+  (postman/Collection.json, folder "결제형자동"; its domains are left blank, its returnUrl is
+  on dev-pay-test.pay.naver.com);
   the client library iceCreamParlor/mipong (packages/payments/src/payments/naverpay/type.ts and
   packages/payments/src/payments/index.ts at 4db3239, whose comments transcribe NaverPay's field
   descriptions); four merchant integrations in public repositories the code index does not name
@@ -34,14 +35,21 @@ Sources, checked 2026-12-02 (the per-field table is docs/payments.md, NaverPay):
     admissionState, admissionTypeCode, admissionYmdt, totalPayAmount, merchantPayKey, …}}.
   - `v1/cancel` (form): paymentId, cancelAmount, cancelReason, cancelRequester (2: the
     merchant), taxScopeAmount, taxExScopeAmount → body {paymentId, payHistId, totalRestAmount,
-    cancelYmdt, …}; code `CancelNotComplete`: taken, completed later (mipong).
+    cancelYmdt, …}; code `CancelNotComplete`: taken, NaverPay completes it and is not to be
+    asked again (mipong; KimYeonWook511/commerce-backend, .../naverpay/code/CancelCode.java,
+    which folds it as success "as the specification says not to retry"); `PreCancelNotComplete`
+    refuses a cancel while an earlier one is incomplete (commerce-backend).
   - the history, JSON: `v2.3/list/history/{paymentId}` and `v2.3/list/history` {startTime,
     endTime (yyyyMMddHHmmss, at most 31 days apart), pageNumber, rowsPerPage (1-100)}: the
     Postman collection's paths; mipong and the merchant code use `v2.2/list/history` with
     {paymentId} in the body for the same listing.
+  - history entries: admissionTypeCode 01/03/04, admissionState `SUCCESS` (`naverpay_objects`).
+  Also KimYeonWook511/commerce-backend (one-time payments checked against NaverPay's sandbox,
+  src/main/java/com/commerce/payment/infrastructure/pg/naverpay/).
 Still assumptions (flagged in docs/payments.md): a 0-won registration reserve (every source
-sends the product's price), merchantPayId coming back as merchantPayKey, the admissionState
-values, and whether the recurrent approval honors `X-NaverPay-Idempotency-Key`.
+sends the product's price), merchantPayId coming back as merchantPayKey, that the payer's page
+for a registration is `{page url}/payments/{reserveId}`, and whether the recurrent approval
+and the cancel honor `X-NaverPay-Idempotency-Key`.
 
 Exactly once: a charge is a reservation (nothing charged, safe to repeat) then an approval sent
 once with `X-NaverPay-Idempotency-Key` = the order id. A failure after the approval may have
@@ -186,9 +194,10 @@ class NaverPayGateway:
         if answer.ok:
             return RefundResult(RefundStatus.DONE, refunded_amount=amount)
         if answer.code == CANCEL_NOT_COMPLETE:
-            # NaverPay took the cancel and completes it later; the history shows it once done.
-            return RefundResult(RefundStatus.UNKNOWN, provider_code=answer.code,
-                                message=f"NaverPay completes this cancel later, look the payment up: {answer.message}")
+            # NaverPay took the cancel and completes it itself, and is not to be asked again: done
+            # on its side (its history shows the cancel once complete; reconciliation checks it).
+            return RefundResult(RefundStatus.DONE, refunded_amount=amount, provider_code=answer.code,
+                                message=f"NaverPay completes this cancel itself: {answer.message}")
         if answer.definite or not answer.sent.sent:
             return RefundResult(RefundStatus.REFUSED, provider_code=answer.code, message=answer.message or answer.sent.error)
         return RefundResult(RefundStatus.UNKNOWN, provider_code=answer.code,

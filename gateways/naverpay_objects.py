@@ -9,17 +9,21 @@ Sources (named in full in `gateways/naverpay.py`'s docstring and docs/payments.m
 - SECONDARY (code calling the live API; NaverPay's own per-API tables could not be read):
   failure codes Fail, InvalidMerchant, TimeExpired, AlreadyOnGoing, AlreadyComplete,
   OwnerAuthFail, and the cancel's CancelNotComplete (taken, completed later): iceCreamParlor/mipong
-  packages/payments/src/payments/naverpay/type.ts. The history entry and approval `detail`
+  packages/payments/src/payments/naverpay/type.ts; the cancel's PreCancelNotComplete (an earlier
+  cancel still in progress) and CancelNotComplete again: KimYeonWook511/commerce-backend
+  src/main/java/com/commerce/payment/infrastructure/pg/naverpay/code/CancelCode.java. The history entry and approval `detail`
   fields paymentId, payHistId, admissionState, admissionTypeCode, admissionYmdt (yyyyMMddHHmmss,
   mipong: YYYYMMDDHH24MMSS), totalPayAmount, merchantPayKey: mipong, the Postman collection
   Coster97/naverpay-payment-api-automation and the merchant code named in `gateways/naverpay.py`.
-- admissionTypeCode `01` an approval, `03` and `04` cancels: merchant code only (a Spring
-  scheduler filters 01 승인 / 03 취소, index file 27728889220; an admin grid labels 01 결제,
-  03 취소, 04 취소, index file 21859304191). That 03 is a whole and 04 a partial cancel is not in
-  any source read; this client treats both alike, only the look-alike tells them apart.
-- ASSUMED, in no source read from NaverPay: admissionState `SUCCESS` for a done approval or
-  cancel (only merchants' test doubles use it: index files 58494490711, 9228420114), any other
-  value (the look-alike uses `FAIL`) a failed one; that `admissionYmdt` is Korean time.
+- admissionTypeCode `01` original approval, `03` whole cancel, `04` partial cancel (the last
+  part of a split refund is still 04): KimYeonWook511/commerce-backend (a merchant whose
+  issue #319 reports calls to NaverPay's sandbox) .../naverpay/code/AdmissionTypeCode.java and
+  client/response/body/HistoryBody.java; a Spring scheduler (01 승인, 03 취소; index file
+  27728889220); an admin grid (01 결제, 03 취소, 04 취소; index file 21859304191).
+- admissionState `SUCCESS` for a done entry, the only other value a failure (no in-progress
+  value): commerce-backend's GatewayAdapter.java and HistoryBody.java; merchants' test doubles
+  (index files 58494490711, 9228420114). The failure's spelling (the look-alike uses `FAIL`) is
+  in no source and not relied on. That `admissionYmdt` is Korean time: assumed.
 """
 from __future__ import annotations
 
@@ -44,14 +48,14 @@ DECLINE_CODES = {
 #: Codes that say another request for the same payment went (or is going) through: the
 #: outcome is the earlier one's, settled by lookup, never a decline.
 IN_FLIGHT = frozenset({"AlreadyOnGoing", "AlreadyComplete"})
-#: A cancel's answer: NaverPay took it and completes it later (payHistId empty); the history
-#: shows it once done.
+#: A cancel's answer: NaverPay took it and completes it itself (payHistId empty; its history
+#: shows the cancel once complete); it is not to be sent again.
 CANCEL_NOT_COMPLETE = "CancelNotComplete"
 
 # admissionTypeCode: from merchant code (module docstring), not from NaverPay's reference.
 APPROVAL_TYPE = "01"
 CANCEL_TYPES = frozenset({"03", "04"})
-# admissionState of a done approval or cancel: ASSUMED (module docstring).
+# admissionState of a done approval or cancel: merchant code (module docstring).
 APPROVED_STATE = "SUCCESS"
 
 

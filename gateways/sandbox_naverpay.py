@@ -8,8 +8,9 @@ starting `test_`. The payer's registration page is `GET /sandbox/naverpay/paymen
 (SUBLEDGER_NAVER_PAGE_URL = `<sandbox>/sandbox/naverpay`: PortOne's look-alike owns `/payments/…`):
 it answers 303 to returnUrl with `?resultCode=Success&reserveId=…&tempReceiptId=…`, or `?result=cancel|fail` →
 resultCode UserCancel / Fail. Controls: `POST /sandbox/naverpay/recurrents/{recurrentId}/outcome`
-{outcome}, `POST /sandbox/naverpay/cancels-later` {count} (the next cancels are done but answered
-`CancelNotComplete`), `GET /sandbox/naverpay/charges`, `/refunds`, `/requests` (every API
+{outcome}, `POST /sandbox/naverpay/cancels-later` {count} (the next cancels are answered
+`CancelNotComplete` and done only at `POST /sandbox/naverpay/complete-cancels`; meanwhile
+another cancel of the payment is answered `PreCancelNotComplete`), `GET /sandbox/naverpay/charges`, `/refunds`, `/requests` (every API
 request as received: method, path, query, headers, content type, form or JSON body). Like
 NaverPay's history (mipong's transcription, `gateways/naverpay.py`), its period listing refuses
 a startTime..endTime over 31 days and a rowsPerPage outside 1-100 (20 when not given).
@@ -58,6 +59,7 @@ class NaverPayment:
     product_name: str
     amount: int
     approved: bool = False
+    pending_cancel: int = 0  # a cancel answered CancelNotComplete, not done yet
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     def entry(self, type_code: str, amount: int, at: datetime, state: str = APPROVED_STATE) -> dict[str, Any]:
@@ -92,7 +94,7 @@ class NaverSandbox:
         self.replays: dict[str, Reply] = {}  # X-NaverPay-Idempotency-Key → the first answer
         self.requests: list[dict[str, Any]] = []
         self.refunds: list[dict[str, Any]] = []
-        self.cancels_later = 0  # the next cancels answer CancelNotComplete (done behind the answer)
+        self.cancels_later = 0  # the next cancels answer CancelNotComplete (done at complete_cancels)
 
     def charges(self) -> list[dict[str, Any]]:
         done = [p for p in self.payments.values() if p.approved]
@@ -183,24 +185,35 @@ class NaverSandbox:
         _str(form, "cancelReason")
         if _str(form, "cancelRequester") not in ("1", "2"):
             raise NaverError("Fail", "cancelRequester")
+        if payment.pending_cancel:
+            raise NaverError("PreCancelNotComplete", "이전 취소 요청이 처리 중입니다.")
         if not payment.approved or amount > payment.amount - payment.canceled:
             raise NaverError("Fail", "취소 가능 금액을 초과했습니다.")
         if _amount(form, "taxScopeAmount", 0) + _amount(form, "taxExScopeAmount", 0) != amount:
             raise NaverError("Fail", "과세/면세 금액의 합이 취소 금액과 다릅니다.")
-        at = self._clock()
-        whole = amount == payment.amount - payment.canceled and payment.canceled == 0
-        entry = payment.entry("03" if whole else "04", amount, at)
-        self.refunds.append({"orderId": payment.order_id, "paymentId": payment.payment_id, "amount": amount})
-        rest = payment.amount - payment.canceled
-        answer = {"paymentId": payment.payment_id, "payHistId": entry["payHistId"], "primaryPayMeans": "CARD",
+        at, rest = self._clock(), payment.amount - payment.canceled - amount
+        answer = {"paymentId": payment.payment_id, "payHistId": "", "primaryPayMeans": "CARD",
                   "primaryPayCancelAmount": amount, "primaryPayRestAmount": rest, "npointCancelAmount": 0,
                   "npointRestAmount": 0, "cancelYmdt": ymdt(at), "totalRestAmount": rest, "applyRestAmount": rest,
                   "taxScopeAmount": amount, "taxExScopeAmount": 0, "taxScopeRestAmount": rest, "taxExScopeRestAmount": 0}
-        if self.cancels_later > 0:  # taken; its payHistId only in the history
+        if self.cancels_later > 0:  # taken, done at `complete_cancels`: only the history shows it then
             self.cancels_later -= 1
-            raise NaverError("CancelNotComplete", "취소가 완료되지 않았습니다. 자동으로 재처리됩니다.",
-                             body=answer | {"payHistId": ""})
-        return answer
+            payment.pending_cancel = amount
+            raise NaverError("CancelNotComplete", "취소가 완료되지 않았습니다. 자동으로 재처리됩니다.", body=answer)
+        return answer | {"payHistId": self._cancel(payment, amount, at)["payHistId"]}
+
+    def complete_cancels(self) -> int:
+        """NaverPay finishing the cancels it answered CancelNotComplete: answers how many."""
+        pending = [p for p in self.payments.values() if p.pending_cancel]
+        for payment in pending:
+            amount, payment.pending_cancel = payment.pending_cancel, 0
+            self._cancel(payment, amount, self._clock())
+        return len(pending)
+
+    def _cancel(self, payment: NaverPayment, amount: int, at: datetime) -> dict[str, Any]:
+        whole = amount == payment.amount and payment.canceled == 0  # a split refund's last part is still 04
+        self.refunds.append({"orderId": payment.order_id, "paymentId": payment.payment_id, "amount": amount})
+        return payment.entry("03" if whole else "04", amount, at)
 
     def history_of(self, payment_id: str) -> dict[str, Any]:
         return _page([dict(e) for e in self._payment(payment_id).entries], 1, 100)

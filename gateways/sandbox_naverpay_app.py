@@ -59,6 +59,9 @@ def naverpay_routes(naver: NaverSandbox, answer: Answer) -> list[Route]:
         naver.cancels_later = count
         return JSONResponse({"cancelsLater": count})
 
+    async def complete_cancels(request: Request) -> Response:
+        return JSONResponse({"completed": naver.complete_cancels()})
+
     def listing(name: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             return JSONResponse({name: naver.charges() if name == "charges" else list(getattr(naver, name))})
@@ -76,6 +79,7 @@ def naverpay_routes(naver: NaverSandbox, answer: Answer) -> list[Route]:
         Route("/sandbox/naverpay/payments/{reserve_id}", page, methods=["GET"]),
         Route("/sandbox/naverpay/recurrents/{recurrent_id}/outcome", set_outcome, methods=["POST"]),
         Route("/sandbox/naverpay/cancels-later", cancels_later, methods=["POST"]),
+        Route("/sandbox/naverpay/complete-cancels", complete_cancels, methods=["POST"]),
         *(Route(f"/sandbox/naverpay/{name}", listing(name), methods=["GET"]) for name in ("charges", "refunds", "requests")),
     ]
 

@@ -187,17 +187,23 @@ async def test_a_listing_longer_than_31_days_is_asked_in_periods_naverpay_answer
     assert refused.json()["code"] == "Fail"  # the look-alike, like NaverPay, answers at most 31 days
 
 
-async def test_a_cancel_naverpay_completes_later_is_unknown_and_found_by_lookup(
+async def test_a_cancel_naverpay_completes_itself_is_done_and_never_sent_again(
     gateway: NaverPayGateway, control: httpx.Client,
 ) -> None:
     recurrent = await register(gateway, control)
     payment_id = (await gateway.charge(recurrent, "cust-1", 8000, "order-later", "Plan")).payment_key or ""
     control.post("/sandbox/naverpay/cancels-later", json={"count": 1}).raise_for_status()
-    later = await gateway.refund(payment_id, 8000, "later", "refund-later")
-    assert (later.status, later.provider_code, later.refunded_amount) == (RefundStatus.UNKNOWN, "CancelNotComplete", 0)
-    found = await gateway.lookup_order("order-later", payment_key=payment_id)
-    assert found is not None and (found.gateway_status, found.cancels) == ("CANCELED", (8000,))
-    assert [r["amount"] for r in control.get("/sandbox/naverpay/refunds").json()["refunds"]] == [8000]
+    later = await gateway.refund(payment_id, 3000, "later", "refund-later")
+    assert (later.status, later.provider_code, later.refunded_amount) == (RefundStatus.DONE, "CancelNotComplete", 3000)
+    other = await gateway.refund(payment_id, 1000, "other", "refund-other")  # NaverPay refuses it meanwhile
+    assert (other.status, other.provider_code) == (RefundStatus.REFUSED, "PreCancelNotComplete")
+    pending = await gateway.lookup_order("order-later", payment_key=payment_id)
+    assert pending is not None and (pending.gateway_status, pending.cancels) == ("DONE", ())
+    assert control.post("/sandbox/naverpay/complete-cancels").json() == {"completed": 1}
+    done = await gateway.lookup_order("order-later", payment_key=payment_id)
+    assert done is not None and (done.gateway_status, done.cancels) == ("PARTIAL_CANCELED", (3000,))
+    assert [r["amount"] for r in control.get("/sandbox/naverpay/refunds").json()["refunds"]] == [3000]
+    assert len(requests_to(control, "v1/cancel")) == 2
 
 
 async def test_an_approval_for_another_recurrent_id_is_refused(gateway: NaverPayGateway, control: httpx.Client) -> None:
