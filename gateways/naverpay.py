@@ -27,6 +27,9 @@ Sources, checked 2026-12-02 (the per-field table is docs/payments.md, NaverPay):
   - `recurrent/regist/v1/reserve` (form): productCode, productName, totalPayAmount, returnUrl →
     body.reserveId; actionType NEW (mipong, NaverPayUtil, a Java client, index file 36002003800;
     not in the Postman collection); merchantUserId: the Postman collection only.
+  - the payer returns to returnUrl with GET resultCode, resultMessage, reserveId,
+    tempReceiptId (the NaverSimplePay merchant's return handler, index file 49380698304; a
+    WooCommerce plugin reads reserveId and tempReceiptId, index file 12690432975).
   - `recurrent/regist/v1/approval` (form): reserveId, tempReceiptId → body.recurrentId.
   - `recurrent/pay/v3/reserve` (form): recurrentId, totalPayAmount, taxScopeAmount,
     taxExScopeAmount, productName, merchantPayId, merchantUserId → body {recurrentId, paymentId}.
