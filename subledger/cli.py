@@ -109,7 +109,7 @@ def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker
     """Run an arq worker: the scheduled jobs on cron (needs SUBLEDGER_REDIS_URL)."""
     from arq.worker import check_health
 
-    from subledger.app import preflight
+    from subledger.ledger_setup import preflight
     from subledger.logging import configure_logging
     from workers.arq_worker import run_until_stopped, worker_settings
 

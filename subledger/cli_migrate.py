@@ -25,7 +25,7 @@ def migrate() -> None:
     changed beside the live one and switch to it, and record the versions. Safe to run twice
     or from several places at once; run it before starting a new release."""
     from projections.rebuild import DROP_GRACE_SECONDS
-    from subledger.app import migrate_database
+    from subledger.ledger_setup import migrate_database
 
     report = migrate_database(_settings(), grace_seconds=DROP_GRACE_SECONDS)
     for line in report.lines():

@@ -13,7 +13,8 @@ import pytest
 
 from gateways.sandbox_engine import SandboxEngine
 from schema.auth import mint_token
-from subledger.app import Built, build, migrate_database
+from subledger.app import Built, build
+from subledger.ledger_setup import migrate_database
 from subledger.settings import Settings
 from tests.servers import serve_asgi
 
