@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+from copy import deepcopy
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -219,8 +220,26 @@ class Ledger(Application):
                     span.set_attribute("subledger.conflicts", attempt + 1)
                     time.sleep(min(0.2, 0.002 * (2 ** min(attempt, 7))) * random.random())
                     continue
+                self._remember(pending)
                 return result
         raise Conflict("too many concurrent changes to the same object; try again")
+
+    def _remember(self, saved: list[Aggregate]) -> None:
+        """Put what a command just saved into the aggregate cache, unless it holds that version
+        or a later one. eventsourcing does not (its cache is filled by loads only when it
+        fast-forwards), so the next load of a new payment read its history and probed the
+        snapshot table (two queries); from the cache it is one fast-forward query, which still
+        reads what other processes wrote since. A copy goes in: the command keeps its own."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate in saved:
+            try:
+                cached = cache.get(aggregate.id)
+            except KeyError:
+                cached = None
+            if cached is None or cached.version < aggregate.version:
+                cache.put(aggregate.id, deepcopy(aggregate))
 
     def _save(self, pending: list[Aggregate]) -> None:
         """One command's aggregates, through group commit; a `ledger.save` span when tracing."""

@@ -67,16 +67,26 @@ class PaymentBook:
         return [payment.id, customer_id(payment.user_id), *self.handler(payment).locks(payment)]
 
     # ------------------------------------------------------------ charges
-    def settle_charge(self, pay_id: Any, result: ChargeResult, now: datetime) -> Payment:
+    def settle_charge(
+        self, pay_id: Any, result: ChargeResult, now: datetime, *, pending: Payment | None = None
+    ) -> Payment:
         """Record a terminal answer for a PENDING charge with its effects, in one save.
         An UNKNOWN answer records nothing (the payment stays PENDING for the settle job);
         an already settled payment is left alone (a racing settler won). A hard decline
-        is remembered on the payment method in the same save."""
+        is remembered on the payment method in the same save.
+
+        `pending`: a copy of this payment the caller loaded PENDING and has not changed
+        (the sender's, read just before the request). The first attempt decides on it rather
+        than loading the payment again; that attempt always saves the payment, so if anyone
+        settled it since, the save conflicts on its version and the retry decides on a fresh
+        load. Its locks come from it too (a payment's user and purpose never change)."""
         if result.status == ChargeStatus.UNKNOWN:
             return self.load(pay_id)
+        assert pending is None or (pending.status == PENDING and str(pending.id) == str(pay_id))
+        first = [pending] if pending is not None else []
 
         def body() -> tuple[Payment, list[Any]]:
-            payment = self.load(pay_id)
+            payment = first.pop() if first else self.load(pay_id)
             if payment.status != PENDING:
                 return payment, []
             changed: list[Any] = [payment]
@@ -92,7 +102,7 @@ class PaymentBook:
             changed.extend(self.handler(payment).settle(payment, now))
             return payment, changed
 
-        return self.ledger.run(body, lock=self._locks(self.load(pay_id)))
+        return self.ledger.run(body, lock=self._locks(pending or self.load(pay_id)))
 
     # ------------------------------------------------------------ refunds
     def reserve_refund(self, payment: Payment, amount: int | None, reason: str, now: datetime) -> tuple[Refund, list[Any]]:

@@ -109,7 +109,8 @@ class Billing:
         repeat: the order id is the Idempotency-Key, so the provider charges it at most once.
         A method the provider refused for good (a hard decline) is not sent again, nor one
         whose billing key was erased with the user's data (declined INVALID_BILLING_KEY)."""
-        method = await self.run_sync(self.ledger.customers.payment_method, payment.user_id, payment.payment_method_id)
+        # One trip to the ledger's threads for both reads the send depends on.
+        method, current = await self.run_sync(self._before_send, payment)
         if method.get("hard_decline"):
             result = ChargeResult(
                 ChargeStatus.DECLINED, payment.order_id, decline_code=DeclineCode(method["hard_decline"]),
@@ -125,7 +126,6 @@ class Billing:
             # A settler in another process (the stale-payment run) may have looked this order
             # up and settled it while it waited here: once settled it is never sent, or the
             # provider would take money for a payment the ledger calls FAILED (found by the soak).
-            current = await self.run_sync(self.book.load, payment.id)
             if current.status != PENDING:
                 return current
             result = await self.gateway(payment.provider).charge(
@@ -133,7 +133,13 @@ class Billing:
             )
             if result.status == ChargeStatus.UNKNOWN:
                 result = await self.look_up(payment) or result
-        return await self.run_sync(self.book.settle_charge, payment.id, result, now)
+        pending = current if current.status == PENDING else None
+        return await self.run_sync(self.book.settle_charge, payment.id, result, now, pending=pending)
+
+    def _before_send(self, payment: Payment) -> tuple[dict[str, Any], Payment]:
+        """The payment method to charge with, and the payment as the ledger holds it now."""
+        method = self.ledger.customers.payment_method(payment.user_id, payment.payment_method_id)
+        return method, self.book.load(payment.id)
 
     async def look_up(self, payment: Payment) -> ChargeResult | None:
         """Ask the provider what became of an order whose outcome we did not see.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from domain.ports import ChargeStatus
+from domain.ports import ChargeResult, ChargeStatus, DeclineCode
 from tests.api.conftest import Api
 from tests.scenarios.helpers import advance, at, seoul, subscribe, subscription
 
@@ -53,3 +53,26 @@ def test_a_renewal_the_gateway_never_saw_fails_and_dunning_begins(api: Api, user
     sub = subscription(api, user, sub["id"])
     assert (sub["status"], [p["status"] for p in sub["payments"]]) == ("ACTIVE", ["SUCCEEDED", "FAILED", "SUCCEEDED"])
     assert at(sub["currentPeriodStart"]) == seoul(2026, 4, 1, 10)  # a PAST_DUE one keeps its anchor
+
+
+def test_a_sender_settling_on_its_stale_pending_copy_loses_to_the_settler_that_came_first(api: Api, user: str) -> None:
+    """The sender settles first on the copy it read PENDING before its request (no reload):
+    if the stale-payment run settled the order meanwhile, that copy's save conflicts on the
+    payment's version and the retry sees the settled payment, which stays as it was."""
+    sub, order_id = renewal_left_pending(api, user, charged=True)
+    ledger, now = api.built.ledger, seoul(2026, 4, 1, 0, 5)
+    payment = next(p for p in subscription(api, user, sub["id"])["payments"] if p["orderId"] == order_id)
+    stale = ledger.payments.load(payment["id"])
+    assert stale.status == "PENDING"
+    found = asyncio.run(api.built.billing.look_up(stale))  # the stale-payment run's lookup: charged
+    assert found is not None and found.status == ChargeStatus.APPROVED
+    settled = ledger.payments.settle_charge(payment["id"], found, now)
+    assert settled.status == "SUCCEEDED"
+
+    declined = ChargeResult(ChargeStatus.DECLINED, order_id, decline_code=DeclineCode.INSUFFICIENT_FUNDS, message="x")
+    after = ledger.payments.settle_charge(payment["id"], declined, now, pending=stale)
+    assert (after.status, after.version) == ("SUCCEEDED", settled.version)
+    sub = subscription(api, user, sub["id"])
+    assert (sub["status"], [p["status"] for p in sub["payments"]]) == ("ACTIVE", ["SUCCEEDED", "SUCCEEDED"])
+    assert sub["consecutiveFailures"] == 0
+    assert [c["orderId"] for c in api.sandbox.charges()][1:] == [order_id]
