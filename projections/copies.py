@@ -5,14 +5,16 @@ and decoded once, then applied to every copy in one view transaction that
 also moves each copy's tracking row (compare-and-set), so an interrupted
 build leaves whole batches behind and never touches the live tables.
 
-Decoding (CPU, under the GIL) and applying (mostly database time, which
-releases it) overlap: the next batch is decoded in a helper thread while
-the current one is written.
+Decoding and applying run one after the other in the calling thread. They
+used to overlap (the next batch decoded in a helper thread), which made
+rebuilds slower on both databases: every database call releases the GIL,
+and getting it back from a thread busy decoding waits up to the switch
+interval (5 ms), dozens of times per batch (`subledger bench rebuild`,
+docs/performance.md).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from projections.database import ViewCursor, ViewDatabase
@@ -101,26 +103,25 @@ def fill_copies(
             return start, []
         return notifications[-1].id, list(zip((n.id for n in notifications), ledger.mapper.to_domain_events(notifications)))
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as decoder:
-        pending = decoder.submit(read, position) if position < target else None
-        while pending is not None:
-            end, events = pending.result()
-            if not events:
-                break
-            pending = decoder.submit(read, end) if end < target else None
-            with view_db.transaction() as cursor:
-                for copy in copies:
-                    cursor.execute(
-                        "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
-                        (end, copy.tracking_name, position),
-                    )
-                    if cursor.rowcount != 1:
-                        raise PositionMoved(copy.tracking_name)
-                    copy.apply(cursor, events)
-                if on_batch is not None:
-                    on_batch(cursor)
-            position = end
-            applied += len(events)
-            if progress is not None:
-                progress(applied, position, target)
+    while position < target:
+        end, events = read(position)
+        if not events:
+            break
+        # Not durable: the copies are not live, a rebuild killed before its switch drops
+        # them, and the switch's own (durable) commit makes every batch before it durable.
+        with view_db.transaction(durable=False) as cursor:
+            for copy in copies:
+                cursor.execute(
+                    "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
+                    (end, copy.tracking_name, position),
+                )
+                if cursor.rowcount != 1:
+                    raise PositionMoved(copy.tracking_name)
+                copy.apply(cursor, events)
+            if on_batch is not None:
+                on_batch(cursor)
+        position = end
+        applied += len(events)
+        if progress is not None:
+            progress(applied, position, target)
     return applied

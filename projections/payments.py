@@ -67,6 +67,8 @@ class PaymentsProjection:
         movements: dict[str, list[Any]] = {}  # refund id -> row, for refunds requested in this batch
         settled: dict[str, str] = {}  # refund id -> status, for refunds requested earlier
         for position, event in events:
+            if not isinstance(event, Payment.Event):
+                continue  # most of the log (wallet events): no id to format, no lookups
             payment_id = str(event.originator_id)
             row = new.get(payment_id)
             if isinstance(event, Payment.Requested):

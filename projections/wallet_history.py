@@ -32,6 +32,9 @@ _COLUMNS = (
     "id, user_id, wallet_version, type, amount, balance_before, balance_after,"
     " description, reference_type, reference_id, created_at, expires_at"
 )
+_ROW_COLUMNS = (*_COLUMNS.replace(" ", "").split(","), "seq")
+#: Where a transaction row (`_transaction_row`) holds its lot's expiry, as stored text.
+_EXPIRES = _ROW_COLUMNS.index("expires_at")
 #: `Wallet.transactions` cursors: newest first by position, scoped to the user and the filter.
 CURSORS = Keyset("transactions")
 
@@ -95,7 +98,7 @@ class WalletHistory:
         user_id = self._owner(cursor, str(event.originator_id))
         transaction = transaction_from_event(event, user_id)
         assert transaction is not None
-        cursor.insert_rows(self.transactions, (*_COLUMNS.replace(" ", "").split(","), "seq"), [_transaction_row(transaction, seq)])
+        cursor.insert_rows(self.transactions, _ROW_COLUMNS, [_transaction_row(transaction, seq)])
         key = (user_id, event.lot_id)
         held = cursor.execute(f"SELECT remaining FROM {self.lots} WHERE user_id = ? AND lot_id = ?", key).fetchone()
         if held is not None:
@@ -107,31 +110,32 @@ class WalletHistory:
     def _apply_batch(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
         if not events:
             return
-        owners: dict[str, str] = {}
+        # Wallet ids as text once per event; the owners of wallets opened before this batch
+        # in one query (not one per wallet), those opened in it as their Opened events come.
+        wallet_events = [(seq, str(event.originator_id), event) for seq, event in events if isinstance(event, Wallet.Event)]
+        opened = {wallet for _, wallet, event in wallet_events if isinstance(event, Wallet.Opened)}
+        owners = self._owners(cursor, list(dict.fromkeys(w for _, w, _ in wallet_events if w not in opened)))
         new_owners, transactions, new_lots, draws = [], [], [], []
-        for seq, event in events:
-            if not isinstance(event, Wallet.Event):
-                continue
-            wallet = str(event.originator_id)
+        for seq, wallet, event in wallet_events:
             if isinstance(event, Wallet.Opened):
                 owners[wallet] = event.user_id
                 new_owners.append((wallet, event.user_id))
                 continue
-            user_id = owners[wallet] if wallet in owners else self._owner(cursor, wallet)
-            owners[wallet] = user_id
+            user_id = owners.get(wallet)
+            if user_id is None:
+                raise LookupError(f"wallet {wallet} has events but no Opened event before them")
             transaction = transaction_from_event(event, user_id)
             if transaction is None:
                 continue
             transactions.append(_transaction_row(transaction, seq))
-            if isinstance(event, Wallet.Credited):
-                expires = to_utc_text(event.expires_at) if event.expires_at else None
-                new_lots.append((user_id, event.lot_id, expires, event.amount))
-            elif isinstance(event, Wallet.Debited):
+            if isinstance(event, Wallet.Debited):
                 draws.extend((taken, user_id, lot_id) for lot_id, taken, *_ in event.draws)
+            elif isinstance(event, Wallet.Credited):
+                new_lots.append((user_id, event.lot_id, transactions[-1][_EXPIRES], event.amount))
             elif isinstance(event, Wallet.Expired):
                 draws.append((event.amount, user_id, event.lot_id))
         cursor.insert_rows(self.owners, ("wallet_id", "user_id"), new_owners)
-        cursor.insert_rows(self.transactions, (*_COLUMNS.replace(" ", "").split(","), "seq"), transactions)
+        cursor.insert_rows(self.transactions, _ROW_COLUMNS, transactions)
         # A lot is always credited before anything draws on it, and subtractions commute, so
         # the batch's draws are summed per lot (one UPDATE each, not one per spend), and those
         # on lots credited in this same batch are taken before the lots are inserted.
@@ -154,6 +158,17 @@ class WalletHistory:
             cursor.executemany(
                 f"DELETE FROM {self.lots} WHERE user_id = ? AND lot_id = ? AND remaining = 0", sorted(owed)
             )
+
+    def _owners(self, cursor: ViewCursor, wallets: Sequence[str], chunk: int = 500) -> dict[str, str]:
+        """wallet id -> user id of the `wallets` already in the table."""
+        found: dict[str, str] = {}
+        for i in range(0, len(wallets), chunk):
+            part = wallets[i : i + chunk]
+            rows = cursor.execute(
+                f"SELECT wallet_id, user_id FROM {self.owners} WHERE wallet_id IN ({', '.join('?' * len(part))})", part
+            ).fetchall()
+            found.update((row["wallet_id"], row["user_id"]) for row in rows)
+        return found
 
     def _owner(self, cursor: ViewCursor, wallet: str) -> str:
         row = cursor.execute(f"SELECT user_id FROM {self.owners} WHERE wallet_id = ?", (wallet,)).fetchone()

@@ -151,6 +151,12 @@ def payload(row: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
+def _needs_subject(event: Any) -> bool:
+    if isinstance(event, Wallet.Event):
+        return isinstance(event, Wallet.Expired) or (isinstance(event, Wallet.Credited) and event.type == "PURCHASE")
+    return isinstance(event, Subscription.Event)
+
+
 class _Batch:
     """One batch's writes, in memory until `flush`; lookups see rows added by the batch itself."""
 
@@ -162,9 +168,8 @@ class _Batch:
         self.new_subjects: set[str] = set()
         self.changed: set[str] = set()
         pay_ids = list(dict.fromkeys(str(e.originator_id) for _, e in events if isinstance(e, Payment.Event)))
-        subject_ids = list(dict.fromkeys(
-            str(e.originator_id) for _, e in events if isinstance(e, (Subscription.Event, Wallet.Event))
-        ))
+        # Only the subjects `apply` looks up: most wallet events (spends, rewards) publish nothing.
+        subject_ids = list(dict.fromkeys(str(e.originator_id) for _, e in events if _needs_subject(e)))
         self.payments = _rows_by_key(cursor, projection.payments, "payment_id", pay_ids)
         self.subjects: dict[str, dict[str, Any]] = {
             key: dict(row) for key, row in _rows_by_key(cursor, projection.subjects, "aggregate_id", subject_ids).items()
