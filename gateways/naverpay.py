@@ -1,44 +1,63 @@
 """`PaymentGateway` over NaverPay's recurrent payments (정기/반복결제).
 
-Sources. OFFICIAL (NaverPay developer center): headers `X-Naver-Client-Id`,
-`X-Naver-Client-Secret`, `X-NaverPay-Chain-Id`; URLs `https://{dev.apis.naver.com |
-apis.naver.com}/{partner id}/naverpay/payments/{API version}/{API name}`; the envelope `{code,
-message, body}`; payment pages `https://{test-m.pay.naver.com | m.pay.naver.com}/payments/{reservation
-id}` (https://developers.pay.naver.com/docs/v2/api, "API common guide";
-https://developer.pay.naver.com/docs/v1/api/recurrent, overview); `X-NaverPay-Idempotency-Key`
-(at most 64 characters; a repeat answers HTTP 409 with the first answer; "support is stated per
-API") and the HTTP statuses 400/401/404/409/503 (docs.pay.naver.com common pages, as published
-in NaverPay's own repository NaverPayDev/agent-integration,
-packages/payments-mcp/test/__fixtures__/developers/docs/common/idempotency.md and
-llms-full.txt). The per-API field tables of the recurrent API could not be read.
-SECONDARY, every path and field below: the Postman collection Coster97/naverpay-payment-api-
-automation (postman/Collection.json, folder "결제형자동", requests form-encoded unless said):
-- `recurrent/regist/v1/reserve` (등록예약): productCode, productName, totalPayAmount, returnUrl,
-  merchantUserId → body.reserveId. (Also in iceCreamParlor/mipong, lib/src/payments/index.ts.)
-  The payer is sent to the payment page with the reserveId and comes back to returnUrl with
-  resultCode, reserveId and tempReceiptId (the parameter names: unnamed published merchant code).
-- `recurrent/regist/v1/approval` (등록완료): reserveId, tempReceiptId → body {reserveId,
-  tempReceiptId, recurrentId, …}. The recurrentId is the billing key.
-- `recurrent/pay/v3/reserve` (결제예약): recurrentId, totalPayAmount, taxScopeAmount,
-  taxExScopeAmount, productName, merchantPayId, merchantUserId → body.paymentId. Charges nothing.
-- `recurrent/pay/v3/approval` (결제승인): paymentId → body {recurrentId, paymentId, detail
-  {paymentId, payHistId, admissionState, admissionTypeCode, admissionYmdt, totalPayAmount,
-  merchantPayKey, …}}.
-- `v1/cancel` (결제취소, whole or part): paymentId, cancelAmount, cancelReason, cancelRequester
-  (2: the merchant), taxScopeAmount, taxExScopeAmount → body {paymentId, payHistId,
-  totalRestAmount, cancelYmdt, …}.
-- `v2.3/list/history/{paymentId}` (결제내역조회 특정; JSON, no body) and `v2.3/list/history`
-  (기간; JSON {startTime, endTime} as yyyyMMddHHmmss, paging pageNumber, rowsPerPage from the
-  collection's one-time folder) → body {list: [entry…], totalCount, totalPageCount,
-  currentPageNumber}. The collection uses v2.3; mipong names v2.2 for the same listing.
-Result codes: `gateways/naverpay_objects.py`. That merchantPayId comes back as an entry's
-merchantPayKey is assumed (docs/payments.md, NaverPay).
+Sources, checked 2026-12-02 (the per-field table is docs/payments.md, NaverPay):
+- OFFICIAL, NaverPay's developer center (stored copies of https://developers.pay.naver.com/docs/v2/api,
+  "API common guide", and https://developer.pay.naver.com/docs/v1/api/recurrent, overview) and
+  NaverPay's own repository NaverPayDev/agent-integration
+  (packages/payments-mcp/test/__fixtures__/developers/llms-full.txt and docs/common/*.md, a copy
+  of docs.pay.naver.com's common pages): the headers `X-Naver-Client-Id`,
+  `X-Naver-Client-Secret`, `X-NaverPay-Chain-Id`; URLs `https://{dev.apis.naver.com |
+  apis.naver.com}/{partner id}/naverpay/payments/{API version}/{API name}`; the envelope `{code,
+  message, body}`; payment pages `https://{test-m.pay.naver.com | m.pay.naver.com}/payments/{id}`;
+  `X-NaverPay-Idempotency-Key` (at most 64 characters, A-Z a-z 0-9 _ -; a repeat answers HTTP
+  409 with the first answer; "support is stated per API"); HTTP statuses 400/401/404/409/503.
+  NaverPay's per-API field tables for recurrent payments are NOT in any stored copy (the stored
+  recurrent page ends before them; docs.pay.naver.com's API pages are not stored), so no path,
+  field or value below is confirmed by a primary source.
+- SECONDARY, independent code calling the live API (each path and field names its sources in
+  docs/payments.md): the Postman collection Coster97/naverpay-payment-api-automation
+  (postman/Collection.json, folder "결제형자동"; its domains are left blank, its returnUrl is
+  on dev-pay-test.pay.naver.com);
+  the client library iceCreamParlor/mipong (packages/payments/src/payments/naverpay/type.ts and
+  packages/payments/src/payments/index.ts at 4db3239, whose comments transcribe NaverPay's field
+  descriptions); four merchant integrations in public repositories the code index does not name
+  (its file ids): PHP `Wing\\API\\Naver\\NaverSimplePay` (49317545119), a PHP subscription
+  controller's `billing_payment_naver` (26989553166), Spring `com.chest.scheduler.NpayRecurReqst`
+  (27728889220), Java `com.dkitec.barocle.util.payment.NaverPayUtil` (40725713968). Where they agree:
+  - `recurrent/regist/v1/reserve` (form): productCode, productName, totalPayAmount, returnUrl →
+    body.reserveId; actionType NEW (mipong, NaverPayUtil, a Java client, index file 36002003800;
+    not in the Postman collection); merchantUserId: the Postman collection only.
+  - the payer returns to returnUrl with GET resultCode, resultMessage, reserveId,
+    tempReceiptId (the NaverSimplePay merchant's return handler, index file 49380698304; a
+    WooCommerce plugin reads reserveId and tempReceiptId, index file 12690432975).
+  - `recurrent/regist/v1/approval` (form): reserveId, tempReceiptId → body.recurrentId.
+  - `recurrent/pay/v3/reserve` (form): recurrentId, totalPayAmount, taxScopeAmount,
+    taxExScopeAmount, productName, merchantPayId, merchantUserId → body {recurrentId, paymentId}.
+  - `recurrent/pay/v3/approval` (form): recurrentId, paymentId (the Postman collection sends
+    paymentId alone) → body {recurrentId, paymentId, detail {paymentId, payHistId,
+    admissionState, admissionTypeCode, admissionYmdt, totalPayAmount, merchantPayKey, …}}.
+  - `v1/cancel` (form): paymentId, cancelAmount, cancelReason, cancelRequester (2: the
+    merchant), taxScopeAmount, taxExScopeAmount → body {paymentId, payHistId, totalRestAmount,
+    cancelYmdt, …}; code `CancelNotComplete`: taken, NaverPay completes it and is not to be
+    asked again (mipong; KimYeonWook511/commerce-backend, .../naverpay/code/CancelCode.java,
+    which folds it as success "as the specification says not to retry"); `PreCancelNotComplete`
+    refuses a cancel while an earlier one is incomplete (commerce-backend).
+  - the history, JSON: `v2.3/list/history/{paymentId}` and `v2.3/list/history` {startTime,
+    endTime (yyyyMMddHHmmss, at most 31 days apart), pageNumber, rowsPerPage (1-100)}: the
+    Postman collection's paths; mipong and the merchant code use `v2.2/list/history` with
+    {paymentId} in the body for the same listing.
+  - history entries: admissionTypeCode 01/03/04, admissionState `SUCCESS` (`naverpay_objects`).
+  Also KimYeonWook511/commerce-backend (one-time payments checked against NaverPay's sandbox,
+  src/main/java/com/commerce/payment/infrastructure/pg/naverpay/).
+Still assumptions (flagged in docs/payments.md): a 0-won registration reserve (every source
+sends the product's price), merchantPayId coming back as merchantPayKey, that the payer's page
+for a registration is `{page url}/payments/{reserveId}`, and whether the recurrent approval
+and the cancel honor `X-NaverPay-Idempotency-Key`.
 
 Exactly once: a charge is a reservation (nothing charged, safe to repeat) then an approval sent
-once with `X-NaverPay-Idempotency-Key` = the order id (whether the recurrent approval honors
-it is not stated in what could be read). A failure after the approval may have reached NaverPay
-is UNKNOWN: the settle job looks the order up by scanning the history of the last
-`LOOKUP_DAYS` days for the entry whose merchantPayKey is the order id (by paymentId when known).
+once with `X-NaverPay-Idempotency-Key` = the order id. A failure after the approval may have
+reached NaverPay is UNKNOWN: the settle job looks the payment up by its paymentId, or, without
+one, scans the last `MAX_WINDOW` of history for the entry whose merchantPayKey is the order id.
 """
 from __future__ import annotations
 
@@ -56,16 +75,18 @@ from domain.ports import (
 from domain.tracing import NO_TRACER, Tracer
 from gateways.careful_post import Sent, careful_post
 from gateways.naverpay_objects import (
-    APPROVAL_TYPE, APPROVED_STATE, IN_FLIGHT, SUCCESS, approval_result, decline_code_for, envelope, history_result,
-    is_cancel, parse_ymdt, ymdt,
+    APPROVAL_TYPE, APPROVED_STATE, CANCEL_NOT_COMPLETE, IN_FLIGHT, SUCCESS, approval_result, decline_code_for, envelope,
+    history_result, is_cancel, parse_ymdt, ymdt,
 )
 
 #: What the registration page shows (productName) and the merchant's product code of it.
 REGISTRATION_PRODUCT = ("SUBLEDGER", "정기결제 등록")
-#: How far back a lookup by order id scans NaverPay's history.
-LOOKUP_DAYS = 31
-ROWS_PER_PAGE = 100
+#: The longest search period NaverPay's history answers (31 days); a lookup by order id scans
+#: the last such period, a longer listing is asked in consecutive periods.
+MAX_WINDOW = timedelta(days=31)
+ROWS_PER_PAGE = 100  # NaverPay's limit: 1 to 100 rows a page (20 when not given)
 MERCHANT = "2"  # cancelRequester: the merchant's administrator
+NEW_REGISTRATION = "NEW"  # actionType of a registration reserve (CHANGE replaces a targetRecurrentId)
 
 
 class _Answer:
@@ -119,8 +140,8 @@ class NaverPayGateway:
     async def begin_registration(self, customer_key: str, approval_url: str, cancel_url: str, fail_url: str) -> Redirect:
         code, name = REGISTRATION_PRODUCT
         answer = await self._post("regist_reserve", "recurrent/regist/v1/reserve", retry_sent=True, data={
-            "productCode": code, "productName": name, "totalPayAmount": 0, "returnUrl": approval_url,
-            "merchantUserId": customer_key,
+            "actionType": NEW_REGISTRATION, "productCode": code, "productName": name, "totalPayAmount": 0,
+            "returnUrl": approval_url, "merchantUserId": customer_key,
         })
         reserve_id = answer.body.get("reserveId")
         if not answer.ok or not isinstance(reserve_id, str):
@@ -154,7 +175,8 @@ class NaverPayGateway:
                 DeclineCode.PROVIDER_ERROR, None, "NaverPay reserved without a paymentId")
             return ChargeResult(ChargeStatus.DECLINED, order_id, decline_code=failure.decline_code,
                                 provider_code=failure.provider_code, message=failure.message)
-        answer = await self._post("charge", "recurrent/pay/v3/approval", data={"paymentId": payment_id},
+        answer = await self._post("charge", "recurrent/pay/v3/approval",
+                                  data={"recurrentId": billing_key, "paymentId": payment_id},
                                   headers={"X-NaverPay-Idempotency-Key": naver_key(order_id)})
         if answer.ok:
             return approval_result(order_id, answer.body)
@@ -174,6 +196,11 @@ class NaverPayGateway:
                                         "cancelRequester": MERCHANT, "taxScopeAmount": amount, "taxExScopeAmount": 0})
         if answer.ok:
             return RefundResult(RefundStatus.DONE, refunded_amount=amount)
+        if answer.code == CANCEL_NOT_COMPLETE:
+            # NaverPay took the cancel and completes it itself, and is not to be asked again: done
+            # on its side (its history shows the cancel once complete; reconciliation checks it).
+            return RefundResult(RefundStatus.DONE, refunded_amount=amount, provider_code=answer.code,
+                                message=f"NaverPay completes this cancel itself: {answer.message}")
         if answer.definite or not answer.sent.sent:
             return RefundResult(RefundStatus.REFUSED, provider_code=answer.code, message=answer.message or answer.sent.error)
         return RefundResult(RefundStatus.UNKNOWN, provider_code=answer.code,
@@ -185,8 +212,8 @@ class NaverPayGateway:
             if found is not None and found.order_id != order_id:
                 raise GatewayError(DeclineCode.PROVIDER_ERROR, None, "NaverPay answered another order for this paymentId")
             return found
-        now = datetime.now(timezone.utc)
-        mine = [e for e in await self._history(now - timedelta(days=LOOKUP_DAYS), now + timedelta(minutes=5))
+        until = datetime.now(timezone.utc) + timedelta(minutes=5)
+        mine = [e for e in await self._history(until - MAX_WINDOW, until)
                 if e.get("merchantPayKey") == order_id]
         payment_ids = {e.get("paymentId") for e in mine}
         if len(payment_ids) > 1:
@@ -221,7 +248,18 @@ class NaverPayGateway:
         await self._client.aclose()
 
     async def _history(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """Every history entry admitted in [since, until], all pages."""
+        """Every history entry admitted in [since, until], all pages, asked in windows of at most
+        `MAX_WINDOW` (NaverPay refuses a longer search period)."""
+        entries: list[dict[str, Any]] = []
+        start = since
+        while True:
+            end = min(until, start + MAX_WINDOW)
+            entries += await self._history_window(start, end)
+            if end >= until:
+                return entries
+            start = end + timedelta(seconds=1)  # yyyyMMddHHmmss bounds are inclusive
+
+    async def _history_window(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
         page = 1
         while True:

@@ -2,20 +2,28 @@
 recurrent-payment approval (반복결제 승인) as `ChargeResult`s, NaverPay's result codes as
 `DeclineCode`s.
 
-Sources (each named in `gateways/naverpay.py`'s docstring, and in docs/payments.md, NaverPay):
-- Envelope `{code, message, body}`, `code` "Success" or a failure code: NaverPay developer
-  center, API common guide ("default response format"), https://developers.pay.naver.com/docs/v2/api.
-- Failure codes Fail, InvalidMerchant, TimeExpired, AlreadyOnGoing, AlreadyComplete,
-  OwnerAuthFail: the published client iceCreamParlor/mipong (lib/src/payments/naverpay/type.ts).
-  SECONDARY source; NaverPay's own table of recurrent codes could not be read.
-- History entry fields paymentId, payHistId, admissionState, admissionTypeCode, admissionYmdt,
-  totalPayAmount, merchantPayKey, cancelRequester; approval `body {recurrentId, paymentId,
-  detail {…the same fields}}`: the published Postman collection
-  Coster97/naverpay-payment-api-automation (postman/Collection.json, "결제형자동"). SECONDARY.
-- The values admissionState `SUCCESS`/`FAIL`, admissionTypeCode `01` (approval) / `03` (whole
-  cancel) / `04` (partial cancel), and `admissionYmdt` as `yyyyMMddHHmmss` Korean time are NOT
-  in any named source read: they are this client's assumption, kept in one place (below) and
-  flagged in docs/payments.md.
+Sources (named in full in `gateways/naverpay.py`'s docstring and docs/payments.md, NaverPay):
+- OFFICIAL: the envelope `{code, message, body}`, `code` "Success" or a failure code (NaverPay
+  developer center, "default response format"; NaverPayDev/agent-integration
+  docs/common/response-format.md).
+- SECONDARY (code calling the live API; NaverPay's own per-API tables could not be read):
+  failure codes Fail, InvalidMerchant, TimeExpired, AlreadyOnGoing, AlreadyComplete,
+  OwnerAuthFail, and the cancel's CancelNotComplete (taken, completed later): iceCreamParlor/mipong
+  packages/payments/src/payments/naverpay/type.ts; the cancel's PreCancelNotComplete (an earlier
+  cancel still in progress) and CancelNotComplete again: KimYeonWook511/commerce-backend
+  src/main/java/com/commerce/payment/infrastructure/pg/naverpay/code/CancelCode.java. The history entry and approval `detail`
+  fields paymentId, payHistId, admissionState, admissionTypeCode, admissionYmdt (yyyyMMddHHmmss,
+  mipong: YYYYMMDDHH24MMSS), totalPayAmount, merchantPayKey: mipong, the Postman collection
+  Coster97/naverpay-payment-api-automation and the merchant code named in `gateways/naverpay.py`.
+- admissionTypeCode `01` original approval, `03` whole cancel, `04` partial cancel (the last
+  part of a split refund is still 04): KimYeonWook511/commerce-backend (a merchant whose
+  issue #319 reports calls to NaverPay's sandbox) .../naverpay/code/AdmissionTypeCode.java and
+  client/response/body/HistoryBody.java; a Spring scheduler (01 승인, 03 취소; index file
+  27728889220); an admin grid (01 결제, 03 취소, 04 취소; index file 21859304191).
+- admissionState `SUCCESS` for a done entry, the only other value a failure (no in-progress
+  value): commerce-backend's GatewayAdapter.java and HistoryBody.java; merchants' test doubles
+  (index files 58494490711, 9228420114). The failure's spelling (the look-alike uses `FAIL`) is
+  in no source and not relied on. That `admissionYmdt` is Korean time: assumed.
 """
 from __future__ import annotations
 
@@ -40,11 +48,15 @@ DECLINE_CODES = {
 #: Codes that say another request for the same payment went (or is going) through: the
 #: outcome is the earlier one's, settled by lookup, never a decline.
 IN_FLIGHT = frozenset({"AlreadyOnGoing", "AlreadyComplete"})
+#: A cancel's answer: NaverPay took it and completes it itself (payHistId empty; its history
+#: shows the cancel once complete); it is not to be sent again.
+CANCEL_NOT_COMPLETE = "CancelNotComplete"
 
-# Assumed values (module docstring): NOT from a named source.
-APPROVED_STATE = "SUCCESS"
+# admissionTypeCode: from merchant code (module docstring), not from NaverPay's reference.
 APPROVAL_TYPE = "01"
 CANCEL_TYPES = frozenset({"03", "04"})
+# admissionState of a done approval or cancel: merchant code (module docstring).
+APPROVED_STATE = "SUCCESS"
 
 
 def decline_code_for(code: str | None, http_status: int = 200) -> DeclineCode:

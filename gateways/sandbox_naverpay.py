@@ -8,15 +8,19 @@ starting `test_`. The payer's registration page is `GET /sandbox/naverpay/paymen
 (SUBLEDGER_NAVER_PAGE_URL = `<sandbox>/sandbox/naverpay`: PortOne's look-alike owns `/payments/…`):
 it answers 303 to returnUrl with `?resultCode=Success&reserveId=…&tempReceiptId=…`, or `?result=cancel|fail` →
 resultCode UserCancel / Fail. Controls: `POST /sandbox/naverpay/recurrents/{recurrentId}/outcome`
-{outcome}, `GET /sandbox/naverpay/charges`, `/refunds`, `/requests` (every API request as
-received: method, path, query, headers, content type, form or JSON body).
+{outcome}, `POST /sandbox/naverpay/cancels-later` {count} (the next cancels are answered
+`CancelNotComplete` and done only at `POST /sandbox/naverpay/complete-cancels`; meanwhile
+another cancel of the payment is answered `PreCancelNotComplete`), `GET /sandbox/naverpay/charges`, `/refunds`, `/requests` (every API
+request as received: method, path, query, headers, content type, form or JSON body). Like
+NaverPay's history (mipong's transcription, `gateways/naverpay.py`), its period listing refuses
+a startTime..endTime over 31 days and a rowsPerPage outside 1-100 (20 when not given).
 """
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,15 +34,20 @@ DECLINES: dict[str, tuple[str, str] | None] = {
     "CARD_SUSPENDED": ("OwnerAuthFail", "본인 명의의 결제수단이 아닙니다."),
 }
 ONCE = {"SERVER_ERROR_ONCE": 500, "RATE_LIMITED_ONCE": 429}
+MAX_PERIOD = timedelta(days=31)  # the longest startTime..endTime the history answers
 
 
 class NaverError(Exception):
-    def __init__(self, code: str, message: str, status: int = 200, processed: bool = True) -> None:
+    def __init__(self, code: str, message: str, status: int = 200, processed: bool = True,
+                 body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.status, self.processed = code, message, status, processed
+        self.code, self.message, self.status, self.processed, self.body = code, message, status, processed, body
 
     def reply(self) -> Reply:
-        return Reply(self.status, {"code": self.code, "message": self.message}, processed=self.processed)
+        answer: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.body is not None:
+            answer["body"] = self.body
+        return Reply(self.status, answer, processed=self.processed)
 
 
 @dataclass
@@ -50,6 +59,7 @@ class NaverPayment:
     product_name: str
     amount: int
     approved: bool = False
+    pending_cancel: int = 0  # a cancel answered CancelNotComplete, not done yet
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     def entry(self, type_code: str, amount: int, at: datetime, state: str = APPROVED_STATE) -> dict[str, Any]:
@@ -84,6 +94,7 @@ class NaverSandbox:
         self.replays: dict[str, Reply] = {}  # X-NaverPay-Idempotency-Key → the first answer
         self.requests: list[dict[str, Any]] = []
         self.refunds: list[dict[str, Any]] = []
+        self.cancels_later = 0  # the next cancels answer CancelNotComplete (done at complete_cancels)
 
     def charges(self) -> list[dict[str, Any]]:
         done = [p for p in self.payments.values() if p.approved]
@@ -93,11 +104,14 @@ class NaverSandbox:
     # -- registration ------------------------------------------------------------------
 
     def regist_reserve(self, form: dict[str, str]) -> dict[str, Any]:
+        if _str(form, "actionType") not in ("NEW", "CHANGE"):
+            raise NaverError("Fail", "actionType: NEW 또는 CHANGE")
         for name in ("productCode", "productName", "returnUrl", "merchantUserId"):
             _str(form, name)
         _amount(form, "totalPayAmount", minimum=0)
         reserve_id = secrets.token_urlsafe(24)
-        self.reservations[reserve_id] = {"user": form["merchantUserId"], "returnUrl": form["returnUrl"], "temp": None}
+        self.reservations[reserve_id] = {"user": form["merchantUserId"], "returnUrl": form["returnUrl"], "temp": None,
+                                         "actionType": form["actionType"]}
         return {"reserveId": reserve_id}
 
     def payer_visits(self, reserve_id: str, result: str) -> str:
@@ -123,7 +137,7 @@ class NaverSandbox:
         reservation["recurrentId"] = recurrent_id
         self.recurrents[recurrent_id] = {"user": reservation["user"], "active": True}
         return {"reserveId": form["reserveId"], "tempReceiptId": form["tempReceiptId"], "recurrentId": recurrent_id,
-                "userEmail": None, "userIdentifier": reservation["user"]}
+                "actionType": reservation["actionType"], "preRecurrentId": None}
 
     # -- payments ----------------------------------------------------------------------
 
@@ -142,6 +156,8 @@ class NaverSandbox:
 
     def pay_approval(self, form: dict[str, str]) -> dict[str, Any]:
         payment = self._payment(_str(form, "paymentId"))
+        if _str(form, "recurrentId") != payment.recurrent_id:
+            raise NaverError("Fail", "결제 예약의 정기/반복결제 등록 번호와 다릅니다.")
         if payment.approved:
             raise NaverError("AlreadyComplete", "이미 승인된 결제입니다.")
         if any(p.approved and p.order_id == payment.order_id for p in self.payments.values()):
@@ -169,19 +185,35 @@ class NaverSandbox:
         _str(form, "cancelReason")
         if _str(form, "cancelRequester") not in ("1", "2"):
             raise NaverError("Fail", "cancelRequester")
+        if payment.pending_cancel:
+            raise NaverError("PreCancelNotComplete", "이전 취소 요청이 처리 중입니다.")
         if not payment.approved or amount > payment.amount - payment.canceled:
             raise NaverError("Fail", "취소 가능 금액을 초과했습니다.")
         if _amount(form, "taxScopeAmount", 0) + _amount(form, "taxExScopeAmount", 0) != amount:
             raise NaverError("Fail", "과세/면세 금액의 합이 취소 금액과 다릅니다.")
-        at = self._clock()
-        whole = amount == payment.amount - payment.canceled and payment.canceled == 0
-        entry = payment.entry("03" if whole else "04", amount, at)
+        at, rest = self._clock(), payment.amount - payment.canceled - amount
+        answer = {"paymentId": payment.payment_id, "payHistId": "", "primaryPayMeans": "CARD",
+                  "primaryPayCancelAmount": amount, "primaryPayRestAmount": rest, "npointCancelAmount": 0,
+                  "npointRestAmount": 0, "cancelYmdt": ymdt(at), "totalRestAmount": rest, "applyRestAmount": rest,
+                  "taxScopeAmount": amount, "taxExScopeAmount": 0, "taxScopeRestAmount": rest, "taxExScopeRestAmount": 0}
+        if self.cancels_later > 0:  # taken, done at `complete_cancels`: only the history shows it then
+            self.cancels_later -= 1
+            payment.pending_cancel = amount
+            raise NaverError("CancelNotComplete", "취소가 완료되지 않았습니다. 자동으로 재처리됩니다.", body=answer)
+        return answer | {"payHistId": self._cancel(payment, amount, at)["payHistId"]}
+
+    def complete_cancels(self) -> int:
+        """NaverPay finishing the cancels it answered CancelNotComplete: answers how many."""
+        pending = [p for p in self.payments.values() if p.pending_cancel]
+        for payment in pending:
+            amount, payment.pending_cancel = payment.pending_cancel, 0
+            self._cancel(payment, amount, self._clock())
+        return len(pending)
+
+    def _cancel(self, payment: NaverPayment, amount: int, at: datetime) -> dict[str, Any]:
+        whole = amount == payment.amount and payment.canceled == 0  # a split refund's last part is still 04
         self.refunds.append({"orderId": payment.order_id, "paymentId": payment.payment_id, "amount": amount})
-        rest = payment.amount - payment.canceled
-        return {"paymentId": payment.payment_id, "payHistId": entry["payHistId"], "primaryPayMeans": "CARD",
-                "primaryPayCancelAmount": amount, "primaryPayRestAmount": rest, "npointCancelAmount": 0,
-                "npointRestAmount": 0, "cancelYmdt": ymdt(at), "totalRestAmount": rest, "applyRestAmount": rest,
-                "taxScopeAmount": amount, "taxExScopeAmount": 0, "taxScopeRestAmount": rest, "taxExScopeRestAmount": 0}
+        return payment.entry("03" if whole else "04", amount, at)
 
     def history_of(self, payment_id: str) -> dict[str, Any]:
         return _page([dict(e) for e in self._payment(payment_id).entries], 1, 100)
@@ -192,10 +224,15 @@ class NaverSandbox:
         since, until = parse_ymdt(query.get("startTime")), parse_ymdt(query.get("endTime"))
         if since is None or until is None or until < since:
             raise NaverError("Fail", "startTime/endTime: yyyyMMddHHmmss")
+        if until - since > MAX_PERIOD:
+            raise NaverError("Fail", "검색 기간은 31일 이내여야 합니다.")
+        rows = int(query.get("rowsPerPage") or 20)
+        if not 1 <= rows <= 100:
+            raise NaverError("Fail", "rowsPerPage: 1~100")
         entries = [dict(e) for p in self.payments.values() for e in p.entries
                    if since <= (parse_ymdt(e["admissionYmdt"]) or since) <= until]
         entries.sort(key=lambda e: e["admissionYmdt"])
-        return _page(entries, int(query.get("pageNumber") or 1), int(query.get("rowsPerPage") or 100))
+        return _page(entries, int(query.get("pageNumber") or 1), rows)
 
     def _payment(self, payment_id: str) -> NaverPayment:
         payment = self.payments.get(payment_id)

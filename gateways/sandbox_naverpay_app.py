@@ -52,6 +52,16 @@ def naverpay_routes(naver: NaverSandbox, answer: Answer) -> list[Route]:
         naver.outcomes[request.path_params["recurrent_id"]] = outcome
         return JSONResponse({"recurrentId": request.path_params["recurrent_id"], "outcome": outcome})
 
+    async def cancels_later(request: Request) -> Response:
+        count = (await request.json()).get("count", 1)
+        if not isinstance(count, int) or count < 0:
+            return JSONResponse({"code": "Fail", "message": "count: a whole number"}, status_code=400)
+        naver.cancels_later = count
+        return JSONResponse({"cancelsLater": count})
+
+    async def complete_cancels(request: Request) -> Response:
+        return JSONResponse({"completed": naver.complete_cancels()})
+
     def listing(name: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             return JSONResponse({name: naver.charges() if name == "charges" else list(getattr(naver, name))})
@@ -68,6 +78,8 @@ def naverpay_routes(naver: NaverSandbox, answer: Answer) -> list[Route]:
         Route(API + "v2.3/list/history", api("lookup", lambda q, _: naver.history(q), form=False), methods=["POST"]),
         Route("/sandbox/naverpay/payments/{reserve_id}", page, methods=["GET"]),
         Route("/sandbox/naverpay/recurrents/{recurrent_id}/outcome", set_outcome, methods=["POST"]),
+        Route("/sandbox/naverpay/cancels-later", cancels_later, methods=["POST"]),
+        Route("/sandbox/naverpay/complete-cancels", complete_cancels, methods=["POST"]),
         *(Route(f"/sandbox/naverpay/{name}", listing(name), methods=["GET"]) for name in ("charges", "refunds", "requests")),
     ]
 

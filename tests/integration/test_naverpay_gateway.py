@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +14,7 @@ import pytest
 
 from domain.ports import ChargeStatus, DeclineCode, GatewayError, RefundStatus
 from gateways.naverpay import NaverPayGateway
-from gateways.naverpay_objects import decline_code_for
+from gateways.naverpay_objects import decline_code_for, parse_ymdt, ymdt
 from gateway_server import closed_port_url, sandbox_control, serve_sandbox
 
 PARTNER, CLIENT, SECRET, CHAIN = "np_test00001", "client-1", "test_naver_secret", "chain-1"
@@ -78,7 +79,7 @@ async def test_regist_reserve_sends_the_documented_request(gateway: NaverPayGate
     redirect = await gateway.begin_registration("cust-1", *PAGES)
     [request] = requests_to(control, "recurrent/regist/v1/reserve")
     assert_documented(request, "recurrent/regist/v1/reserve", {
-        "productCode": "SUBLEDGER", "productName": "정기결제 등록", "totalPayAmount": "0", "returnUrl": PAGES[0],
+        "actionType": "NEW", "productCode": "SUBLEDGER", "productName": "정기결제 등록", "totalPayAmount": "0", "returnUrl": PAGES[0],
         "merchantUserId": "cust-1",
     })
     assert redirect.pc_url and redirect.pc_url.endswith(f"/payments/{redirect.registration_id}")
@@ -117,7 +118,8 @@ async def test_a_charge_reserves_then_approves_with_the_documented_requests(gate
         "productName": "Basic plan", "merchantPayId": "order-1", "merchantUserId": "cust-1",
     })
     [approval] = requests_to(control, "recurrent/pay/v3/approval")
-    assert_documented(approval, "recurrent/pay/v3/approval", {"paymentId": result.payment_key}, key="order-1")
+    assert_documented(approval, "recurrent/pay/v3/approval", {"recurrentId": recurrent, "paymentId": result.payment_key},
+                      key="order-1")
     assert (result.status, result.amount, result.gateway_status) == (ChargeStatus.APPROVED, 9900, "DONE")
     charges = control.get("/sandbox/naverpay/charges").json()["charges"]
     assert [(c["orderId"], c["paymentId"], c["amount"]) for c in charges] == [("order-1", result.payment_key, 9900)]
@@ -163,8 +165,53 @@ async def test_lookups_by_payment_id_and_by_order_id(gateway: NaverPayGateway, c
     assert (period["body"]["pageNumber"], len(period["body"]["startTime"])) == (1, 14)
     assert by_order == found
     assert await gateway.lookup_order("order-never") is None
-    listed = await gateway.list_transactions(found.approved_at.replace(year=2000), found.approved_at.replace(year=2100))  # type: ignore[union-attr]
+    assert found.approved_at is not None
+    listed = await gateway.list_transactions(found.approved_at - timedelta(days=1), found.approved_at + timedelta(days=1))
     assert [(t.order_id, t.payment_key, t.amount) for t in listed] == [("order-3", payment_id, 5000)]
+
+
+async def test_a_listing_longer_than_31_days_is_asked_in_periods_naverpay_answers(
+    gateway: NaverPayGateway, control: httpx.Client,
+) -> None:
+    recurrent = await register(gateway, control)
+    payment_id = (await gateway.charge(recurrent, "cust-1", 4000, "order-long", "Plan")).payment_key or ""
+    now = datetime.now(timezone.utc)
+    listed = await gateway.list_transactions(now - timedelta(days=40), now + timedelta(minutes=1))
+    assert [(t.order_id, t.payment_key, t.amount) for t in listed] == [("order-long", payment_id, 4000)]
+    periods = [(parse_ymdt(r["body"]["startTime"]), parse_ymdt(r["body"]["endTime"]))
+               for r in requests_to(control, "v2.3/list/history")]
+    assert len(periods) == 2 and all(end - start <= timedelta(days=31) for start, end in periods)  # type: ignore[operator]
+    assert periods[1][0] - periods[0][1] == timedelta(seconds=1)  # type: ignore[operator]  # no gap, no overlap
+    refused = control.post(f"{API}v2.3/list/history", json={"startTime": ymdt(now - timedelta(days=32)), "endTime": ymdt(now)},
+                           headers={"X-Naver-Client-Id": CLIENT, "X-Naver-Client-Secret": SECRET, "X-NaverPay-Chain-Id": CHAIN})
+    assert refused.json()["code"] == "Fail"  # the look-alike, like NaverPay, answers at most 31 days
+
+
+async def test_a_cancel_naverpay_completes_itself_is_done_and_never_sent_again(
+    gateway: NaverPayGateway, control: httpx.Client,
+) -> None:
+    recurrent = await register(gateway, control)
+    payment_id = (await gateway.charge(recurrent, "cust-1", 8000, "order-later", "Plan")).payment_key or ""
+    control.post("/sandbox/naverpay/cancels-later", json={"count": 1}).raise_for_status()
+    later = await gateway.refund(payment_id, 3000, "later", "refund-later")
+    assert (later.status, later.provider_code, later.refunded_amount) == (RefundStatus.DONE, "CancelNotComplete", 3000)
+    other = await gateway.refund(payment_id, 1000, "other", "refund-other")  # NaverPay refuses it meanwhile
+    assert (other.status, other.provider_code) == (RefundStatus.REFUSED, "PreCancelNotComplete")
+    pending = await gateway.lookup_order("order-later", payment_key=payment_id)
+    assert pending is not None and (pending.gateway_status, pending.cancels) == ("DONE", ())
+    assert control.post("/sandbox/naverpay/complete-cancels").json() == {"completed": 1}
+    done = await gateway.lookup_order("order-later", payment_key=payment_id)
+    assert done is not None and (done.gateway_status, done.cancels) == ("PARTIAL_CANCELED", (3000,))
+    assert [r["amount"] for r in control.get("/sandbox/naverpay/refunds").json()["refunds"]] == [3000]
+    assert len(requests_to(control, "v1/cancel")) == 2
+
+
+async def test_an_approval_for_another_recurrent_id_is_refused(gateway: NaverPayGateway, control: httpx.Client) -> None:
+    mine, other = await register(gateway, control), await register(gateway, control)
+    result = await gateway.charge(mine, "cust-1", 100, "order-mine", "Plan")
+    answer = control.post(f"{API}recurrent/pay/v3/approval", data={"recurrentId": other, "paymentId": result.payment_key},
+                          headers={"X-Naver-Client-Id": CLIENT, "X-Naver-Client-Secret": SECRET, "X-NaverPay-Chain-Id": CHAIN})
+    assert answer.json()["code"] == "Fail"
 
 
 @pytest.mark.parametrize(("code", "decline"), [

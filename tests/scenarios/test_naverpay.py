@@ -104,6 +104,26 @@ def test_a_refund_whose_answer_was_lost_is_made_once(api: Api, control: httpx.Cl
     assert naver_charges(control) == {bought["orderId"]: (5000, 700)}
 
 
+def test_a_cancel_naverpay_completes_itself_is_refunded_once_and_reconciles(
+    api: Api, control: httpx.Client, user: str
+) -> None:
+    method = add_naver(api, control, user)
+    bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
+    control.post("/sandbox/naverpay/cancels-later", json={"count": 1}).raise_for_status()
+    refund = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
+    refunded = api.gql(refund, {"i": {"paymentId": bought["id"], "amount": 700, "reason": "asked"}}, user="ops", scope="admin")
+    assert (refunded["refundPayment"]["status"], refunded["refundPayment"]["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
+    assert naver_charges(control) == {bought["orderId"]: (5000, 0)}  # answered CancelNotComplete: not done yet
+    control.post("/sandbox/naverpay/complete-cancels").raise_for_status()
+    advance(api, seoul(2026, 3, 2, 0, 30))  # the settle run sends nothing again
+    assert naver_charges(control) == {bought["orderId"]: (5000, 700)}
+    cancels = [r for r in control.get("/sandbox/naverpay/requests").json()["requests"] if r["path"].endswith("/v1/cancel")]
+    assert len(cancels) == 1
+    api.settle_read_models()
+    report = api.gql(RECONCILE, user="auditor", scope="auditor")["reconciliation"]
+    assert (report["clean"], report["paymentsChecked"]) == (True, 1)
+
+
 def test_naverpay_not_configured_is_refused_naming_it(api_factory: Any, user: str) -> None:
     plain = api_factory()  # SUBLEDGER_GATEWAY=sandbox only
     began = plain.error(BEGIN, {"i": {"provider": "NAVER_PAY", "customerKey": "c", **PAGES}}, user=user)
