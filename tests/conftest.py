@@ -18,10 +18,31 @@ import uuid
 import pytest
 
 POSTGRES_URL = os.environ.get("SUBLEDGER_TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("SUBLEDGER_TEST_REDIS_URL")
+
+
+def _redis_for_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist (scripts/test runs the suite in several worker processes) each
+    worker gets a Redis database of its own, numbered after the worker (gw0 → 0, gw1 → 1…),
+    so one worker's FLUSHDB or queue never reaches another's. Databases 9 and 12, which two
+    test files pick by number, are left out of the range; a test file runs whole on one
+    worker (--dist loadfile), so those two never meet themselves."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    index = int(worker[2:])
+    number = [n for n in range(16) if n not in (9, 12)][index]
+    base, _, _ = url.rpartition("/")
+    os.environ["SUBLEDGER_TEST_REDIS_URL"] = f"{base}/{number}"
+    return os.environ["SUBLEDGER_TEST_REDIS_URL"]
+
+
+REDIS_URL = _redis_for_this_worker(os.environ.get("SUBLEDGER_TEST_REDIS_URL"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Under pytest-xdist the controller receives every worker's reports too: it prints them once.
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        return
     if report.failed and (os.environ.get("CI") or os.environ.get("SUBLEDGER_TEST_REPORT_AT_ONCE")):
         print(f"\n=== {report.nodeid} failed ({report.when}) ===\n{report.longreprtext}\n", file=sys.__stderr__, flush=True)
 

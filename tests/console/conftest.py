@@ -100,8 +100,12 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
-    shutil.rmtree(OUTPUT, ignore_errors=True)
-    OUTPUT.mkdir(parents=True)
+    """test-output/console/, emptied first when pytest runs in one process. Under pytest-xdist
+    several workers may write into it at once, and one emptying it would delete another's
+    screenshots, so it is left as it is (each screenshot is written over by its own test)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(OUTPUT, ignore_errors=True)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
     return OUTPUT
 
 
