@@ -19,7 +19,7 @@ from typing import Any
 
 from projections.database import ViewCursor, ViewDatabase
 from projections.generations import GENERATIONS_DDL
-from projections.runner import TRACKING_DDL, PositionMoved
+from projections.runner import TRACKING_DDL, move_position
 
 #: (events applied so far, position reached, target position)
 Progress = Callable[[int, int, int], None]
@@ -111,12 +111,7 @@ def fill_copies(
         # them, and the switch's own (durable) commit makes every batch before it durable.
         with view_db.transaction(durable=False) as cursor:
             for copy in copies:
-                cursor.execute(
-                    "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
-                    (end, copy.tracking_name, position),
-                )
-                if cursor.rowcount != 1:
-                    raise PositionMoved(copy.tracking_name)
+                move_position(cursor, copy.tracking_name, position, end)
                 copy.apply(cursor, events)
             if on_batch is not None:
                 on_batch(cursor)

@@ -61,6 +61,17 @@ class PositionMoved(Exception):
     """Another runner recorded a batch for the same projection first."""
 
 
+def move_position(cursor: ViewCursor, tracking_name: str, start: int, end: int) -> None:
+    """Record a batch's end as the read model's position if it is still `start` (compare-and-set
+    first: on PostgreSQL it locks the tracking row, so a concurrent runner waits, then finds the
+    position moved and writes nothing); PositionMoved if another runner went first."""
+    cursor.execute(
+        "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?", (end, tracking_name, start)
+    )
+    if cursor.rowcount != 1:
+        raise PositionMoved(tracking_name)
+
+
 class ProjectionRunner:
     def __init__(
         self, ledger: Any, projection: Projection, view_db: ViewDatabase, *, batch_size: int = 500, create: bool = True
@@ -193,14 +204,7 @@ class ProjectionRunner:
     def _apply(self, projection: Any, notifications: Sequence[Any], start: int, end: int) -> None:
         events = list(zip((n.id for n in notifications), self.ledger.mapper.to_domain_events(notifications)))
         with self.view_db.transaction() as cursor:
-            # Compare-and-set first: it locks the tracking row (Postgres) so a
-            # concurrent runner waits, then finds the position moved and writes nothing.
-            cursor.execute(
-                "UPDATE projection_tracking SET position = ? WHERE name = ? AND position = ?",
-                (end, projection.tracking_name, start),
-            )
-            if cursor.rowcount != 1:
-                raise PositionMoved(projection.tracking_name)
+            move_position(cursor, projection.tracking_name, start, end)
             projection.apply(cursor, events)
         self._known = (projection.tracking_name, end)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,15 @@ from tests.scenarios.helpers import CANCEL, advance, at, exact_share, seoul, sub
 BEGIN = """mutation($i: BeginPaymentMethodRegistrationInput!) { beginPaymentMethodRegistration(input: $i) {
   registrationId redirectPcUrl redirectMobileUrl redirectAppUrl } }"""
 RECONCILE = """{ reconciliation { clean paymentsChecked disagreements { finding provider orderId gateway } } }"""
+REFUND = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
+
+
+def refund(api: Any, payment_id: str, amount: int) -> dict:
+    """An operator's partial refund of `amount` won: refundPayment's answer."""
+    answer = api.gql(REFUND, {"i": {"paymentId": payment_id, "amount": amount, "reason": "asked"}}, user="ops", scope="admin")
+    return answer["refundPayment"]
+
+
 PURCHASE = """mutation($p: ID!, $m: ID!) { purchasePoints(input: {packageId: $p, paymentMethodId: $m}) {
   payment { id status amount orderId failureCode } totalPoints } }"""
 

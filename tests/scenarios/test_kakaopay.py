@@ -14,7 +14,7 @@ from tests.scenarios.helpers import advance, seoul
 from tests.scenarios import redirect_provider
 from tests.scenarios.redirect_provider import (
     charges_at, last_request_body, lookalike_of,
-    BEGIN, PURCHASE, RECONCILE, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
+    BEGIN, PURCHASE, RECONCILE, refund, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
 )
 
 # The look-alike server for the module and its control client (fixtures).
@@ -103,9 +103,8 @@ def test_a_dropped_charge_answer_is_never_charged_twice_and_is_settled_by_lookup
 def test_a_refund_after_reconcile_is_clean_on_both_sides(api: Api, control: httpx.Client, user: str) -> None:
     method = add_kakao(api, control, user)
     bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
-    refund = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
-    refunded = api.gql(refund, {"i": {"paymentId": bought["id"], "amount": 1200, "reason": "asked"}}, user="ops", scope="admin")
-    assert refunded["refundPayment"]["refundedAmount"] == 1200
+    refunded = refund(api, bought["id"], 1200)
+    assert refunded["refundedAmount"] == 1200
     assert kakao_charges(control) == {bought["orderId"]: (5000, 1200)}
     api.settle_read_models()
     report = api.gql(RECONCILE, user="auditor", scope="auditor")["reconciliation"]
@@ -116,9 +115,8 @@ def test_a_refund_whose_answer_was_lost_is_settled_by_lookup_with_the_tid(api: A
     method = add_kakao(api, control, user)
     bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
     control.post("/sandbox/faults", json={"dropRefundResponses": 1}).raise_for_status()
-    refund = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
-    refunded = api.gql(refund, {"i": {"paymentId": bought["id"], "amount": 700, "reason": "asked"}}, user="ops", scope="admin")
-    assert (refunded["refundPayment"]["status"], refunded["refundPayment"]["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
+    refunded = refund(api, bought["id"], 700)
+    assert (refunded["status"], refunded["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
     refunds = control.get("/sandbox/kakaopay/refunds").json()["refunds"]
     assert [(r["orderId"], r["amount"]) for r in refunds] == [(bought["orderId"], 700)]  # made once, never re-sent
     assert kakao_charges(control) == {bought["orderId"]: (5000, 700)}

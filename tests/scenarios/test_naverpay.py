@@ -14,7 +14,7 @@ from tests.scenarios.helpers import advance, seoul
 from tests.scenarios import redirect_provider
 from tests.scenarios.redirect_provider import (
     charges_at, last_request_body, lookalike_of,
-    BEGIN, PURCHASE, RECONCILE, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
+    BEGIN, PURCHASE, RECONCILE, refund, Lookalike, Scenario, cancel_now_refund, dunning, points_purchase, renewal,
 )
 
 # The look-alike server for the module and its control client (fixtures).
@@ -96,9 +96,8 @@ def test_a_refund_whose_answer_was_lost_is_made_once(api: Api, control: httpx.Cl
     method = add_naver(api, control, user)
     bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
     control.post("/sandbox/faults", json={"dropRefundResponses": 1}).raise_for_status()
-    refund = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
-    refunded = api.gql(refund, {"i": {"paymentId": bought["id"], "amount": 700, "reason": "asked"}}, user="ops", scope="admin")
-    assert (refunded["refundPayment"]["status"], refunded["refundPayment"]["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
+    refunded = refund(api, bought["id"], 700)
+    assert (refunded["status"], refunded["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
     refunds = control.get("/sandbox/naverpay/refunds").json()["refunds"]
     assert [(r["orderId"], r["amount"]) for r in refunds] == [(bought["orderId"], 700)]
     assert naver_charges(control) == {bought["orderId"]: (5000, 700)}
@@ -110,9 +109,8 @@ def test_a_cancel_naverpay_completes_itself_is_refunded_once_and_reconciles(
     method = add_naver(api, control, user)
     bought = api.gql(PURCHASE, {"p": "regular", "m": method}, user=user)["purchasePoints"]["payment"]
     control.post("/sandbox/naverpay/cancels-later", json={"count": 1}).raise_for_status()
-    refund = """mutation($i: RefundPaymentInput!) { refundPayment(input: $i) { status refundedAmount orderId } }"""
-    refunded = api.gql(refund, {"i": {"paymentId": bought["id"], "amount": 700, "reason": "asked"}}, user="ops", scope="admin")
-    assert (refunded["refundPayment"]["status"], refunded["refundPayment"]["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
+    refunded = refund(api, bought["id"], 700)
+    assert (refunded["status"], refunded["refundedAmount"]) == ("PARTIALLY_REFUNDED", 700)
     assert naver_charges(control) == {bought["orderId"]: (5000, 0)}  # answered CancelNotComplete: not done yet
     control.post("/sandbox/naverpay/complete-cancels").raise_for_status()
     advance(api, seoul(2026, 3, 2, 0, 30))  # the settle run sends nothing again
