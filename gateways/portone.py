@@ -59,7 +59,8 @@ from domain.ports import (
     RefundStatus,
 )
 from gateways.portone_objects import cancellable, decline_code_for, payment_result, provider_code, transaction
-from gateways.toss import TossGateway, _Exchange
+from gateways.toss import TossGateway
+from gateways.toss_exchange import Exchange
 from gateways.toss_objects import parse_time
 
 #: Payments per page of the cursor listing (PortOne's maximum `size`).
@@ -77,18 +78,18 @@ class PortOneAuth(httpx.Auth):
         yield request
 
 
-def _error(exchange: _Exchange) -> dict[str, Any]:
+def _error(exchange: Exchange) -> dict[str, Any]:
     return exchange.body() if exchange.response is not None else {}
 
 
-def _message(exchange: _Exchange) -> str:
+def _message(exchange: Exchange) -> str:
     if exchange.response is None:
         return exchange.error
     body = exchange.body()
     return str(body.get("pgMessage") or body.get("message") or f"HTTP {exchange.response.status_code}")
 
 
-def _failure(exchange: _Exchange) -> GatewayError:
+def _failure(exchange: Exchange) -> GatewayError:
     if exchange.response is None:
         return GatewayError(DeclineCode.NETWORK_ERROR, None, exchange.error)
     body = _error(exchange)

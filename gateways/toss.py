@@ -13,8 +13,6 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +41,7 @@ from domain.ports import (
 )
 from gateways.sandbox_app import SandboxTransport
 from gateways.sandbox_engine import BASE_URL as SANDBOX_BASE_URL, SandboxEngine
+from gateways.toss_exchange import NEVER_SENT, Exchange, in_flight_elsewhere, transient_answer
 from gateways.toss_objects import decline_code_for, listing_range, payment_result, transaction
 
 __all__ = ["RETRIES", "TossGateway", "decline_code_for", "in_process_sandbox"]
@@ -51,63 +50,8 @@ logger = logging.getLogger(__name__)
 
 #: In-call retries after the first try (SPEC §3), waiting base × 1, 2, 4.
 RETRIES = 3
-# Errors raised before any byte of the request left: the provider cannot have acted.
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 #: Items per page of the transaction listing (Toss' `limit`).
 TRANSACTIONS_PAGE = 5000
-
-
-def _body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _in_flight_elsewhere(response: httpx.Response) -> bool:
-    # Toss answers 409 while an earlier request with the same Idempotency-Key is still
-    # being processed: that one may yet charge, so this is neither success nor decline.
-    return response.status_code == 409 and _body(response).get("code") == "IDEMPOTENT_REQUEST_PROCESSING"
-
-
-def _transient(response: httpx.Response) -> bool:
-    return response.status_code >= 500 or response.status_code == 429 or _in_flight_elsewhere(response)
-
-
-@dataclass(frozen=True)
-class _Exchange:
-    """What the retried calls to one endpoint came to."""
-
-    response: httpx.Response | None  # the last HTTP answer, if the last try got one
-    ambiguous: bool  # some try may have been processed without us hearing the outcome
-    error: str  # the last transport error, for messages
-    #: Which answers are worth another try (`TossGateway.transient`).
-    transient: Callable[[httpx.Response], bool] = _transient
-
-    @property
-    def settled(self) -> bool:
-        """The provider gave a definite answer (success or a decline)."""
-        return self.response is not None and not self.transient(self.response)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.settled and self.response is not None and self.response.status_code == 200
-
-    def body(self) -> dict[str, Any]:
-        return _body(self.response) if self.response is not None else {}
-
-    def error_of(self) -> tuple[str | None, str]:
-        if self.response is None:
-            return None, self.error
-        body = self.body()
-        return body.get("code"), body.get("message") or f"HTTP {self.response.status_code}"
-
-    def failure(self) -> GatewayError:
-        code, message = self.error_of()
-        if self.response is None:
-            return GatewayError(DeclineCode.NETWORK_ERROR, None, message)
-        return GatewayError(decline_code_for(code, self.response.status_code), code, message)
 
 
 #: Connection pools per gateway client, and connections each may open (all kept alive).
@@ -275,7 +219,7 @@ class TossGateway:
 
     def transient(self, response: httpx.Response) -> bool:
         """An answer worth retrying under the same key: 5xx, 429, or Toss' 409 in flight."""
-        return _transient(response)
+        return transient_answer(response)
 
     async def aclose(self) -> None:
         for client in self._clients:
@@ -289,7 +233,7 @@ class TossGateway:
         json: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         params: dict[str, str] | None = None,
-    ) -> _Exchange:
+    ) -> Exchange:
         """Send, retrying transient failures under the same Idempotency-Key.
         `operation` names the call in logs and spans: paths may hold billing keys, which never go there."""
         with self.tracer.span("gateway.call", {"subledger.gateway.provider": self.provider,
@@ -308,7 +252,7 @@ class TossGateway:
         json: dict[str, Any] | None,
         idempotency_key: str | None,
         params: dict[str, str] | None,
-    ) -> _Exchange:
+    ) -> Exchange:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         ambiguous = False
         last_error = ""
@@ -321,12 +265,12 @@ class TossGateway:
                 try:
                     response = await next(self._turn).request(method, path, json=json, headers=headers, params=params)
                 except httpx.TransportError as exc:
-                    ambiguous = ambiguous or not isinstance(exc, _NEVER_SENT)
+                    ambiguous = ambiguous or not isinstance(exc, NEVER_SENT)
                     last_error = f"{type(exc).__name__}: {exc}"
                     span.set_attribute("error.type", type(exc).__name__)
                     raise
                 span.set_attribute("http.response.status_code", response.status_code)
-            ambiguous = ambiguous or _in_flight_elsewhere(response)
+            ambiguous = ambiguous or in_flight_elsewhere(response)
             return response
 
         def log_retry(state: RetryCallState) -> None:
@@ -348,8 +292,8 @@ class TossGateway:
         try:
             response = await retrying(attempt)
         except httpx.TransportError:
-            return _Exchange(None, ambiguous, last_error, self.transient)
-        return _Exchange(response, ambiguous, last_error, self.transient)
+            return Exchange(None, ambiguous, last_error, self.transient)
+        return Exchange(response, ambiguous, last_error, self.transient)
 
 
 def in_process_sandbox(engine: SandboxEngine | None = None, retry_base_seconds: float = 1.0) -> TossGateway:
