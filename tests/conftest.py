@@ -30,7 +30,10 @@ def _redis_for_this_worker(url: str | None) -> str | None:
     if not url or not worker.startswith("gw"):
         return url
     index = int(worker[2:])
-    number = [n for n in range(16) if n not in (9, 12)][index]
+    free = [n for n in range(16) if n not in (9, 12)]  # scripts/services.sh starts Redis with 16 databases
+    if index >= len(free):
+        raise RuntimeError(f"pytest-xdist worker {worker}: at most {len(free)} workers get a Redis database each")
+    number = free[index]
     base, _, _ = url.rpartition("/")
     os.environ["SUBLEDGER_TEST_REDIS_URL"] = f"{base}/{number}"
     return os.environ["SUBLEDGER_TEST_REDIS_URL"]
