@@ -259,6 +259,24 @@ def report(stats: Stats, elapsed: float, days: int, invariants: dict[str, object
     return 0 if failures == 0 and violations == 0 else 1
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT")
+
+
+def logged_errors(log: str, limit: int = 10) -> list[str]:
+    """The first `limit` error entries of a process's log, each with its traceback."""
+    entries: list[list[str]] = []
+    current: list[str] | None = None
+    for line in log.splitlines():
+        if LOG_LINE.match(line):
+            current = None
+            if "[error" in line and len(entries) < limit:
+                current = [line]
+                entries.append(current)
+        elif current is not None:
+            current.append(line)
+    return ["\n".join(entry) for entry in entries]
+
+
 def run(options: SoakOptions) -> int:
     workdir = make_workdir("subledger-soak.")
     postgres = redis = None
@@ -286,7 +304,12 @@ def run(options: SoakOptions) -> int:
         users, elapsed, days = drive([api.url for api in apis], options, stats)
         time.sleep(3)  # the worker's last tick ends; nothing new is due once the clock stops
         invariants = check(deployment, apis[0].url, sandbox.url, users)
-        return report(stats, elapsed, days, invariants, options)
+        status = report(stats, elapsed, days, invariants, options)
+        if status != 0:  # the workdir goes with the run: what the processes logged as errors, here
+            for process in deployment.processes:
+                for entry in logged_errors(process.log()):
+                    print(f"--- {process.log_path.name}:\n{entry}", file=sys.stderr)
+        return status
     finally:
         if deployment is not None:
             deployment.stop()

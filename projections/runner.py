@@ -35,8 +35,8 @@ TRACKING_DDL = "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMAR
 
 #: How long a busy follower waits for more events before its next batch (bounds the added lag).
 COALESCE_SECONDS = 0.02
-#: Times a runner's setup is tried when the database aborts it to break a deadlock.
-SETUP_ATTEMPTS = 5
+#: Times a runner's setup, or one batch, is tried when the database aborts it to break a deadlock.
+DEADLOCK_ATTEMPTS = 5
 
 
 class Projection(Protocol):
@@ -102,12 +102,12 @@ class ProjectionRunner:
         # deadlock here with a follower: this transaction's CREATE ... IF NOT EXISTS locks the
         # read model's tables, the follower holds the tracking row and writes those tables.
         # PostgreSQL then aborts one of the two; the setup is idempotent, so it runs again.
-        for attempt in range(1, SETUP_ATTEMPTS + 1):
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 self._live.set(self._set_up(projection))
                 break
             except Exception as error:
-                if attempt == SETUP_ATTEMPTS or not view_db.chose_to_abort(error):
+                if attempt == DEADLOCK_ATTEMPTS or not view_db.chose_to_abort(error):
                     raise
                 log.warning("projection=%s setup aborted to break a deadlock; running it again", projection.name)
 
@@ -163,6 +163,7 @@ class ProjectionRunner:
         applied = 0
         # The follower thread stops between batches (never inside one) when asked to.
         following = threading.current_thread() is self._thread
+        aborted = 0
         while not (following and self._stopping.is_set()):
             try:
                 count = self._apply_next_batch(target)
@@ -170,6 +171,17 @@ class ProjectionRunner:
                 # Another runner got there first (or a rebuild switched the tables): carry on from there.
                 self._known = None
                 self.current(refresh=True)
+                continue
+            except Exception as error:
+                # A process starting beside this one (its setup locks the read model's tables, then
+                # waits for the tracking row this batch holds) can deadlock with it; when PostgreSQL
+                # aborts this batch rather than the setup, nothing of it was written, so it runs
+                # again. Callers other than the follower (a job's catch-up) would fail otherwise.
+                aborted += 1
+                if aborted == DEADLOCK_ATTEMPTS or not self.view_db.chose_to_abort(error):
+                    raise
+                log.warning("projection=%s batch aborted to break a deadlock; running it again", self._name)
+                self._known = None
                 continue
             if count == 0:
                 return applied

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import random
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -359,3 +360,57 @@ def test_a_runner_set_up_while_a_follower_holds_its_row_survives_the_deadlock(le
     assert follower_errors == []  # the setup, waiting first, was the one aborted, and it recovered
     with view_db.transaction() as cursor:
         assert cursor.execute("SELECT aggregate_type FROM ledger_aggregates WHERE aggregate_id = 'x'").fetchone()["aggregate_type"] == "T"
+
+
+def test_a_batch_aborted_to_break_a_deadlock_with_a_starting_process_is_applied_again(ledger, view_db, database: Database, users) -> None:
+    """The same deadlock the other way round: the starting process's setup locked the read
+    model's tables first, the batch waits for them while holding the tracking row, and the
+    setup then waits for that row. The batch waited first, so PostgreSQL aborts it; a direct
+    catch_up (a job's, not the follower's loop) must apply it again, not fail."""
+    if database.kind != "postgres":
+        pytest.skip("SQLite serializes writers: no deadlock to break")
+    from projections.aggregates import AggregatesProjection
+
+    runner = ProjectionRunner(ledger, AggregatesProjection(), view_db)
+    runner.catch_up()
+    ledger.wallets.adjust_points(users[0], 100, "goodwill", now=START, actor="admin")
+    head = runner.head()
+    outcome: list[object] = []
+
+    def catch_up() -> None:
+        try:
+            outcome.append(runner.catch_up())
+        except BaseException as error:  # noqa: BLE001 (reported below)
+            outcome.append(error)
+
+    starting = ViewDatabase.open(database)
+    thread = threading.Thread(target=catch_up)
+    try:
+        with starting.transaction() as setup:
+            AggregatesProjection().create_tables(setup)  # CREATE INDEX ... locks the table
+            thread.start()
+            waiting = 0
+            for _ in range(500):
+                with view_db.transaction(readonly=True) as look:
+                    waiting = look.execute(
+                        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND query LIKE '%ledger_aggregates%'"
+                    ).fetchone()["n"]
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert waiting == 1, "the batch never waited for the setup's table lock"
+            setup.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+                ("aggregates",),
+            )
+        thread.join(30)
+    finally:
+        starting.close()
+    assert outcome and not isinstance(outcome[0], BaseException), outcome
+    assert runner.position() == head
+    with view_db.transaction() as cursor:
+        row = cursor.execute(
+            "SELECT aggregate_type FROM ledger_aggregates WHERE user_id = ? ORDER BY created_position", (users[0],)
+        ).fetchone()
+    assert row is not None
