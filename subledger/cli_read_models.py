@@ -94,7 +94,9 @@ def verify() -> None:
             tasks: dict[str, _Rate] = {}
 
             def step(phase: str, position: int, target: int) -> None:
-                rate = tasks.setdefault(phase, _Rate(progress, phase))
+                rate = tasks.get(phase)
+                if rate is None:  # one progress line per phase (made on every step, lines piled up)
+                    rate = tasks[phase] = _Rate(progress, phase)
                 rate(position, position, target)
 
             report = built.read_models.verify(progress=step)
