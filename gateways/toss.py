@@ -41,7 +41,8 @@ from domain.ports import (
 )
 from gateways.sandbox_app import SandboxTransport
 from gateways.sandbox_engine import BASE_URL as SANDBOX_BASE_URL, SandboxEngine
-from gateways.toss_exchange import NEVER_SENT, Exchange, in_flight_elsewhere, transient_answer
+from gateways.careful_post import NEVER_SENT  # the one list, for every provider: every other error leaves the outcome unknown
+from gateways.toss_exchange import Exchange, in_flight_elsewhere, transient_answer
 from gateways.toss_objects import decline_code_for, listing_range, payment_result, transaction
 
 __all__ = ["RETRIES", "TossGateway", "decline_code_for", "in_process_sandbox"]

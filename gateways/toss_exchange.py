@@ -1,8 +1,6 @@
 """One call to Toss (or a provider speaking like it, e.g. PortOne) as the gateway sees it
 after its retries: the last answer, whether some try may have been processed unheard
-(`ambiguous`), and what the answer means (settled, succeeded, the decline it maps to).
-Which transport errors prove a request never left is decided here too: every other one
-leaves the outcome unknown, to be settled by a lookup (docs/payments.md)."""
+(`ambiguous`), and what the answer means (settled, succeeded, the decline it maps to)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,9 +11,6 @@ import httpx
 
 from domain.ports import DeclineCode, GatewayError
 from gateways.toss_objects import decline_code_for
-
-# Errors raised before any byte of the request left: the provider cannot have acted.
-NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def response_body(response: httpx.Response) -> dict[str, Any]:
