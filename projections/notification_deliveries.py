@@ -141,14 +141,23 @@ class NotificationDeliveries:
             (DeliveryState.SENDING.value, at, at, notification, DeliveryState.RETRYING.value, attempts_seen),
         )
 
-    def record_final(self, notification: str, state: DeliveryState, wall: datetime, error: str | None = None) -> bool:
-        """LOGGED or SKIPPED in one step, for a notification never tried; False when another sender was first."""
+    def record_logged(self, notifications: Sequence[str], wall: datetime) -> list[str]:
+        """Mark notifications never tried as LOGGED, all in one transaction (the logging sender
+        takes a whole batch of the outbox at once); returns those this call recorded, in order:
+        the others another sender recorded first, and only the one that recorded a notification
+        writes it to the log."""
         at = to_utc_text(wall)
-        return self._write(
-            f"INSERT INTO {SENDS} (id, state, attempts, last_error, last_attempt_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
-            (notification, state.value, 1 if state is DeliveryState.LOGGED else 0, error, at),
-        )
+        recorded = []
+        with self.view_db.transaction() as cursor:
+            for notification in notifications:
+                cursor.execute(
+                    f"INSERT INTO {SENDS} (id, state, attempts, last_attempt_at) VALUES (?, ?, 1, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (notification, DeliveryState.LOGGED.value, at),
+                )
+                if cursor.rowcount == 1:
+                    recorded.append(notification)
+        return recorded
 
     def skip(self, notification: str, error: str) -> None:
         """A claimed notification that has no address to go to."""
