@@ -8,6 +8,10 @@ all, so a restart resumes exactly where the last commit left off.
 Notification ids can have gaps (a failed insert consumes a sequence value), so
 the position is always the last id seen, never a count.
 
+A process's live runners are followed together by one thread
+(projections/follower.py); `catch_up` here is for callers that need one read model
+up to date now (a job, a test).
+
 A runner given a projection without prefix runs the live read model: it
 follows `projection_generations` (projections/generations.py), so after a
 rebuild switched the live tables it carries on in the new ones. A runner
@@ -33,8 +37,6 @@ Tracked = tuple[int, Any]
 TRACKING_DDL = "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 
 
-#: How long a busy follower waits for more events before its next batch (bounds the added lag).
-COALESCE_SECONDS = 0.02
 #: Times a runner's setup, or one batch, is tried when the database aborts it to break a deadlock.
 DEADLOCK_ATTEMPTS = 5
 
@@ -83,10 +85,7 @@ class ProjectionRunner:
         self.ledger = ledger
         self.view_db = view_db
         self.batch_size = batch_size
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
         self._advanced = threading.Condition()
-        self._thread: threading.Thread | None = None
         #: (tracking name, position) this runner last read or recorded. A position only moves
         #: forward and a rebuild switches to tables with a new tracking name, so while the
         #: ledger's head is not past it there is nothing to apply: an idle follower's poll is
@@ -161,43 +160,42 @@ class ProjectionRunner:
         now); returns the number of events applied."""
         target = self.head() if until is None else until
         applied = 0
-        # The follower thread stops between batches (never inside one) when asked to.
-        following = threading.current_thread() is self._thread
         aborted = 0
-        while not (following and self._stopping.is_set()):
+        while True:
             try:
                 count = self._apply_next_batch(target)
             except PositionMoved:
                 # Another runner got there first (or a rebuild switched the tables): carry on from there.
-                self._known = None
-                self.current(refresh=True)
+                self.moved_on()
                 continue
             except Exception as error:
                 # A process starting beside this one (its setup locks the read model's tables, then
                 # waits for the tracking row this batch holds) can deadlock with it; when PostgreSQL
                 # aborts this batch rather than the setup, nothing of it was written, so it runs
-                # again. Callers other than the follower (a job's catch-up) would fail otherwise.
+                # again (a job's catch-up would fail otherwise; the follower does the same).
                 aborted += 1
                 if aborted == DEADLOCK_ATTEMPTS or not self.view_db.chose_to_abort(error):
                     raise
                 log.warning("projection=%s batch aborted to break a deadlock; running it again", self._name)
-                self._known = None
                 continue
             if count == 0:
                 return applied
             applied += count
         return applied
 
-    def _apply_next_batch(self, stop: int) -> int:
+    def next_start(self) -> tuple[Any, int]:
+        """The live projection and the position its next batch starts after."""
         projection = self.current()
         known = self._known
         if known is not None and known[0] == projection.tracking_name:
             # Trusted without reading it again: if another runner moved it meanwhile, the
-            # compare-and-set in `_apply` finds out and `catch_up` reads it afresh. Saves a
-            # transaction per batch (the live follower's batches are small under load).
-            start = known[1]
-        else:
-            start = self._position_of(projection)
+            # compare-and-set in `apply_batch` finds out and the caller reads it afresh. Saves
+            # a transaction per batch (the live follower's batches are small under load).
+            return projection, known[1]
+        return projection, self._position_of(projection)
+
+    def _apply_next_batch(self, stop: int) -> int:
+        projection, start = self.next_start()
         if start >= stop:
             return 0
         notifications = self.ledger.recorder.select_notifications(
@@ -205,64 +203,33 @@ class ProjectionRunner:
         )
         if not notifications:
             return 0
-        end = notifications[-1].id
-        attributes = {"subledger.projection": self._name, "subledger.events": len(notifications), "subledger.position": end}
-        with self.tracer.span("projection.batch", attributes):
-            self._apply(projection, notifications, start, end)
+        events = list(zip((n.id for n in notifications), self.ledger.mapper.to_domain_events(notifications)))
+        self.apply_batch(projection, events, start)
+        return len(events)
+
+    def apply_batch(self, projection: Any, events: Sequence[Tracked], start: int) -> None:
+        """Apply decoded `events` (read after `start`) and move the position to the last one, in one
+        view transaction; PositionMoved if another runner recorded a batch from `start` first."""
+        end = events[-1][0]
+        attributes = {"subledger.projection": self._name, "subledger.events": len(events), "subledger.position": end}
+        try:
+            with self.tracer.span("projection.batch", attributes):
+                with self.view_db.transaction() as cursor:
+                    move_position(cursor, projection.tracking_name, start, end)
+                    projection.apply(cursor, events)
+        except BaseException:
+            self._known = None
+            raise
+        self._known = (projection.tracking_name, end)
         with self._advanced:
             self._advanced.notify_all()
-        return len(notifications)
 
-    def _apply(self, projection: Any, notifications: Sequence[Any], start: int, end: int) -> None:
-        events = list(zip((n.id for n in notifications), self.ledger.mapper.to_domain_events(notifications)))
-        with self.view_db.transaction() as cursor:
-            move_position(cursor, projection.tracking_name, start, end)
-            projection.apply(cursor, events)
-        self._known = (projection.tracking_name, end)
+    def moved_on(self) -> None:
+        """Another runner went first (PositionMoved) or a rebuild switched the tables: read afresh."""
+        self._known = None
+        self.current(refresh=True)
 
-    # ------------------------------------------------------------ following
-    def run_in_thread(self, poll_interval: float = 0.05) -> None:
-        """Follow the log in a daemon thread until `stop()`."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(
-            target=self._follow, args=(poll_interval,), name=f"projection-{self.name}", daemon=True
-        )
-        self._thread.start()
-
-    def notify(self) -> None:
-        """Wake the follower now (call after a command saved events in this process)."""
-        self._wake.set()
-
-    def stop(self, timeout: float | None = 10) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _follow(self, poll_interval: float) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            # Cleared before reading the head, so a nudge that arrives during
-            # catch_up makes the wait below return at once.
-            self._wake.clear()
-            try:
-                applied = self.catch_up()
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("projection=%s failures=%d catch_up failed; retrying", self.name, failures)
-                self._stopping.wait(min(5.0, poll_interval * 2**failures))
-                continue
-            if applied:
-                # Under load, let the next few milliseconds of commands gather into one batch:
-                # one view transaction per command would cost more than the commands did.
-                self._stopping.wait(COALESCE_SECONDS)
-            else:
-                self._wake.wait(poll_interval)
-
+    # ------------------------------------------------------------ waiting
     def wait_until(self, position: int, timeout: float) -> bool:
         """Block until this projection has applied `position` (by any runner); False on timeout."""
         deadline = time.monotonic() + timeout

@@ -26,6 +26,7 @@ from domain.subscription_billing import SubscriptionBilling
 from gateways.sandbox_engine import SandboxEngine
 from projections.bound import BoundQueries
 from projections.database import ViewDatabase
+from projections.follower import LogFollower
 from projections import notifications as outbox
 from projections import subscriptions as subscription_view
 from projections.analytics import QUERIES as ANALYTICS_QUERIES
@@ -74,12 +75,18 @@ class Built:
     http: Any = None
     background: list[Any] = field(default_factory=list)
     read_models: Any = None
+    #: The one thread that follows the log into every read model (`start_projections`).
+    follower: LogFollower | None = None
     #: OpenTelemetry (subledger/tracing.py) when SUBLEDGER_OTLP_ENDPOINT is set.
     tracing: Any = None
 
     def catch_up(self) -> None:
-        for runner in self.runners:
-            runner.catch_up()
+        """Every read model up to the ledger's head now (raises what fails)."""
+        if self.follower is None:
+            for runner in self.runners:
+                runner.catch_up()
+        else:
+            self.follower.catch_up(strict=True)
 
     async def reconcile(
         self, since: datetime | None = None, until: datetime | None = None, progress: Any = None
@@ -101,12 +108,12 @@ class Built:
         )
 
     def start_projections(self) -> None:
-        for runner in self.runners:
-            runner.run_in_thread()
+        if self.follower is not None:
+            self.follower.start()
 
     def stop_projections(self) -> None:
-        for runner in self.runners:
-            runner.stop()
+        if self.follower is not None:
+            self.follower.stop()
 
     async def aclose(self) -> None:
         self.stop_projections()
@@ -154,13 +161,12 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     webhook_events = projections["webhook_events"]
     # Migrated or checked above: nothing is created from here on.
     runners = [ProjectionRunner(ledger, projection, view_db, create=False) for projection in projections.values()]
-    for runner in runners:
-        ledger.listeners.append(lambda _recordings, runner=runner: runner.notify())
+    follower = LogFollower(ledger, runners)
+    ledger.listeners.append(lambda _recordings: follower.notify())
     ledger.listeners.append(count_charges)
 
     def catch_up() -> None:
-        for runner in runners:
-            runner.catch_up()
+        follower.catch_up(strict=True)
 
     webhooks = build_webhooks(settings, view_db, BoundQueries(webhook_events, view_db, ("after",)).after, run_sync)
     job_context = JobContext(
@@ -210,6 +216,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     ).refresh
     built = Built(settings, ledger, billing, clock, view_db, runners, jobs, services, gateways, executor, sandbox)
     built.read_models = read_models
+    built.follower = follower
     services.reconcile = built.reconcile
     start_traces(settings, built)
     served_schema, traced = http_tracing(built.tracing)

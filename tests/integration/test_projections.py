@@ -21,6 +21,7 @@ from domain.catalog import default_catalog
 from domain.errors import InvalidInput
 from domain.ledger import Ledger
 from projections.database import ViewDatabase
+from projections.follower import LogFollower
 from projections.runner import ProjectionRunner
 from projections.status import status
 from projections.wallet_history import WalletHistory
@@ -310,14 +311,15 @@ def test_background_follower_and_status(ledger, view_db, users):
     head = runner.head()
     assert status([runner]) == [{"name": "wallet_history", "position": 0, "headPosition": head, "lag": head}]
 
-    runner.run_in_thread(poll_interval=5)
+    follower = LogFollower(ledger, [runner], poll_interval=5)
+    follower.start()
     try:
         assert runner.wait_until(head, timeout=60)
         ledger.wallets.adjust_points(users[0], 10, "late", now=START + timedelta(days=400), actor="admin")
-        runner.notify()
+        follower.notify()
         assert runner.wait_until(runner.head(), timeout=60)
     finally:
-        runner.stop()
+        follower.stop()
     head = runner.head()
     assert status([runner]) == [{"name": "wallet_history", "position": head, "headPosition": head, "lag": 0}]
     assert all_pages(history, view_db, users[0], first=50) == ledger_transactions(ledger, users[0])
@@ -362,11 +364,15 @@ def test_a_runner_set_up_while_a_follower_holds_its_row_survives_the_deadlock(le
         assert cursor.execute("SELECT aggregate_type FROM ledger_aggregates WHERE aggregate_id = 'x'").fetchone()["aggregate_type"] == "T"
 
 
-def test_a_batch_aborted_to_break_a_deadlock_with_a_starting_process_is_applied_again(ledger, view_db, database: Database, users) -> None:
+@pytest.mark.parametrize("caller", ["runner", "jobs"])
+def test_a_batch_aborted_to_break_a_deadlock_with_a_starting_process_is_applied_again(
+    ledger, view_db, database: Database, users, caller: str
+) -> None:
     """The same deadlock the other way round: the starting process's setup locked the read
     model's tables first, the batch waits for them while holding the tracking row, and the
     setup then waits for that row. The batch waited first, so PostgreSQL aborts it; a direct
-    catch_up (a job's, not the follower's loop) must apply it again, not fail."""
+    catch_up must apply it again, not fail: the runner's own, and the one the jobs use (the
+    process's follower, strict)."""
     if database.kind != "postgres":
         pytest.skip("SQLite serializes writers: no deadlock to break")
     from projections.aggregates import AggregatesProjection
@@ -377,9 +383,11 @@ def test_a_batch_aborted_to_break_a_deadlock_with_a_starting_process_is_applied_
     head = runner.head()
     outcome: list[object] = []
 
+    direct = runner.catch_up if caller == "runner" else lambda: LogFollower(ledger, [runner]).catch_up(strict=True)
+
     def catch_up() -> None:
         try:
-            outcome.append(runner.catch_up())
+            outcome.append(direct())
         except BaseException as error:  # noqa: BLE001 (reported below)
             outcome.append(error)
 
