@@ -325,6 +325,47 @@ def test_background_follower_and_status(ledger, view_db, users):
     assert all_pages(history, view_db, users[0], first=50) == ledger_transactions(ledger, users[0])
 
 
+class _Flaky(WalletHistory):
+    """The wallet history, failing its first `fails` batches (a bug, a table gone missing)."""
+
+    fails = 0
+
+    def apply(self, cursor, events) -> None:
+        if _Flaky.fails > 0:
+            _Flaky.fails -= 1
+            raise RuntimeError("the read model's code failed on this batch")
+        super().apply(cursor, events)
+
+
+def test_the_follower_goes_on_with_the_others_while_one_read_model_fails(ledger, view_db, users) -> None:
+    """One follower serves every read model of a process: a read model whose batches fail is
+    paused and tried again, the others keep up meanwhile, and the failing one then catches up.
+    A strict pass (the jobs') raises that failure instead of going on with stale tables."""
+    from projections.aggregates import AggregatesProjection
+
+    flaky = ProjectionRunner(ledger, _Flaky(), view_db)
+    steady = ProjectionRunner(ledger, AggregatesProjection(), view_db)
+    follower = LogFollower(ledger, [flaky, steady], poll_interval=0.02)
+    drive(ledger, users, steps=5, seed=3)
+    head = steady.head()
+
+    _Flaky.fails = 1
+    with pytest.raises(RuntimeError, match="failed on this batch"):
+        follower.catch_up(strict=True)
+    assert flaky.position() == 0
+
+    _Flaky.fails = 10**9  # failing until released below
+    follower.start()
+    try:
+        assert steady.wait_until(head, timeout=60)
+        assert flaky.position() == 0 and _Flaky.fails < 10**9  # tried, failed, and held nobody up
+        _Flaky.fails = 0  # fixed: the next try (within the 5 s longest pause) applies it
+        assert flaky.wait_until(head, timeout=60)
+    finally:
+        follower.stop()
+    assert all_pages(flaky.current(), view_db, users[0], first=50) == ledger_transactions(ledger, users[0])
+
+
 def test_a_runner_set_up_while_a_follower_holds_its_row_survives_the_deadlock(ledger, view_db, database: Database) -> None:
     """A process starting beside running ones: its setup locks the read model's tables, then
     waits for the tracking row a follower holds while that follower writes those tables.
