@@ -9,8 +9,8 @@ Notification ids can have gaps (a failed insert consumes a sequence value), so
 the position is always the last id seen, never a count.
 
 A process's live runners are followed together by one thread
-(projections/follower.py); `catch_up` here is for callers that need one read model
-up to date now (a job, a test).
+(projections/follower.py), which the jobs catch up through too; `catch_up` here is
+for callers that need these read models up to date on their own (`audit verify`, tests).
 
 A runner given a projection without prefix runs the live read model: it
 follows `projection_generations` (projections/generations.py), so after a
@@ -172,7 +172,7 @@ class ProjectionRunner:
                 # A process starting beside this one (its setup locks the read model's tables, then
                 # waits for the tracking row this batch holds) can deadlock with it; when PostgreSQL
                 # aborts this batch rather than the setup, nothing of it was written, so it runs
-                # again (a job's catch-up would fail otherwise; the follower does the same).
+                # again (`audit verify`'s catch-up would fail otherwise; the follower does the same).
                 aborted += 1
                 if aborted == DEADLOCK_ATTEMPTS or not self.view_db.chose_to_abort(error):
                     raise

@@ -82,11 +82,8 @@ class Built:
 
     def catch_up(self) -> None:
         """Every read model up to the ledger's head now (raises what fails)."""
-        if self.follower is None:
-            for runner in self.runners:
-                runner.catch_up()
-        else:
-            self.follower.catch_up(strict=True)
+        assert self.follower is not None, "set by build()"
+        self.follower.catch_up(strict=True)
 
     async def reconcile(
         self, since: datetime | None = None, until: datetime | None = None, progress: Any = None
@@ -108,11 +105,11 @@ class Built:
         )
 
     def start_projections(self) -> None:
-        if self.follower is not None:
-            self.follower.start()
+        assert self.follower is not None, "set by build()"
+        self.follower.start()
 
     def stop_projections(self) -> None:
-        if self.follower is not None:
+        if self.follower is not None:  # aclose() of a half-built app
             self.follower.stop()
 
     async def aclose(self) -> None:
