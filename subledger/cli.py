@@ -221,8 +221,10 @@ def bench_rebuild(
     """Events/s rebuilding every read model against decoding the same notifications, in one run."""
     from benchmarks.rebuild import run
     from subledger.app import build
+    from subledger.heap import freeze_startup_heap
 
     built = build(load_settings())
+    freeze_startup_heap()  # as `subledger projections rebuild` does (subledger/cli_read_models.py)
     try:
         run(built, events)
     finally:

@@ -25,11 +25,14 @@ HOUSEKEEPING_SECONDS = 60.0
 def _built() -> Any:
     from subledger.app import build
     from subledger.cli import load_settings
+    from subledger.heap import freeze_startup_heap
     from subledger.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.env, settings.log_level)
-    return build(settings)
+    built = build(settings)
+    freeze_startup_heap()  # a long-running command: subledger/heap.py
+    return built
 
 
 class _Rate:
