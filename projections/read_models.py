@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import InvalidInput
-from projections.copies import Progress
+from projections.copies import BULK_BATCH_SIZE, Progress
 from projections.database import ViewDatabase
 from projections.keyset import Keyset, Page, page_of, scope_of
 from projections.ledger_log import MAX_PAGE, LedgerEntry, LedgerLog, check_page
@@ -26,7 +26,7 @@ class ReadModels:
         view_db: ViewDatabase,
         runners: Sequence[Any],
         *,
-        batch_size: int = 1000,
+        batch_size: int = BULK_BATCH_SIZE,
         grace_seconds: float = DROP_GRACE_SECONDS,
         create: bool = True,
     ) -> None:

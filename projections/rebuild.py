@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain.errors import Conflict, InvalidInput
-from projections.copies import Progress, create_copies, create_indexes, fill_copies
+from projections.copies import BULK_BATCH_SIZE, Progress, create_copies, create_indexes, fill_copies
 from projections.database import ViewCursor, ViewDatabase
 from projections.generations import live_prefix, prefix_of, tables_with_prefix, with_prefix
 from projections.status import status
@@ -73,7 +73,7 @@ class Rebuilder:
         view_db: ViewDatabase,
         runners: Sequence[Any],
         *,
-        batch_size: int = 1000,
+        batch_size: int = BULK_BATCH_SIZE,
         grace_seconds: float = DROP_GRACE_SECONDS,
         create: bool = True,
     ) -> None:

@@ -59,7 +59,9 @@ def _progress() -> Progress:
 def rebuild(
     name: str | None = typer.Argument(None, help="The read model to rebuild (see the `projections` query)."),
     all_: bool = typer.Option(False, "--all", help="Rebuild every read model, in one pass over the ledger."),
-    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Events per transaction."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Events per transaction (default: 5,000, projections/copies.py)."
+    ),
 ) -> None:
     """Rebuild read models from position 0 beside the live ones, then switch to them."""
     from domain.errors import DomainError
@@ -69,7 +71,8 @@ def rebuild(
         raise typer.Exit(2)
     built = _built()
     read_models = built.read_models
-    read_models.rebuilder.batch_size = batch_size
+    if batch_size is not None:
+        read_models.rebuilder.batch_size = batch_size
     try:
         with _progress() as progress:
             rate = _Rate(progress, "rebuild " + (name or "all"))
