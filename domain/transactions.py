@@ -11,37 +11,45 @@ from domain.ids import transaction_id
 from domain.wallet import Wallet
 
 
+#: The fields of a transaction, in the order `transaction_values` gives them.
+TRANSACTION_FIELDS = (
+    "id", "user_id", "wallet_version", "type", "amount", "balance_before", "balance_after",
+    "description", "reference_type", "reference_id", "created_at", "expires_at",
+)
+
+
 def transaction_from_event(event: Any, user_id: str) -> dict[str, Any] | None:
     """The transaction a wallet event records, or None for events that move no points."""
-    if isinstance(event, Wallet.Credited):
-        amount = event.amount
-        expires_at = event.expires_at
-    elif isinstance(event, Wallet.Debited):
-        amount = -event.amount
-        expires_at = None
-    elif isinstance(event, Wallet.Expired):
-        amount = -event.amount
-        expires_at = None
-    elif isinstance(event, Wallet.LotRestored):  # a refused refund gave the points back
-        amount = event.amount
-        expires_at = event.expires_at
-    else:
-        return None
-    is_expiry = isinstance(event, Wallet.Expired)
-    return {
-        "id": transaction_id(event.originator_id, event.originator_version),
-        "user_id": user_id,
-        "wallet_version": event.originator_version,
-        "type": "EXPIRATION" if is_expiry else "REFUND" if isinstance(event, Wallet.LotRestored) else event.type,
-        "amount": amount,
-        "balance_before": event.balance_after - amount,
-        "balance_after": event.balance_after,
-        "description": f"points expired ({event.lot_id})" if is_expiry else event.description,
-        "reference_type": "lot" if is_expiry else "payment" if isinstance(event, Wallet.LotRestored) else event.reference_type,
-        "reference_id": event.lot_id if is_expiry else event.reference_id,
-        "created_at": event.at,
-        "expires_at": expires_at,
-    }
+    values = transaction_values(event, user_id)
+    return dict(zip(TRANSACTION_FIELDS, values)) if values is not None else None
+
+
+def transaction_values(event: Any, user_id: str) -> tuple[Any, ...] | None:
+    """`transaction_from_event` as a tuple in `TRANSACTION_FIELDS` order: the history
+    projection writes one row per wallet event, millions in a rebuild, and building the
+    dict first cost as much as everything else it does per event."""
+    kind = type(event)
+    # The classes @event makes are never subclassed, so the common two are told apart by identity.
+    if kind is Wallet.Debited or kind is Wallet.Credited:
+        amount = event.amount if kind is Wallet.Credited else -event.amount
+        return (
+            transaction_id(event.originator_id, event.originator_version), user_id, event.originator_version,
+            event.type, amount, event.balance_after - amount, event.balance_after, event.description,
+            event.reference_type, event.reference_id, event.at, event.expires_at if kind is Wallet.Credited else None,
+        )
+    if isinstance(event, Wallet.Expired):
+        return (
+            transaction_id(event.originator_id, event.originator_version), user_id, event.originator_version,
+            "EXPIRATION", -event.amount, event.balance_after + event.amount, event.balance_after,
+            f"points expired ({event.lot_id})", "lot", event.lot_id, event.at, None,
+        )
+    if isinstance(event, Wallet.LotRestored):  # a refused refund gave the points back
+        return (
+            transaction_id(event.originator_id, event.originator_version), user_id, event.originator_version,
+            "REFUND", event.amount, event.balance_after - event.amount, event.balance_after, event.description,
+            "payment", event.reference_id, event.at, event.expires_at,
+        )
+    return None
 
 
 def lineage_of(event: Any) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from domain.errors import InvalidInput
-from domain.transactions import transaction_from_event
+from domain.transactions import TRANSACTION_FIELDS, transaction_values
 from domain.wallet import Wallet
 from projections.database import ViewCursor, ViewDatabase
 from projections.keyset import Keyset, scope_of
@@ -33,6 +33,9 @@ _COLUMNS = (
     " description, reference_type, reference_id, created_at, expires_at"
 )
 _ROW_COLUMNS = (*_COLUMNS.replace(" ", "").split(","), "seq")
+# A row is `transaction_values` with its times as text and `seq` after them.
+assert _ROW_COLUMNS[:-1] == TRANSACTION_FIELDS, "the table's columns follow domain.transactions"
+_CREATED = _ROW_COLUMNS.index("created_at")
 #: Where a transaction row (`_transaction_row`) holds its lot's expiry, as stored text.
 _EXPIRES = _ROW_COLUMNS.index("expires_at")
 #: `Wallet.transactions` cursors: newest first by position, scoped to the user and the filter.
@@ -43,7 +46,9 @@ def to_utc_text(moment: datetime) -> str:
     if moment.tzinfo is None:
         # A naive time has no single meaning across servers; refuse rather than guess.
         raise InvalidInput(f"time {moment.isoformat()} has no time zone")
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    if moment.tzinfo is not timezone.utc:  # the ledger's own times already are (decoded "+00:00")
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="microseconds")
 
 
 def _from_utc_text(text: str | None) -> datetime | None:
@@ -96,9 +101,9 @@ class WalletHistory:
 
     def _restore(self, cursor: ViewCursor, seq: int, event: Any) -> None:
         user_id = self._owner(cursor, str(event.originator_id))
-        transaction = transaction_from_event(event, user_id)
-        assert transaction is not None
-        cursor.insert_rows(self.transactions, _ROW_COLUMNS, [_transaction_row(transaction, seq)])
+        values = transaction_values(event, user_id)
+        assert values is not None
+        cursor.insert_rows(self.transactions, _ROW_COLUMNS, [_transaction_row(values, seq)])
         key = (user_id, event.lot_id)
         held = cursor.execute(f"SELECT remaining FROM {self.lots} WHERE user_id = ? AND lot_id = ?", key).fetchone()
         if held is not None:
@@ -124,10 +129,10 @@ class WalletHistory:
             user_id = owners.get(wallet)
             if user_id is None:
                 raise LookupError(f"wallet {wallet} has events but no Opened event before them")
-            transaction = transaction_from_event(event, user_id)
-            if transaction is None:
+            values = transaction_values(event, user_id)
+            if values is None:
                 continue
-            transactions.append(_transaction_row(transaction, seq))
+            transactions.append(_transaction_row(values, seq))
             if isinstance(event, Wallet.Debited):
                 draws.extend((taken, user_id, lot_id) for lot_id, taken, *_ in event.draws)
             elif isinstance(event, Wallet.Credited):
@@ -243,13 +248,9 @@ class WalletHistory:
         return [(r["user_id"], r["lot_id"], int(r["remaining"]), _from_utc_text(r["expires_at"])) for r in rows]
 
 
-def _transaction_row(transaction: dict[str, Any], seq: int) -> tuple[Any, ...]:
-    t = transaction
-    return (
-        t["id"], t["user_id"], t["wallet_version"], t["type"], t["amount"], t["balance_before"],
-        t["balance_after"], t["description"], t["reference_type"], t["reference_id"],
-        to_utc_text(t["created_at"]), to_utc_text(t["expires_at"]) if t["expires_at"] else None, seq,
-    )
+def _transaction_row(values: tuple[Any, ...], seq: int) -> tuple[Any, ...]:
+    created, expires = values[_CREATED], values[_EXPIRES]
+    return (*values[:_CREATED], to_utc_text(created), to_utc_text(expires) if expires else None, seq)
 
 
 def _transaction_from_row(row: dict[str, Any]) -> dict[str, Any]:
