@@ -86,6 +86,11 @@ class ViewCursor:
     def rowcount(self) -> int:
         return self._raw.rowcount
 
+    @property
+    def kind(self) -> str:
+        """"postgres" or "sqlite": for the little DDL that differs (a table keyed by its rowid)."""
+        return "postgres" if self._convert else "sqlite"
+
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {column[0]: value for column, value in zip(cursor.description, row)}

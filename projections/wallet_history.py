@@ -6,7 +6,9 @@ set beside the live one):
   later events carry just the wallet id.
 - `wallet_transactions`: one row per point-moving wallet event, described by
   `domain.transactions.transaction_from_event` exactly as the ledger answers it;
-  `seq` is the notification id (global log order, newest first = seq DESC).
+  `seq` is the notification id (global log order, newest first = seq DESC) and the key:
+  rows arrive in `seq` order, so they are appended (on SQLite the table is stored by it,
+  as its rowid), where the transaction `id`, a hash, would be inserted at a random place.
 - `wallet_lots`: what is left of each lot, so the expiry job finds wallets with
   lots to sweep without loading every wallet.
 
@@ -58,7 +60,8 @@ def _from_utc_text(text: str | None) -> datetime | None:
 class WalletHistory:
     name = "wallet_history"
     #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
-    version = 1
+    #: 2: `wallet_transactions` keyed by `seq` instead of `id`.
+    version = 2
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
@@ -70,11 +73,13 @@ class WalletHistory:
     # ------------------------------------------------------------ writing
     def create_tables(self, cursor: ViewCursor) -> None:
         t = self.transactions
+        # SQLite makes exactly "INTEGER PRIMARY KEY" the rowid (64-bit there); PostgreSQL's INTEGER is 32-bit.
+        seq_key = "INTEGER PRIMARY KEY" if cursor.kind == "sqlite" else "BIGINT PRIMARY KEY"
         for statement in (
             f"CREATE TABLE IF NOT EXISTS {self.owners} (wallet_id TEXT PRIMARY KEY, user_id TEXT NOT NULL)",
             f"""CREATE TABLE IF NOT EXISTS {t} (
-                id TEXT PRIMARY KEY, user_id TEXT NOT NULL, wallet_version BIGINT NOT NULL,
-                seq BIGINT NOT NULL, type TEXT NOT NULL, amount BIGINT NOT NULL,
+                id TEXT NOT NULL, user_id TEXT NOT NULL, wallet_version BIGINT NOT NULL,
+                seq {seq_key}, type TEXT NOT NULL, amount BIGINT NOT NULL,
                 balance_before BIGINT NOT NULL, balance_after BIGINT NOT NULL, description TEXT NOT NULL,
                 reference_type TEXT, reference_id TEXT, created_at TEXT NOT NULL, expires_at TEXT)""",
             f"CREATE INDEX IF NOT EXISTS {t}_user_seq ON {t} (user_id, seq DESC)",
