@@ -37,7 +37,12 @@ def transaction_id(wallet: UUID, version: int) -> str:
     It is `str(uuid5(wallet, str(version)))`, computed on the hex digest directly:
     the history projection makes one per wallet event, and a rebuild makes
     millions, where building UUID objects cost more than the SHA-1 itself."""
-    digest = hashlib.sha1(wallet.bytes + str(version).encode()).hexdigest()
+    return uuid5_text(wallet, str(version))
+
+
+def uuid5_text(namespace: UUID, name: str) -> str:
+    """`str(uuid5(namespace, name))`, computed on the SHA-1's hex digest directly (see above)."""
+    digest = hashlib.sha1(namespace.bytes + name.encode()).hexdigest()
     # uuid5's version nibble (5) and RFC 4122 variant bits (10xx), set on the hex digits.
     h = f"{digest[:12]}5{digest[13:16]}{'89ab'[int(digest[16], 16) & 3]}{digest[17:32]}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

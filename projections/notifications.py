@@ -16,10 +16,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import uuid5
 
 from domain.errors import InvalidInput
-from domain.ids import NAMESPACE
+from domain.ids import NAMESPACE, uuid5_text
 from domain.payments.payment import Payment
 from domain.renewal_commands import PERIOD
 from domain.subscription import SUSPENDED, Subscription
@@ -37,7 +36,22 @@ CURSORS = Keyset("notifications", ("position", "id"))
 
 
 def notification_id(event: Any, kind: str) -> str:
-    return str(uuid5(NAMESPACE, f"notification:{event.originator_id}:{event.originator_version}:{kind}"))
+    return uuid5_text(NAMESPACE, f"notification:{event.originator_id}:{event.originator_version}:{kind}")
+
+
+#: Event classes the outbox words or learns from: every subscription and payment event, a
+#: wallet's opening, expiry warnings and credits (rewards). Anything else, spends first,
+#: is dropped before the batch looks at it (`_concerns`).
+_CONCERNS = (Subscription.Event, Payment.Event, Wallet.Opened, Wallet.ExpiryWarned, Wallet.Credited)
+_concerned: dict[type, bool] = {}
+
+
+def _concerns(cls: type) -> bool:
+    """Whether the outbox does anything with events of `cls`, decided once per class."""
+    found = _concerned.get(cls)
+    if found is None:
+        found = _concerned[cls] = issubclass(cls, _CONCERNS)
+    return found
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -76,6 +90,7 @@ class NotificationsProjection:
         """One batch in a handful of statements: the owners and payments the batch
         refers to are read at once, new rows go in with `insert_rows` (COPY on
         PostgreSQL) and plan changes with one executemany, at the end."""
+        events = [(seq, event) for seq, event in events if _concerns(type(event))]
         batch = _Batch(self, cursor, events)
         for seq, event in events:
             if isinstance(event, Subscription.Event):
