@@ -25,6 +25,7 @@ from domain.subscription import SUSPENDED, Subscription
 from domain.wallet import Wallet
 from projections import notification_deliveries as deliveries
 from projections.database import ViewCursor, ViewDatabase
+from projections.event_filter import EventFilter
 from projections.keyset import Keyset, Page, page_of, scope_of
 from projections.notification_texts import render
 from projections.runner import Tracked
@@ -41,17 +42,8 @@ def notification_id(event: Any, kind: str) -> str:
 
 #: Event classes the outbox words or learns from: every subscription and payment event, a
 #: wallet's opening, expiry warnings and credits (rewards). Anything else, spends first,
-#: is dropped before the batch looks at it (`_concerns`).
-_CONCERNS = (Subscription.Event, Payment.Event, Wallet.Opened, Wallet.ExpiryWarned, Wallet.Credited)
-_concerned: dict[type, bool] = {}
-
-
-def _concerns(cls: type) -> bool:
-    """Whether the outbox does anything with events of `cls`, decided once per class."""
-    found = _concerned.get(cls)
-    if found is None:
-        found = _concerned[cls] = issubclass(cls, _CONCERNS)
-    return found
+#: is dropped before the batch looks at it.
+_CONCERNS = EventFilter(Subscription.Event, Payment.Event, Wallet.Opened, Wallet.ExpiryWarned, Wallet.Credited)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -90,7 +82,7 @@ class NotificationsProjection:
         """One batch in a handful of statements: the owners and payments the batch
         refers to are read at once, new rows go in with `insert_rows` (COPY on
         PostgreSQL) and plan changes with one executemany, at the end."""
-        events = [(seq, event) for seq, event in events if _concerns(type(event))]
+        events = _CONCERNS.keep(events)
         batch = _Batch(self, cursor, events)
         for seq, event in events:
             if isinstance(event, Subscription.Event):

@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
-from uuid import uuid5
 
-from domain.ids import NAMESPACE
+from domain.ids import NAMESPACE, uuid5_text
 from domain.payments.payment import Payment
 from domain.subscription import Subscription
 from domain.wallet import Wallet
 from domain.webhooks import WebhookEventType as T
 from projections.database import ViewCursor, ViewDatabase
+from projections.event_filter import EventFilter
 from projections.notifications import _iso, _rows_by_key
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
@@ -32,7 +32,13 @@ SUBJECT_COLUMNS = ("aggregate_id", "user_id", "plan_id", "status")
 
 
 def event_id(event: Any, kind: T) -> str:
-    return "evt_" + uuid5(NAMESPACE, f"webhook:{event.originator_id}:{event.originator_version}:{kind.value}").hex
+    name = f"webhook:{event.originator_id}:{event.originator_version}:{kind.value}"
+    return "evt_" + uuid5_text(NAMESPACE, name).replace("-", "")  # uuid5(...).hex
+
+
+#: Event classes the webhook events come from or need: payments, subscriptions, a wallet's
+#: opening (its owner), credits (purchases) and expiries. Spends are dropped first.
+_CONCERNS = EventFilter(Payment.Event, Subscription.Event, Wallet.Opened, Wallet.Credited, Wallet.Expired)
 
 
 class WebhookEventsProjection:
@@ -62,6 +68,7 @@ class WebhookEventsProjection:
 
     # ------------------------------------------------------------ writing
     def apply(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
+        events = _CONCERNS.keep(events)
         batch = _Batch(self, cursor, events)
         for seq, event in events:
             if isinstance(event, Payment.Event):
