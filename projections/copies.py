@@ -96,9 +96,12 @@ def fill_copies(
     batch_size: int = BULK_BATCH_SIZE,
     progress: Progress | None = None,
     on_batch: Callable[[Any], None] | None = None,
+    on_events: Callable[[list[tuple[int, Any]]], None] | None = None,
 ) -> int:
     """Apply the log to `copies` up to `until` (default: the head now); returns events applied.
-    `on_batch(cursor)` runs inside each batch's transaction (e.g. a heartbeat)."""
+    `on_batch(cursor)` runs inside each batch's transaction (e.g. a heartbeat); `on_events`
+    gets each batch's (position, event) pairs once the copies have them, so another consumer
+    of the whole log (audit verify's replay) need not read and decode it again."""
     target = (ledger.recorder.max_notification_id() or 0) if until is None else until
     position = copies_position(view_db, copies)
     applied = 0
@@ -123,6 +126,8 @@ def fill_copies(
                 copy.apply(cursor, events)
             if on_batch is not None:
                 on_batch(cursor)
+        if on_events is not None:
+            on_events(events)
         position = end
         applied += len(events)
         if progress is not None:

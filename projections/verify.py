@@ -68,18 +68,33 @@ def verify(
     try:
         bases = _base_tables(view_db, copies)
         snapshots = _snapshot(view_db, live, bases)
-        # One pass over the log for all copies: each is compared once the pass reaches its live position.
+        # One pass over the log for all copies and the replay: each copy is compared once the
+        # pass reaches its live position; the replay takes every batch the copies decoded, then
+        # goes on alone from there to the head.
+        replay, replayed_to = Replay(), 0
+
+        def replay_batch(events: list[tuple[int, Any]]) -> None:
+            nonlocal replayed_to
+            replay.apply(events)
+            replayed_to = events[-1][0]
+
+        def show(at: int, to: int) -> None:
+            if progress is not None:
+                progress("rebuild", at, to)
+                progress("replay", at, to)
+
         pending = sorted(zip(copies, snapshots), key=lambda pair: pair[1].position)
         while pending:
             until = pending[0][1].position
             fill_copies(
                 ledger, view_db, [copy for copy, _ in pending], until=until, batch_size=batch_size,
-                progress=(lambda done, at, to: progress("rebuild", at, to)) if progress else None,
+                progress=lambda done, at, to: show(at, to), on_events=replay_batch,
             )
             while pending and pending[0][1].position == until:
                 copy, snapshot = pending.pop(0)
                 _compare_rows(view_db, copy, snapshot, report)
-        replay = replay_ledger(ledger, batch_size, (lambda done, at, to: progress("replay", at, to)) if progress else None)
+        replay_ledger(ledger, batch_size, (lambda done, at, to: progress("replay", at, to)) if progress else None,
+                      replay=replay, after=replayed_to)
         report.events_replayed, report.aggregates_checked = replay.events, len(replay.aggregates)
         report.mismatches.extend(replay.problems)
         for problem in check_lineage(replay):

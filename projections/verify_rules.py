@@ -8,7 +8,7 @@ never reported as a mismatch.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ class Replay:
     types: dict[str, str] = field(default_factory=dict)
     #: (wallet id, lot id) -> points credited to the lot minus every draw on it, from the events alone.
     lot_flows: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: Aggregates an event of which could not be decoded or applied: a finding, and no longer replayed.
+    broken: set[str] = field(default_factory=set)
 
     def settled(self, aggregate_id: str, position: int) -> Any:
         """The replayed aggregate if its whole history is at or before `position`, else None."""
@@ -34,38 +36,73 @@ class Replay:
             return None
         return self.aggregates.get(aggregate_id)
 
+    def apply(self, events: Iterable[tuple[int, Any]]) -> None:
+        """Replay decoded events, (ledger position, event) in log order."""
+        for position, event in events:
+            key = self._count(event.originator_id, position)
+            if key in self.broken:
+                continue
+            try:
+                self.types.setdefault(key, aggregate_type(event))
+                self.aggregates[key] = event.mutate(self.aggregates.get(key))
+                if isinstance(event, Wallet.Event):
+                    account_lots(self.lot_flows, key, event)
+            except Exception as error:  # an aggregate that cannot be replayed is itself a finding
+                self._break(key, event.originator_version, error)
 
-def replay_ledger(ledger: Any, batch_size: int, progress: Callable[[int, int, int], None] | None) -> Replay:
-    replay = Replay()
+    def undecodable(self, notification: Any, error: Exception) -> None:
+        key = self._count(notification.originator_id, notification.id)
+        if key not in self.broken:
+            self._break(key, notification.originator_version, error)
+
+    def _count(self, originator_id: Any, position: int) -> str:
+        key = str(originator_id)
+        self.events += 1
+        self.last_position[key] = position
+        return key
+
+    def _break(self, key: str, version: int, error: Exception) -> None:
+        self.broken.add(key)
+        self.aggregates.pop(key, None)
+        self.problems.append(f"ledger: aggregate {key} cannot be replayed at version {version}: {error!r}")
+
+
+def replay_ledger(
+    ledger: Any, batch_size: int, progress: Callable[[int, int, int], None] | None, *,
+    replay: Replay | None = None, after: int = 0,
+) -> Replay:
+    """Replay the log after position `after` (default: all of it) into `replay` (default: a new one)."""
+    replay = replay if replay is not None else Replay()
     head = ledger.recorder.max_notification_id() or 0
-    position = 0
-    broken: set[str] = set()
+    position = after
     while position < head:
         notifications = ledger.recorder.select_notifications(
             start=position, limit=batch_size, stop=head, inclusive_of_start=False
         )
         if not notifications:
             break
-        for n in notifications:
-            key = str(n.originator_id)
-            replay.events += 1
-            replay.last_position[key] = n.id
-            if key in broken:
-                continue
-            try:
-                event = ledger.mapper.to_domain_event(n)
-                replay.types.setdefault(key, aggregate_type(event))
-                replay.aggregates[key] = event.mutate(replay.aggregates.get(key))
-                if isinstance(event, Wallet.Event):
-                    account_lots(replay.lot_flows, key, event)
-            except Exception as error:  # an aggregate that cannot be replayed is itself a finding
-                broken.add(key)
-                replay.aggregates.pop(key, None)
-                replay.problems.append(f"ledger: aggregate {key} cannot be replayed at version {n.originator_version}: {error!r}")
+        _replay_batch(ledger.mapper, notifications, replay)
         position = notifications[-1].id
         if progress is not None:
             progress(replay.events, position, head)
     return replay
+
+
+def _replay_batch(mapper: Any, notifications: Sequence[Any], replay: Replay) -> None:
+    """Decoded as one batch (the keys of its sealed fields in one lookup, not one per event);
+    one by one when that fails, so the event that cannot be decoded is named and the rest count."""
+    try:
+        events = mapper.to_domain_events(notifications)
+    except Exception:
+        for n in notifications:
+            try:
+                event = mapper.to_domain_event(n)
+            except Exception as error:
+                replay.undecodable(n, error)
+            else:
+                replay.apply([(n.id, event)])
+        return
+    replay.apply(zip((n.id for n in notifications), events))
 
 
 def account_lots(flows: dict[tuple[str, str], int], wallet: str, event: Any) -> None:
