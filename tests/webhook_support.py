@@ -2,18 +2,24 @@
 verification snippet run as written, GraphQL documents and fixtures."""
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import re
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from subledger.storage import Database
 from tests.api.conftest import Api
 from tests.scenarios.helpers import ADMIN
 
@@ -97,7 +103,37 @@ def wait_attempts(api: Api, endpoint: str, count: int, timeout: float = 20) -> d
         if found and len(found[0]["attempts"]) >= count:
             return found[0]
         time.sleep(0.05)
-    raise AssertionError(f"no {count} attempts recorded: {deliveries(api, endpoint)}")
+    raise AssertionError(f"no {count} attempts recorded: {deliveries(api, endpoint)}\n{what_it_was_doing(api)}")
+
+
+def what_it_was_doing(api: Api) -> str:
+    """When a wait runs out: where the served app's webhook and outbox loops (and every task
+    of a pass) were awaiting, and on PostgreSQL what each connection to the test's database
+    was doing. A rare failure leaves no other evidence."""
+    lines = []
+    for task in [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]:
+        chain, awaited = [], task.get_coro()
+        while awaited is not None:  # the chain of awaits, outermost first, down to what it waits on
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            chain.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}:{frame.f_lineno}"
+                         if frame is not None else type(awaited).__name__)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        if task.get_name().startswith("subledger") or any("webhooks" in step for step in chain):
+            lines.append(f"task {task.get_name()}: " + " -> ".join(chain))
+    for ident, frame in sys._current_frames().items():  # threads running a pass's steps
+        steps = traceback.extract_stack(frame)
+        if ident != threading.get_ident() and any("webhook" in step.filename for step in steps):
+            lines.append(f"thread {ident}: " + " -> ".join(f"{st.filename.rsplit('/', 1)[-1]}:{st.name}:{st.lineno}"
+                                                         for st in steps[-12:]))
+    url = api.built.settings.database_url
+    if url.startswith("postgres"):
+        with psycopg.connect(Database.from_url(url).psycopg_conninfo(), autocommit=True) as connection:
+            for row in connection.execute(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 160)"
+                " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ):
+                lines.append("pg " + " | ".join(str(v) for v in row))
+    return "\n".join(lines)
 
 
 def check_signed(request: dict[str, Any], secret: str) -> dict[str, Any]:
