@@ -35,14 +35,15 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-
-from eventsourcing.cipher import AESCipher
+from typing import TYPE_CHECKING, Any
 
 from projections.database import ViewDatabase
 from subledger.master_keys import CIPHER_KEY_SIZES, decode_key
 from subledger.settings import StartupRefused
 from subledger.storage import Database
+
+if TYPE_CHECKING:  # imported when a key is set: pycryptodome costs a tenth of a second at every start
+    from eventsourcing.cipher import AESCipher
 
 MARKER_DDL = "CREATE TABLE IF NOT EXISTS ledger_cipher_runs (name TEXT PRIMARY KEY, started_at TEXT NOT NULL)"
 RUN = "encrypt-ledger"
@@ -60,6 +61,8 @@ def cipher_for(cipher_key: str | None) -> AESCipher | None:
         return None
     # AESCipher reads the standard alphabet only (a URL-safe key would decode to other bytes).
     normalized = base64.b64encode(decode_key(cipher_key, CIPHER_KEY_SIZES)).decode("ascii")
+    from eventsourcing.cipher import AESCipher
+
     return AESCipher({"CIPHER_KEY": normalized})  # type: ignore[arg-type]
 
 
