@@ -31,8 +31,6 @@ from projections import notifications as outbox
 from projections import subscriptions as subscription_view
 from projections.analytics import QUERIES as ANALYTICS_QUERIES
 from projections.payments import PaymentsQueries
-from projections.read_models import ReadModels
-from projections.registry import read_models as registered_read_models
 from projections.runner import ProjectionRunner
 from projections.status import status
 from projections.notification_deliveries import NotificationDeliveries
@@ -47,9 +45,8 @@ from subledger.identity import identity_provider
 from subledger.metrics_port import DatabaseGauges
 from subledger.gateway_setup import build_gateways
 from subledger.http_parts import build_webhooks, cors_policy, http_tracing, start_traces, webhook_routes
-from subledger.ledger_setup import migrated_ledger
+from subledger.read_side import open_read_side
 from subledger.settings import Settings
-from subledger.storage import Database
 from workers.jobs import JobContext, Jobs
 from workers.notifications import follow_outbox, sender_for
 from workers.run_records import RunRecords
@@ -130,11 +127,8 @@ class Built:
 
 def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     settings = settings.with_secrets()
-    db = Database.from_url(settings.database_url)
-    # The view database first: it holds the personal-data keys the ledger's mapper needs.
-    view_db = ViewDatabase.open(db, pool_size=settings.read_pool_size)
-    projections = registered_read_models()
-    ledger = migrated_ledger(settings, db, view_db, list(projections.values()))
+    side = open_read_side(settings)
+    ledger, view_db, projections, runners = side.ledger, side.view_db, side.projections, side.runners
     executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="ledger")
 
     async def run_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -156,8 +150,6 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
     subscription_billing = SubscriptionBilling(billing)
     analytics_projection = projections["analytics"]
     webhook_events = projections["webhook_events"]
-    # Migrated or checked above: nothing is created from here on.
-    runners = [ProjectionRunner(ledger, projection, view_db, create=False) for projection in projections.values()]
     follower = LogFollower(ledger, runners)
     ledger.listeners.append(lambda _recordings: follower.notify())
     ledger.listeners.append(count_charges)
@@ -183,7 +175,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         runs=RunRecords(view_db, create=False),
     )
     jobs = Jobs(job_context, settings.tz, clock)
-    read_models = ReadModels(ledger, view_db, runners, create=False)
+    read_models = side.read_models
     services = Services(
         ledger=ledger,
         billing=billing,

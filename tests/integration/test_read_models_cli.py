@@ -178,3 +178,20 @@ def test_projector_follows_the_ledger_and_stops_on_sigterm(built, database_url):
             projector.kill()
     assert projector.returncode == 0, stderr
     assert "projector_stopped" in stdout + stderr
+
+
+def test_the_read_model_commands_start_without_the_http_side(built, database_url):
+    """`projections rebuild`, `audit verify` and `audit replay` open the ledger and the read
+    models only (subledger/read_side.py): Strawberry and the GraphQL schema, 0.4 s of every
+    start, are never imported. Python's own import log of each real command says so."""
+    wallet = str(wallet_id("import-check"))
+    built.ledger.wallets.adjust_points("import-check", 10, "gift", now=T0, actor="ops")
+    for args in (("audit", "verify"), ("audit", "replay", "--aggregate", wallet), ("projections", "rebuild", "wallet_history")):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "subledger.cli", *args], env=env_for(database_url), cwd=ROOT,
+            capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+        assert "domain.ledger" in imported and "projections.read_models" in imported  # the log is there
+        assert not {"strawberry", "schema.build", "schema.context", "subledger.app"} & imported, args
