@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,32 +23,32 @@ audit_app = typer.Typer(help="Audit: replay the ledger, compare it with the read
 HOUSEKEEPING_SECONDS = 60.0
 
 
-def _built() -> Any:
-    from subledger.app import build
+def _opened(open_: Callable[[Any], Any]) -> Any:
+    """Settings from the environment, logging, then `open_(settings)`, for a long-running command."""
     from subledger.cli import load_settings
     from subledger.heap import freeze_startup_heap
     from subledger.logging import configure_logging
 
     settings = load_settings()
     configure_logging(settings.env, settings.log_level)
-    built = build(settings)
-    freeze_startup_heap()  # a long-running command: subledger/heap.py
-    return built
+    opened = open_(settings)
+    freeze_startup_heap()  # subledger/heap.py
+    return opened
+
+
+def _built() -> Any:
+    """The whole service (subledger/app.py)."""
+    from subledger.app import build
+
+    return _opened(build)
 
 
 def _read_side() -> Any:
-    """Only the ledger and the read models (subledger/read_side.py): for the commands below
-    that need nothing else, without the 0.4 s the HTTP app's imports add to every start."""
-    from subledger.cli import load_settings
-    from subledger.heap import freeze_startup_heap
-    from subledger.logging import configure_logging
+    """Only the ledger and the read models (subledger/read_side.py): for the commands that
+    need nothing else, without the 0.4 s the HTTP app's imports add to every start."""
     from subledger.read_side import open_read_side
 
-    settings = load_settings()
-    configure_logging(settings.env, settings.log_level)
-    side = open_read_side(settings.with_secrets())
-    freeze_startup_heap()  # a long-running command: subledger/heap.py
-    return side
+    return _opened(lambda settings: open_read_side(settings.with_secrets()))
 
 
 class _Rate:

@@ -3,8 +3,8 @@
 `build()` (subledger/app.py) starts from it and adds gateways, jobs, services and the HTTP
 app. The commands that only read the ledger into read models (`projections rebuild`,
 `audit verify`, `audit replay`) open it alone: importing the rest (Strawberry and the
-GraphQL schema, the metrics, the gateways) cost about 0.4 s of CPU at every start, and
-tests run these commands hundreds of times (docs/performance.md, the test suite).
+GraphQL schema, the metrics, the gateways) cost about 0.4 s of CPU at every start
+(docs/performance.md, where the suite's time goes).
 """
 from __future__ import annotations
 
@@ -29,10 +29,6 @@ class ReadSide:
     projections: dict[str, Any]
     runners: list[ProjectionRunner]
     read_models: ReadModels
-
-    def close(self) -> None:
-        self.view_db.close()
-        self.ledger.close()
 
 
 def open_read_side(settings: Settings) -> ReadSide:
