@@ -103,7 +103,11 @@ def wait_attempts(api: Api, endpoint: str, count: int, timeout: float = 20) -> d
         if found and len(found[0]["attempts"]) >= count:
             return found[0]
         time.sleep(0.05)
-    raise AssertionError(f"no {count} attempts recorded: {deliveries(api, endpoint)}\n{what_it_was_doing(api)}")
+    try:
+        doing = what_it_was_doing(api)
+    except Exception as failure:  # the evidence must never hide the failure itself
+        doing = f"(no diagnostics: {failure!r})"
+    raise AssertionError(f"no {count} attempts recorded: {deliveries(api, endpoint)}\n{doing}")
 
 
 def what_it_was_doing(api: Api) -> str:
