@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from projections import webhook_deliveries as delivery_tables
 from subledger.storage import Database
 from tests.api.conftest import Api
 from tests.scenarios.helpers import ADMIN
@@ -129,6 +130,14 @@ def what_it_was_doing(api: Api) -> str:
         if ident != threading.get_ident() and any("webhook" in step.filename for step in steps):
             lines.append(f"thread {ident}: " + " -> ".join(f"{st.filename.rsplit('/', 1)[-1]}:{st.name}:{st.lineno}"
                                                          for st in steps[-12:]))
+    # What a pass decides on: the clock it reads, and each delivery's due time and lease.
+    now = api.built.clock.now()
+    lines.append(f"clock {now.isoformat()} = {delivery_tables.millis(now)} ms; wall {int(time.time() * 1000)} ms")
+    with api.built.view_db.transaction(readonly=True) as cursor:
+        for table, columns in ((delivery_tables.DELIVERIES, "id, status, attempts, next_attempt_ms, lease_owner, lease_until_ms"),
+                               (delivery_tables.ENDPOINTS, "id, enabled")):
+            for row in cursor.execute(f"SELECT {columns} FROM {table}").fetchall():
+                lines.append(f"{table} {row}")
     url = api.built.settings.database_url
     if url.startswith("postgres"):
         with psycopg.connect(Database.from_url(url).psycopg_conninfo(), autocommit=True) as connection:
