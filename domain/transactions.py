@@ -1,13 +1,15 @@
 """Wallet events seen as point transactions (the contract's PointTransaction).
 
 One function shared by the ledger (a spend answers its own transaction) and the
-history projection, so both describe an event the same way.
+history projection, so both describe an event the same way. A transaction's id is
+derived from its wallet and the event's version (`domain.ids.transaction_id`), so the
+projection stores neither and derives it when read (`wallet_transaction_id`).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from domain.ids import transaction_id
+from domain.ids import transaction_id, wallet_id
 from domain.wallet import Wallet
 
 
@@ -24,30 +26,52 @@ def transaction_from_event(event: Any, user_id: str) -> dict[str, Any] | None:
     return dict(zip(TRANSACTION_FIELDS, values)) if values is not None else None
 
 
+def wallet_transaction_id(user_id: str, wallet_version: int) -> str:
+    """The id of the transaction recorded by `user_id`'s wallet at `wallet_version`."""
+    return transaction_id(wallet_id(user_id), wallet_version)
+
+
 def transaction_values(event: Any, user_id: str) -> tuple[Any, ...] | None:
-    """`transaction_from_event` as a tuple in `TRANSACTION_FIELDS` order: the history
-    projection writes one row per wallet event, millions in a rebuild, and building the
-    dict first cost as much as everything else it does per event."""
+    """`transaction_from_event` as a tuple in `TRANSACTION_FIELDS` order."""
+    movement = movement_values(event)
+    if movement is None:
+        return None
+    return (transaction_id(event.originator_id, event.originator_version), user_id, *movement)
+
+
+#: The fields `movement_values` gives: `TRANSACTION_FIELDS` without the id and the user,
+#: which the history projection derives (the id from the user's wallet and the version).
+MOVEMENT_FIELDS = TRANSACTION_FIELDS[2:]
+
+
+def movement_values(event: Any) -> tuple[Any, ...] | None:
+    """What a wallet event moved, in `MOVEMENT_FIELDS` order, or None for events that move
+    no points. The history projection writes one row per wallet event, millions in a
+    rebuild: a dict per event, or the transaction's hashed id, cost as much as everything
+    else it does per event."""
     kind = type(event)
     # The classes @event makes are never subclassed, so the common two are told apart by identity.
-    if kind is Wallet.Debited or kind is Wallet.Credited:
-        amount = event.amount if kind is Wallet.Credited else -event.amount
+    if kind is Wallet.Debited:
+        amount = event.amount
         return (
-            transaction_id(event.originator_id, event.originator_version), user_id, event.originator_version,
-            event.type, amount, event.balance_after - amount, event.balance_after, event.description,
-            event.reference_type, event.reference_id, event.at, event.expires_at if kind is Wallet.Credited else None,
+            event.originator_version, event.type, -amount, event.balance_after + amount, event.balance_after,
+            event.description, event.reference_type, event.reference_id, event.at, None,
+        )
+    if kind is Wallet.Credited:
+        amount = event.amount
+        return (
+            event.originator_version, event.type, amount, event.balance_after - amount, event.balance_after,
+            event.description, event.reference_type, event.reference_id, event.at, event.expires_at,
         )
     if isinstance(event, Wallet.Expired):
         return (
-            transaction_id(event.originator_id, event.originator_version), user_id, event.originator_version,
-            "EXPIRATION", -event.amount, event.balance_after + event.amount, event.balance_after,
-            f"points expired ({event.lot_id})", "lot", event.lot_id, event.at, None,
+            event.originator_version, "EXPIRATION", -event.amount, event.balance_after + event.amount,
+            event.balance_after, f"points expired ({event.lot_id})", "lot", event.lot_id, event.at, None,
         )
     if isinstance(event, Wallet.LotRestored):  # a refused refund gave the points back
         return (
-            transaction_id(event.originator_id, event.originator_version), user_id, event.originator_version,
-            "REFUND", event.amount, event.balance_after - event.amount, event.balance_after, event.description,
-            "payment", event.reference_id, event.at, event.expires_at,
+            event.originator_version, "REFUND", event.amount, event.balance_after - event.amount, event.balance_after,
+            event.description, "payment", event.reference_id, event.at, event.expires_at,
         )
     return None
 

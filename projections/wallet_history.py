@@ -5,10 +5,12 @@ set beside the live one):
 - `wallet_owners`: wallet id -> user id. Only `Wallet.Opened` names the user;
   later events carry just the wallet id.
 - `wallet_transactions`: one row per point-moving wallet event, described by
-  `domain.transactions.transaction_from_event` exactly as the ledger answers it;
+  `domain.transactions.movement_values` exactly as the ledger answers it;
   `seq` is the notification id (global log order, newest first = seq DESC) and the key:
   rows arrive in `seq` order, so they are appended (on SQLite the table is stored by it,
   as its rowid), where the transaction `id`, a hash, would be inserted at a random place.
+  The id is not stored: it is derived from the user and `wallet_version` when read
+  (`domain.transactions.wallet_transaction_id`), as the ledger derives it.
 - `wallet_lots`: what is left of each lot, so the expiry job finds wallets with
   lots to sweep without loading every wallet.
 
@@ -20,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
+from uuid import UUID
 
 from domain.errors import InvalidInput
-from domain.transactions import TRANSACTION_FIELDS, transaction_values
+from domain.transactions import MOVEMENT_FIELDS, movement_values, wallet_transaction_id
 from domain.wallet import Wallet
 from projections.database import ViewCursor, ViewDatabase
 from projections.keyset import Keyset, scope_of
@@ -30,14 +33,11 @@ from projections.runner import Tracked
 
 TRANSACTION_TYPES = frozenset({"PURCHASE", "USAGE", "REWARD", "REFUND", "ADJUSTMENT", "EXPIRATION"})
 MAX_PAGE = 500
-_COLUMNS = (
-    "id, user_id, wallet_version, type, amount, balance_before, balance_after,"
-    " description, reference_type, reference_id, created_at, expires_at"
-)
-_ROW_COLUMNS = (*_COLUMNS.replace(" ", "").split(","), "seq")
-# A row is `transaction_values` with its times as text and `seq` after them.
-assert _ROW_COLUMNS[:-1] == TRANSACTION_FIELDS, "the table's columns follow domain.transactions"
-_CREATED = _ROW_COLUMNS.index("created_at")
+#: A row: the user, then `movement_values` with its times as text, then `seq`.
+_ROW_COLUMNS = ("user_id", *MOVEMENT_FIELDS, "seq")
+_COLUMNS = ", ".join(_ROW_COLUMNS[:-1])
+_CREATED = MOVEMENT_FIELDS.index("created_at")
+assert MOVEMENT_FIELDS[_CREATED + 1] == "expires_at", "the two times come last, in this order"
 #: Where a transaction row (`_transaction_row`) holds its lot's expiry, as stored text.
 _EXPIRES = _ROW_COLUMNS.index("expires_at")
 #: `Wallet.transactions` cursors: newest first by position, scoped to the user and the filter.
@@ -61,7 +61,8 @@ class WalletHistory:
     name = "wallet_history"
     #: The shape and meaning of its tables (projections/versions.py): bump it when they change.
     #: 2: `wallet_transactions` keyed by `seq` instead of `id`.
-    version = 2
+    #: 3: its `id` is no longer stored (derived when read).
+    version = 3
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
@@ -78,7 +79,7 @@ class WalletHistory:
         for statement in (
             f"CREATE TABLE IF NOT EXISTS {self.owners} (wallet_id TEXT PRIMARY KEY, user_id TEXT NOT NULL)",
             f"""CREATE TABLE IF NOT EXISTS {t} (
-                id TEXT NOT NULL, user_id TEXT NOT NULL, wallet_version BIGINT NOT NULL,
+                user_id TEXT NOT NULL, wallet_version BIGINT NOT NULL,
                 seq {seq_key}, type TEXT NOT NULL, amount BIGINT NOT NULL,
                 balance_before BIGINT NOT NULL, balance_after BIGINT NOT NULL, description TEXT NOT NULL,
                 reference_type TEXT, reference_id TEXT, created_at TEXT NOT NULL, expires_at TEXT)""",
@@ -106,9 +107,9 @@ class WalletHistory:
 
     def _restore(self, cursor: ViewCursor, seq: int, event: Any) -> None:
         user_id = self._owner(cursor, str(event.originator_id))
-        values = transaction_values(event, user_id)
-        assert values is not None
-        cursor.insert_rows(self.transactions, _ROW_COLUMNS, [_transaction_row(values, seq)])
+        movement = movement_values(event)
+        assert movement is not None
+        cursor.insert_rows(self.transactions, _ROW_COLUMNS, [_transaction_row(user_id, movement, seq)])
         key = (user_id, event.lot_id)
         held = cursor.execute(f"SELECT remaining FROM {self.lots} WHERE user_id = ? AND lot_id = ?", key).fetchone()
         if held is not None:
@@ -120,28 +121,40 @@ class WalletHistory:
     def _apply_batch(self, cursor: ViewCursor, events: Sequence[Tracked]) -> None:
         if not events:
             return
-        # Wallet ids as text once per event; the owners of wallets opened before this batch
-        # in one query (not one per wallet), those opened in it as their Opened events come.
-        wallet_events = [(seq, str(event.originator_id), event) for seq, event in events if isinstance(event, Wallet.Event)]
-        opened = {wallet for _, wallet, event in wallet_events if isinstance(event, Wallet.Opened)}
-        owners = self._owners(cursor, list(dict.fromkeys(w for _, w, _ in wallet_events if w not in opened)))
+        # Wallets are told apart by their ids' integers (hashed in C; `str()` of a UUID is
+        # Python code), made text only for the owners read from the table: those of wallets
+        # opened before this batch in one query (not one per wallet), those opened in it as
+        # their Opened events come.
+        wallet_events = [(seq, event) for seq, event in events if isinstance(event, Wallet.Event)]
+        owners: dict[int, str] = {}
+        earlier: dict[int, Any] = {}
+        for _, event in wallet_events:
+            if type(event) is Wallet.Opened:
+                owners[event.originator_id.int] = event.user_id
+        for _, event in wallet_events:
+            key = event.originator_id.int
+            if key not in owners:
+                earlier[key] = event.originator_id
+        if earlier:
+            owners.update((UUID(wallet).int, user_id) for wallet, user_id in self._owners(cursor, [str(w) for w in earlier.values()]).items())
         new_owners, transactions, new_lots, draws = [], [], [], []
-        for seq, wallet, event in wallet_events:
-            if isinstance(event, Wallet.Opened):
-                owners[wallet] = event.user_id
-                new_owners.append((wallet, event.user_id))
+        for seq, event in wallet_events:
+            kind = type(event)
+            if kind is Wallet.Opened:
+                new_owners.append((str(event.originator_id), event.user_id))
                 continue
-            user_id = owners.get(wallet)
+            user_id = owners.get(event.originator_id.int)
             if user_id is None:
-                raise LookupError(f"wallet {wallet} has events but no Opened event before them")
-            values = transaction_values(event, user_id)
-            if values is None:
+                raise LookupError(f"wallet {event.originator_id} has events but no Opened event before them")
+            movement = movement_values(event)
+            if movement is None:
                 continue
-            transactions.append(_transaction_row(values, seq))
-            if isinstance(event, Wallet.Debited):
+            row = _transaction_row(user_id, movement, seq)
+            transactions.append(row)
+            if kind is Wallet.Debited:
                 draws.extend((taken, user_id, lot_id) for lot_id, taken, *_ in event.draws)
-            elif isinstance(event, Wallet.Credited):
-                new_lots.append((user_id, event.lot_id, transactions[-1][_EXPIRES], event.amount))
+            elif kind is Wallet.Credited:
+                new_lots.append((user_id, event.lot_id, row[_EXPIRES], event.amount))
             elif isinstance(event, Wallet.Expired):
                 draws.append((event.amount, user_id, event.lot_id))
         cursor.insert_rows(self.owners, ("wallet_id", "user_id"), new_owners)
@@ -253,14 +266,14 @@ class WalletHistory:
         return [(r["user_id"], r["lot_id"], int(r["remaining"]), _from_utc_text(r["expires_at"])) for r in rows]
 
 
-def _transaction_row(values: tuple[Any, ...], seq: int) -> tuple[Any, ...]:
-    created, expires = values[_CREATED], values[_EXPIRES]
-    return (*values[:_CREATED], to_utc_text(created), to_utc_text(expires) if expires else None, seq)
+def _transaction_row(user_id: str, movement: tuple[Any, ...], seq: int) -> tuple[Any, ...]:
+    created, expires = movement[_CREATED], movement[_CREATED + 1]
+    return (user_id, *movement[:_CREATED], to_utc_text(created), to_utc_text(expires) if expires else None, seq)
 
 
 def _transaction_from_row(row: dict[str, Any]) -> dict[str, Any]:
-    transaction = {key: row[key] for key in _COLUMNS.replace(" ", "").split(",")}
+    transaction = {"id": wallet_transaction_id(row["user_id"], row["wallet_version"])}
+    transaction.update((key, row[key]) for key in _ROW_COLUMNS[:-1])
     transaction["created_at"] = _from_utc_text(row["created_at"])
     transaction["expires_at"] = _from_utc_text(row["expires_at"])
     return transaction
-

@@ -90,7 +90,7 @@ def test_a_database_of_the_previous_release_upgrades(previous_database: str) -> 
     refused_naming_migrate(python_argv(), url, "has not been migrated")
 
     # Two at once (compose may start it twice; an operator may too): one waits for the other.
-    # This release keys the wallet history's rows differently (version 2, the previous one
+    # This release stores the wallet history's rows differently (version 3, the previous one
     # recorded 1): whichever goes first rebuilds it, the other finds it done.
     first, second = (subprocess.Popen([*python_argv(), "migrate"], env=service_env(url), cwd=ROOT,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2))
@@ -119,7 +119,7 @@ def test_a_database_of_the_previous_release_upgrades(previous_database: str) -> 
     assert status.returncode == 0, status.stdout + status.stderr
     rows = {line.split()[0]: line.split()[1:] for line in status.stdout.splitlines()[1:]}
     assert rows["payments"][2:] == ["0", "1", "1"]  # lag, declared, recorded
-    assert rows["wallet_history"][2:] == ["0", "2", "2"]
+    assert rows["wallet_history"][2:] == ["0", "3", "3"]
 
 
 def test_a_new_read_model_version_is_refused_then_rebuilt_by_migrate(previous_database: str) -> None:
