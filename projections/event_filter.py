@@ -26,5 +26,6 @@ class EventFilter:
 
     def keep(self, events: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
         """The (position, event) pairs whose event's class concerns the projection, in order."""
-        concerns = self.concerns
-        return [(seq, event) for seq, event in events if concerns(type(event))]
+        # A batch holds a handful of classes: decided once per class, then tested by set membership.
+        kept = {cls for cls in {type(event) for _, event in events} if self.concerns(cls)}
+        return [pair for pair in events if type(pair[1]) in kept]

@@ -28,6 +28,7 @@ from domain.errors import InvalidInput
 from domain.transactions import MOVEMENT_FIELDS, movement_values, wallet_transaction_id
 from domain.wallet import Wallet
 from projections.database import ViewCursor, ViewDatabase
+from projections.event_filter import EventFilter
 from projections.keyset import Keyset, scope_of
 from projections.runner import Tracked
 
@@ -38,8 +39,7 @@ _ROW_COLUMNS = ("user_id", *MOVEMENT_FIELDS, "seq")
 _COLUMNS = ", ".join(_ROW_COLUMNS[:-1])
 _CREATED = MOVEMENT_FIELDS.index("created_at")
 assert MOVEMENT_FIELDS[_CREATED + 1] == "expires_at", "the two times come last, in this order"
-#: Where a transaction row (`_transaction_row`) holds its lot's expiry, as stored text.
-_EXPIRES = _ROW_COLUMNS.index("expires_at")
+_WALLET_EVENTS = EventFilter(Wallet.Event)
 #: `Wallet.transactions` cursors: newest first by position, scoped to the user and the filter.
 CURSORS = Keyset("transactions")
 
@@ -125,7 +125,7 @@ class WalletHistory:
         # Python code), made text only for the owners read from the table: those of wallets
         # opened before this batch in one query (not one per wallet), those opened in it as
         # their Opened events come.
-        wallet_events = [(seq, event) for seq, event in events if isinstance(event, Wallet.Event)]
+        wallet_events = _WALLET_EVENTS.keep(events)
         owners: dict[int, str] = {}
         earlier: dict[int, Any] = {}
         for _, event in wallet_events:
@@ -137,7 +137,14 @@ class WalletHistory:
                 earlier[key] = event.originator_id
         if earlier:
             owners.update((UUID(wallet).int, user_id) for wallet, user_id in self._owners(cursor, [str(w) for w in earlier.values()]).items())
-        new_owners, transactions, new_lots, draws = [], [], [], []
+        # A lot is always credited before anything draws on it, and subtractions commute, so
+        # the batch's draws are summed per lot (one UPDATE each, not one per spend), and those
+        # on lots credited in this same batch are taken before the lots are inserted.
+        new_owners: list[tuple[str, str]] = []
+        transactions: list[tuple[Any, ...]] = []
+        fresh: dict[tuple[str, str], list[Any]] = {}
+        owed: dict[tuple[str, str], int] = {}
+        created, text = _CREATED, to_utc_text
         for seq, event in wallet_events:
             kind = type(event)
             if kind is Wallet.Opened:
@@ -149,26 +156,19 @@ class WalletHistory:
             movement = movement_values(event)
             if movement is None:
                 continue
-            row = _transaction_row(user_id, movement, seq)
-            transactions.append(row)
+            # `_transaction_row`, inlined: this loop runs once per wallet event.
+            expires = movement[created + 1]
+            expires_text = text(expires) if expires else None
+            transactions.append((user_id, *movement[:created], text(movement[created]), expires_text, seq))
             if kind is Wallet.Debited:
-                draws.extend((taken, user_id, lot_id) for lot_id, taken, *_ in event.draws)
+                for lot_id, taken, *_ in event.draws:
+                    _draw(fresh, owed, (user_id, lot_id), taken)
             elif kind is Wallet.Credited:
-                new_lots.append((user_id, event.lot_id, row[_EXPIRES], event.amount))
+                fresh[(user_id, event.lot_id)] = [user_id, event.lot_id, expires_text, event.amount]
             elif isinstance(event, Wallet.Expired):
-                draws.append((event.amount, user_id, event.lot_id))
+                _draw(fresh, owed, (user_id, event.lot_id), event.amount)
         cursor.insert_rows(self.owners, ("wallet_id", "user_id"), new_owners)
         cursor.insert_rows(self.transactions, _ROW_COLUMNS, transactions)
-        # A lot is always credited before anything draws on it, and subtractions commute, so
-        # the batch's draws are summed per lot (one UPDATE each, not one per spend), and those
-        # on lots credited in this same batch are taken before the lots are inserted.
-        fresh = {(user_id, lot_id): [user_id, lot_id, expires, amount] for user_id, lot_id, expires, amount in new_lots}
-        owed: dict[tuple[str, str], int] = {}
-        for taken, user_id, lot_id in draws:
-            if (user_id, lot_id) in fresh:
-                fresh[(user_id, lot_id)][3] -= taken
-            else:
-                owed[(user_id, lot_id)] = owed.get((user_id, lot_id), 0) + taken
         # Emptied lots leave the table, as they leave the wallet aggregate.
         cursor.insert_rows(
             self.lots, ("user_id", "lot_id", "expires_at", "remaining"), [tuple(lot) for lot in fresh.values() if lot[3] > 0]
@@ -264,6 +264,15 @@ class WalletHistory:
                 (to_utc_text(start), to_utc_text(end)),
             ).fetchall()
         return [(r["user_id"], r["lot_id"], int(r["remaining"]), _from_utc_text(r["expires_at"])) for r in rows]
+
+
+def _draw(fresh: dict[tuple[str, str], list[Any]], owed: dict[tuple[str, str], int], lot: tuple[str, str], taken: int) -> None:
+    """`taken` points drawn from `lot`: from its row to be inserted if this batch credited it, else owed by its stored row."""
+    row = fresh.get(lot)
+    if row is not None:
+        row[3] -= taken
+    else:
+        owed[lot] = owed.get(lot, 0) + taken
 
 
 def _transaction_row(user_id: str, movement: tuple[Any, ...], seq: int) -> tuple[Any, ...]:
