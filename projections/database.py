@@ -175,11 +175,12 @@ class _PostgresViewDatabase(ViewDatabase):
     kind = "postgres"
 
     def __init__(self, db: Database, pool_size: int) -> None:
-        from psycopg import sql
+        from psycopg import IsolationLevel, sql
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
         db.ensure_schema()
+        self._repeatable_read = IsolationLevel.REPEATABLE_READ
         set_path = sql.SQL("SET search_path TO {}").format(sql.Identifier(db.schema))
 
         def configure(connection: Any) -> None:
@@ -187,23 +188,37 @@ class _PostgresViewDatabase(ViewDatabase):
             # The pool wants connections back idle, not inside the SET's transaction.
             connection.commit()
 
+        def reset(connection: Any) -> None:
+            # Back to the server's defaults for the next borrower (see `transaction`); idle, no I/O.
+            connection.isolation_level = None
+            connection.read_only = None
+
         self._pool = ConnectionPool(
             db.psycopg_conninfo(),
             min_size=1,
             max_size=pool_size,
             kwargs={"row_factory": dict_row},
             configure=configure,
+            reset=reset,
             open=True,
         )
 
     @contextmanager
     def transaction(self, readonly: bool = False, durable: bool = True) -> Iterator[ViewCursor]:
-        # MVCC readers take no locks that matter here, so `readonly` changes nothing;
-        # the pool's connection context commits on success and rolls back on error.
-        with self._pool.connection() as connection, connection.cursor() as raw:
-            if not durable:
-                raw.execute("SET LOCAL synchronous_commit TO off")  # this transaction only
-            yield ViewCursor(raw, convert_placeholders=True)
+        # A read sees one snapshot in all its statements, as a SQLite read does: under READ
+        # COMMITTED each statement took its own, so a webhook delivery could be read PENDING
+        # next to the attempt that had just made it SUCCEEDED, or a page beside a count from
+        # another moment. REPEATABLE READ READ ONLY costs nothing more (it is said in the
+        # BEGIN psycopg sends anyway), and a read-only transaction never fails to serialize.
+        # The pool's connection context commits on success and rolls back on error.
+        with self._pool.connection() as connection:
+            if readonly:
+                connection.isolation_level = self._repeatable_read
+                connection.read_only = True
+            with connection.cursor() as raw:
+                if not durable:
+                    raw.execute("SET LOCAL synchronous_commit TO off")  # this transaction only
+                yield ViewCursor(raw, convert_placeholders=True)
 
     def chose_to_abort(self, error: BaseException) -> bool:
         from psycopg import errors
