@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from domain.clock import TEST_CLOCK_ID
 from projections import webhook_deliveries as delivery_tables
 from subledger.storage import Database
 from tests.api.conftest import Api
@@ -133,6 +134,14 @@ def what_it_was_doing(api: Api) -> str:
     # What a pass decides on: the clock it reads, and each delivery's due time and lease.
     now = api.built.clock.now()
     lines.append(f"clock {now.isoformat()} = {delivery_tables.millis(now)} ms; wall {int(time.time() * 1000)} ms")
+    repository = api.built.ledger.repository  # the test clock's stored events, and the process's cached copy
+    stored = [(e.originator_version, type(e).__name__, vars(e).get("to", vars(e).get("now")))
+              for e in repository.event_store.get(TEST_CLOCK_ID)]
+    try:
+        cached = repository.cache.get(TEST_CLOCK_ID) if repository.cache is not None else None
+    except KeyError:
+        cached = None
+    lines.append(f"test clock stored {stored}; cached " + (f"v{cached.version} {cached.now}" if cached else "none"))
     with api.built.view_db.transaction(readonly=True) as cursor:
         for table, columns in ((delivery_tables.DELIVERIES, "id, status, attempts, next_attempt_ms, lease_owner, lease_until_ms"),
                                (delivery_tables.ENDPOINTS, "id, enabled")):
