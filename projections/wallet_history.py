@@ -123,17 +123,16 @@ class WalletHistory:
             return
         # Wallets are told apart by their ids' integers (hashed in C; `str()` of a UUID is
         # Python code), made text only for the owners read from the table: those of wallets
-        # opened before this batch in one query (not one per wallet), those opened in it as
-        # their Opened events come.
+        # opened before this batch in one query (not one per wallet), those opened in it from
+        # their Opened events (a wallet's first event, so always seen before its others).
         wallet_events = _WALLET_EVENTS.keep(events)
         owners: dict[int, str] = {}
         earlier: dict[int, Any] = {}
         for _, event in wallet_events:
-            if type(event) is Wallet.Opened:
-                owners[event.originator_id.int] = event.user_id
-        for _, event in wallet_events:
             key = event.originator_id.int
-            if key not in owners:
+            if type(event) is Wallet.Opened:
+                owners[key] = event.user_id
+            elif key not in owners:
                 earlier[key] = event.originator_id
         if earlier:
             owners.update((UUID(wallet).int, user_id) for wallet, user_id in self._owners(cursor, [str(w) for w in earlier.values()]).items())
