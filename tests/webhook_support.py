@@ -131,17 +131,20 @@ def what_it_was_doing(api: Api) -> str:
         if ident != threading.get_ident() and any("webhook" in step.filename for step in steps):
             lines.append(f"thread {ident}: " + " -> ".join(f"{st.filename.rsplit('/', 1)[-1]}:{st.name}:{st.lineno}"
                                                          for st in steps[-12:]))
-    # What a pass decides on: the clock it reads, and each delivery's due time and lease.
-    now = api.built.clock.now()
-    lines.append(f"clock {now.isoformat()} = {delivery_tables.millis(now)} ms; wall {int(time.time() * 1000)} ms")
-    repository = api.built.ledger.repository  # the test clock's stored events, and the process's cached copy
-    stored = [(e.originator_version, type(e).__name__, vars(e).get("to", vars(e).get("now")))
-              for e in repository.event_store.get(TEST_CLOCK_ID)]
+    # The test clock's cached copy in this process, read before anything loads the clock (a
+    # load fast-forwards that copy), then its stored events, then the time a pass would read.
+    repository = api.built.ledger.repository
     try:
         cached = repository.cache.get(TEST_CLOCK_ID) if repository.cache is not None else None
     except KeyError:
         cached = None
-    lines.append(f"test clock stored {stored}; cached " + (f"v{cached.version} {cached.now}" if cached else "none"))
+    held = f"v{cached.version} {cached.now}" if cached is not None else "none"
+    stored = [(e.originator_version, type(e).__name__, vars(e).get("to", vars(e).get("now")))
+              for e in repository.event_store.get(TEST_CLOCK_ID)]
+    lines.append(f"test clock stored {stored}; cached {held}")
+    # What a pass decides on: the clock it reads, and each delivery's due time and lease.
+    now = api.built.clock.now()
+    lines.append(f"clock {now.isoformat()} = {delivery_tables.millis(now)} ms; wall {int(time.time() * 1000)} ms")
     with api.built.view_db.transaction(readonly=True) as cursor:
         for table, columns in ((delivery_tables.DELIVERIES, "id, status, attempts, next_attempt_ms, lease_owner, lease_until_ms"),
                                (delivery_tables.ENDPOINTS, "id, enabled")):
