@@ -10,6 +10,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.copying import copy_aggregate
 from domain.errors import InvalidInput
 from domain.ids import NAMESPACE
 
@@ -17,6 +18,8 @@ TEST_CLOCK_ID = uuid5(NAMESPACE, "test-clock")
 
 
 class TestClockState(Aggregate):
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
     @staticmethod
     def create_id(**_: Any) -> UUID:
         return TEST_CLOCK_ID

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.copying import copy_aggregate
 from domain.ids import customer_id
 from domain.personal_data import personal, secret
 
@@ -17,6 +18,8 @@ PROVIDERS = ("TOSS", "KAKAO_PAY", "NAVER_PAY", "SANDBOX", "PORTONE")
 
 
 class Customer(Aggregate):
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
     @staticmethod
     def create_id(user_id: str, **_: Any) -> UUID:
         return customer_id(user_id)

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.copying import copy_aggregate
 from domain.ids import idempotency_record_id
 
 from domain.errors import IdempotencyKeyReused
@@ -38,6 +39,8 @@ def fingerprint(operation: str, request: dict[str, Any]) -> str:
 
 
 class IdempotencyRecord(Aggregate):
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
     @staticmethod
     def create_id(user_id: str, operation: str, key: str, **_: Any) -> UUID:
         return idempotency_record_id(user_id, operation, key)

@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.copying import copy_aggregate
 from domain.errors import InvalidInput, PromoCodeInvalid
 from domain.ids import NAMESPACE
 
@@ -47,6 +48,8 @@ def check_promo_input(
 
 
 class PromoCode(Aggregate):
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
     @staticmethod
     def create_id(code: str, **_: Any) -> UUID:
         return promo_id(code)

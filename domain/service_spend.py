@@ -9,6 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import register_topic
 
+from domain.copying import copy_aggregate
 from domain.ids import service_spend_id
 
 
@@ -18,6 +19,8 @@ class ServiceSpend(Aggregate):
     Kept beside the wallet rather than in it, so a wallet's state does not grow
     with every service ever bought; saved in the spend's transaction, so a
     concurrent repeat collides on its insert and answers the first spend."""
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
 
     @staticmethod
     def create_id(user_id: str, service_id: str, **_: Any) -> UUID:

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.copying import copy_aggregate
 from domain.errors import Conflict, UsageLimitExceeded
 from domain.periods import local_date, period_bounds
 from domain.subscription_rules import REMINDER_DAYS, days_before, period_price, reaches_warning, retry_at
@@ -29,6 +30,8 @@ from domain.subscription_state import (  # noqa: F401  (the statuses are importe
 
 
 class Subscription(SubscriptionReads, Aggregate):
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
     @staticmethod
     def create_id(subscription_id: str, **_: Any) -> UUID:
         return UUID(subscription_id)

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.copying import copy_aggregate
 from domain.ids import wallet_id
 
 from domain.errors import AlreadyClaimed, InsufficientPoints, InvalidInput
@@ -24,6 +25,8 @@ EXPIRY_NOTICE = timedelta(days=7)
 
 
 class Wallet(Aggregate):
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
     @staticmethod
     def create_id(user_id: str, **_: Any) -> UUID:
         return wallet_id(user_id)

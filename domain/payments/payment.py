@@ -24,6 +24,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import register_topic
 
+from domain.copying import copy_aggregate
 from domain.errors import Conflict, InvalidInput
 from domain.ids import payment_id
 
@@ -68,6 +69,8 @@ class Refund:
 
 
 class Payment(Aggregate):
+    __deepcopy__ = copy_aggregate  # immutable values shared: domain/copying.py
+
     @staticmethod
     def create_id(order_id: str, **_: Any) -> UUID:
         return payment_id(order_id)
