@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
+from domain.clock import TestClockState as ClockState
 from domain.copying import IMMUTABLE, copy_aggregate, copy_value
 from domain.customer import Customer
+from domain.idempotency import IdempotencyRecord
 from domain.payments.payment import Payment
+from domain.promo import PromoCode
+from domain.service_spend import ServiceSpend
 from domain.subscription import Subscription
 from domain.wallet import Wallet
 
@@ -26,7 +30,7 @@ def state(aggregate: object) -> dict:
 
 
 def test_every_aggregate_class_copies_through_copy_aggregate() -> None:
-    for cls in (Customer, Payment, Subscription, Wallet):
+    for cls in (Customer, IdempotencyRecord, Payment, PromoCode, ServiceSpend, Subscription, ClockState, Wallet):
         assert cls.__deepcopy__ is copy_aggregate, cls
 
 
