@@ -1,6 +1,8 @@
 """`subledger bench renewals`: wall time to charge N due subscriptions (default 100,000)
 through the sandbox gateway with 50 ms latency and a concurrency cap of 64, against
-the floor N × latency / cap, and the charging process's peak RSS (docs/performance.md).
+the floor N × latency / cap, and the charging processes' peak RSS (docs/performance.md).
+With `processes` above 1 the run is split as SUBLEDGER_CHARGE_PROCESSES splits it
+(workers/charge_processes.py): CPU is counted over every process, RSS is the largest one's.
 
 The gateway is the sandbox gateway's server (`subledger sandbox-gateway`) in a process of
 its own, reached over HTTP as a worker reaches a provider: its CPU and memory are not the
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -41,10 +44,11 @@ START = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)  # 10:00 in Seoul
 TRIAL_DAYS = 7
 
 
-def bench_settings(database_url: str, sandbox_url: str) -> Settings:
+def bench_settings(database_url: str, sandbox_url: str, processes: int = 1) -> Settings:
     return Settings(
         database_url=database_url, jwt_secret="bench" * 8, clock="test", clock_start=START,
         charge_concurrency=CAP, threads=CAP, gateway_retry_base_seconds=0.05, sandbox_url=sandbox_url,
+        charge_processes=processes,
     )
 
 
@@ -77,16 +81,23 @@ def setup(database_url: str, sandbox_url: str, count: int) -> None:
         built.ledger.close()
 
 
-async def _charge(database_url: str, sandbox_url: str) -> dict[str, float]:
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # children that have ended
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _charge(database_url: str, sandbox_url: str, processes: int) -> dict[str, float]:
     """The worker's side: one run of the charge job at the trial-end day's 00:00."""
     from workers.subscription_jobs import charge_due_subscriptions
 
-    built = build(bench_settings(database_url, sandbox_url))
+    built = build(bench_settings(database_url, sandbox_url, processes))
     due_at = datetime(2026, 3, 7, 15, 0, tzinfo=timezone.utc)  # 2026-03-08 00:00 in Seoul
     built.clock.advance_to(due_at)
-    began, cpu = time.perf_counter(), time.process_time()
+    began, cpu, children = time.perf_counter(), time.process_time(), _children_cpu_s()
     counts = await charge_due_subscriptions(built.jobs.ctx, due_at)
-    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    wall = time.perf_counter() - began
+    cpu = time.process_time() - cpu + _children_cpu_s() - children  # the shard processes have ended
+    children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     built.catch_up()
     table = built.services.payments.table  # the payments read model's live table
     with built.view_db.transaction(readonly=True) as cursor:
@@ -95,11 +106,11 @@ async def _charge(database_url: str, sandbox_url: str) -> dict[str, float]:
         ).fetchone()
     built.view_db.close()
     built.ledger.close()
-    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": peak_rss_mb(), "ledger_done": int(row["n"]),
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": max(peak_rss_mb(), round(children_rss, 1)), "ledger_done": int(row["n"]),
             "ledger_won": int(row["won"]), **counts}
 
 
-def run(database_url: str, count: int = 100_000) -> None:
+def run(database_url: str, count: int = 100_000, processes: int = 2) -> None:
     workdir = make_workdir("subledger-bench-renewals-")
     deployment = Deployment(workdir, {**os.environ})
     try:
@@ -111,7 +122,7 @@ def run(database_url: str, count: int = 100_000) -> None:
         setup_s = time.perf_counter() - started
         gateway_cpu = CpuMeter({"sandbox": lambda: [sandbox.popen.pid]})
         child = subprocess.run(
-            [sys.executable, "-m", "benchmarks.renewals", database_url, sandbox.url],
+            [sys.executable, "-m", "benchmarks.renewals", database_url, sandbox.url, str(processes)],
             capture_output=True, text=True, check=True, env={**os.environ},
         )
         sandbox_cpu = gateway_cpu.read()["sandbox"]
@@ -124,6 +135,7 @@ def run(database_url: str, count: int = 100_000) -> None:
     emit(
         "renewals",
         subscriptions=count,
+        processes=processes,
         latency_ms=LATENCY_MS,
         concurrency_cap=CAP,
         wall_s=round(figures["wall_s"], 2),
@@ -144,4 +156,4 @@ def run(database_url: str, count: int = 100_000) -> None:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_charge(sys.argv[1], sys.argv[2]))))
+    print(json.dumps(asyncio.run(_charge(sys.argv[1], sys.argv[2], int(sys.argv[3])))))

@@ -47,6 +47,7 @@ from subledger.gateway_setup import build_gateways
 from subledger.http_parts import build_webhooks, cors_policy, http_tracing, start_traces, webhook_routes
 from subledger.read_side import open_read_side
 from subledger.settings import Settings
+from workers.charge_processes import ChargeProcesses
 from workers.jobs import JobContext, Jobs
 from workers.notifications import follow_outbox, sender_for
 from workers.run_records import RunRecords
@@ -173,6 +174,7 @@ def build(settings: Settings, *, sandbox: SandboxEngine | None = None) -> Built:
         sender=sender_for(settings, view_db, clock),
         webhooks=webhooks,
         runs=RunRecords(view_db, create=False),
+        charge_processes=ChargeProcesses(settings, settings.charge_processes) if settings.charge_processes > 1 else None,
     )
     jobs = Jobs(job_context, settings.tz, clock)
     read_models = side.read_models

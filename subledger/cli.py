@@ -235,11 +235,12 @@ def bench_rebuild(
 @bench_app.command("renewals")
 def bench_renewals(
     subscriptions: int = typer.Option(100_000, help="Subscriptions due on one day."),
+    processes: int = typer.Option(2, help="SUBLEDGER_CHARGE_PROCESSES for the run (2: the production layout's)."),
 ) -> None:
     """Charge N due subscriptions (sandbox: 50 ms latency, cap 64) against the floor N × latency / cap."""
     from benchmarks.renewals import run
 
-    run(load_settings().database_url, count=subscriptions)
+    run(load_settings().database_url, count=subscriptions, processes=processes)
 
 
 @bench_app.command("soak")

@@ -139,6 +139,11 @@ class Settings(BaseSettings):
         "Base delay of in-call gateway retries: 1, 2 and 4 × base."
     ))
     charge_concurrency: int = Field(32, description="Charges and order lookups in flight at once in a daily run.")
+    charge_processes: int = Field(1, ge=1, le=64, description=(
+        "Processes the 00:00 charge run is split over, the worker's own included; more than one needs PostgreSQL. "
+        "A run is split only when each process gets at least 100 charges, and the charges in flight stay within "
+        "SUBLEDGER_CHARGE_CONCURRENCY in all. About one per core (docs/performance.md)."
+    ))
     #: Before the grace its own request may still be on its way (4 attempts of 10 s plus
     #: backoff): a lookup would find no order, fail the payment, then see the gateway charge it.
     settle_grace_seconds: float = Field(90.0, description=(
@@ -402,6 +407,14 @@ class Settings(BaseSettings):
                 f"SUBLEDGER_{str(info.field_name).upper()} {problem} (make one with `subledger keys generate`)"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _charge_processes(self) -> Settings:
+        if self.charge_processes > 1 and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "SUBLEDGER_CHARGE_PROCESSES above 1 needs PostgreSQL: SQLite has one writer at a time"
+            )
+        return self
 
     @model_validator(mode="after")
     def _identity_provider(self) -> Settings:

@@ -58,6 +58,8 @@ class JobContext:
     notifications: Any = None  # projections.notifications queries (the outbox)
     sender: Any = None  # workers.notifications.NotificationSender
     webhooks: Any = None  # workers.webhooks.WebhookDispatcher
+    #: Splits large charge runs over processes (workers/charge_processes.py); None: one process.
+    charge_processes: Any = None
     #: Where completed daily runs are recorded (workers/run_records.py); None records nothing.
     runs: Any = None
 

@@ -86,7 +86,7 @@ def test_the_order_follows_depends_on_and_picks_up_one_off_steps() -> None:
     assert order.index("postgres") < order.index("migrate") < min(order.index(name) for name in built)
     assert order.index("api") < order.index("worker") and order.index("api") < order.index("proxy")
     assert completed_dependencies(services) == {"migrate"}
-    assert services["worker"].replicas == 3 and services["migrate"].command == ("subledger", "migrate")
+    assert services["worker"].replicas == 2 and services["migrate"].command == ("subledger", "migrate")
 
 
 # --- a container engine, when there is one ----------------------------------------------
