@@ -129,6 +129,7 @@ class SandboxEngine:
         self._outcomes: dict[str, str] = {}
         self._replies: dict[tuple[str, str], Reply] = {}
         self._in_flight: set[tuple[str, str]] = set()
+        self._busy = 0
         self.webhooks = WebhookSender(self._webhook_url, self._clock)
 
     # -- sandbox controls (not Toss) -------------------------------------------------
@@ -239,6 +240,19 @@ class SandboxEngine:
         The check-process-store step has no await inside, so it is atomic on the loop."""
         if self.faults.refuse or (scope == "lookup" and self.faults.lookups_down):
             return _error(TossError(503, "SERVICE_UNAVAILABLE", "sandbox gateway is down"))
+        self._busy += 1
+        try:
+            return await self._serve_keyed(scope, idempotency_key, operation, extra_latency_ms)
+        finally:
+            self._busy -= 1
+
+    def busy(self) -> int:
+        """Requests being processed now (a test waits for the gateway to go quiet)."""
+        return self._busy
+
+    async def _serve_keyed(
+        self, scope: str, idempotency_key: str | None, operation: Callable[[], Any], extra_latency_ms: int
+    ) -> Reply:
         key = (scope, idempotency_key) if idempotency_key else None
         if key in self._in_flight:
             return _error(TossError(409, "IDEMPOTENT_REQUEST_PROCESSING", "이전 멱등 요청이 처리중입니다."))

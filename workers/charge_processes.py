@@ -69,14 +69,32 @@ class ChargeProcesses:
         self.processes = processes
 
     async def run(self, now: datetime, shards: list[Shard], concurrency: int) -> list[dict[str, int]]:
+        """Each shard's counts, once every shard's process has finished; a shard that failed
+        fails the run after the others finished. Cancelled (a worker stopping after arq's
+        grace), it stops the shard processes with SIGTERM rather than wait minutes for them:
+        what they had in flight is PENDING, and the next run's settle job looks it up before
+        anything is charged again, as after a worker killed mid-run."""
         loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=len(shards), mp_context=context) as pool:
-            futures = [
-                loop.run_in_executor(pool, charge_shard_in_process, self.settings, now, shard, concurrency)
-                for shard in shards
-            ]
-            return list(await asyncio.gather(*futures))
+        before = set(multiprocessing.active_children())
+        pool = ProcessPoolExecutor(max_workers=len(shards), mp_context=context)
+        futures = [
+            loop.run_in_executor(pool, charge_shard_in_process, self.settings, now, shard, concurrency)
+            for shard in shards
+        ]
+        started = set(multiprocessing.active_children()) - before  # spawned on the first submit
+        try:
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        except asyncio.CancelledError:
+            for process in started:
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)  # reaped: their CPU counts in the parent's RUSAGE_CHILDREN
+        for outcome in outcomes:  # a shard that failed fails the run, once the others are done
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return list(outcomes)
 
 
 def charge_shard_in_process(settings: Any, now: datetime, shard: Shard, concurrency: int) -> dict[str, int]:

@@ -3,11 +3,25 @@
 gateway and the ledger agree to the won, and every period is charged once."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import multiprocessing
 import re
+from datetime import timedelta
 
 from gateways.sandbox_engine import Faults
+from subledger.app import build
+from tests.api.conftest import make_settings
 from tests.workers.conftest import wait_for
-from tests.workers.test_exactly_once import TRIAL_END_DAY, all_settled, charges_per_period, due_subscriptions, fleet  # noqa: F401
+from tests.workers.test_exactly_once import (  # noqa: F401  (fleet: a fixture)
+    TRIAL_END_DAY,
+    all_settled,
+    charges_per_period,
+    due_subscriptions,
+    fleet,
+    ledger_payments,
+)
+from workers.subscription_jobs import charge_due_subscriptions
 
 BASIC_MONTHLY = 9900
 SHARD_LINE = re.compile(r"charge_shard_finished.*?failed=(\d+) pid=(\d+) processed=(\d+) shard=(\d)/2 succeeded=(\d+)")
@@ -18,18 +32,21 @@ def test_a_run_split_over_two_processes_charges_each_subscription_once(fleet, st
     users = due_subscriptions(api, 240)
     engine.set_faults(Faults(latency_ms=20))
     api.built.clock.advance_to(TRIAL_END_DAY)
-    start_worker(SUBLEDGER_SANDBOX_URL=url, SUBLEDGER_CHARGE_PROCESSES="2", SUBLEDGER_CHARGE_CONCURRENCY="16",
-                 SUBLEDGER_WORKER_TICK_SECONDS="30")
+    worker = start_worker(SUBLEDGER_SANDBOX_URL=url, SUBLEDGER_CHARGE_PROCESSES="2", SUBLEDGER_CHARGE_CONCURRENCY="16",
+                          SUBLEDGER_WORKER_TICK_SECONDS="30")
     wait_for(lambda: all_settled(api, users), timeout=240, what="every trial-end charge")
     log = tmp_path / "worker-0.log"
-    shards = wait_for(lambda: SHARD_LINE.findall(log.read_text()), timeout=30, what="the shards' log lines")
-    # The first run was split: shard 1 in the worker, shard 2 in a process of its own.
-    first = {shard: (int(pid), int(succeeded), int(failed), int(processed)) for failed, pid, processed, shard, succeeded in shards[:2]}
-    assert set(first) == {"1", "2"}, shards
-    assert first["1"][0] != first["2"][0], "both shards ran in one process"
-    assert first["1"][1] > 60 and first["2"][1] > 60 and first["1"][1] + first["2"][1] == 240, first
-    assert first["1"][2] == first["2"][2] == 0
-    assert first["1"][3] + first["2"][3] == 240, "the shards overlap"
+    lines = wait_for(lambda: SHARD_LINE.findall(log.read_text()), timeout=30, what="the shards' log lines")
+    # Runs may overlap (one at startup, one on the tick): a later run finds less or nothing due.
+    by_shard: dict[str, list[tuple[int, int, int, int]]] = {"1": [], "2": []}
+    for failed, pid, processed, shard, succeeded in lines:
+        by_shard[shard].append((int(pid), int(processed), int(succeeded), int(failed)))
+    # Shard 1 in the worker itself, shard 2 in a process of its own, each charging its part.
+    assert {pid for pid, *_ in by_shard["1"]} == {worker.pid}, lines
+    assert by_shard["2"] and worker.pid not in {pid for pid, *_ in by_shard["2"]}, lines
+    charged = {shard: sum(succeeded for _, _, succeeded, _ in found) for shard, found in by_shard.items()}
+    assert charged["1"] > 60 and charged["2"] > 60 and charged["1"] + charged["2"] == 240, lines
+    assert not any(failed for found in by_shard.values() for *_, failed in found), lines
     # Both sides of the money: the gateway's charges and the ledger's payments, to the won.
     periods = charges_per_period(engine)
     assert len(periods) == 240 and set(periods.values()) == {1}
@@ -40,3 +57,61 @@ def test_a_run_split_over_two_processes_charges_each_subscription_once(fleet, st
             f"SELECT COUNT(*) AS n, SUM(amount) AS won FROM {api.built.services.payments.table} WHERE status = 'SUCCEEDED'"
         ).fetchone()
     assert (int(row["n"]), int(row["won"])) == (240, 240 * BASIC_MONTHLY)
+
+
+def test_a_split_run_cancelled_stops_its_processes_and_later_runs_charge_each_period_once(
+    api_factory, sandbox_server, database_url
+) -> None:
+    """A worker stopped past arq's grace cancels its run: the shard process is stopped too
+    (not left charging, not waited for), and what it had in flight settles like any charge
+    of a killed worker."""
+    url, engine = sandbox_server
+    api = api_factory(sandbox_url=url)
+    users = due_subscriptions(api, 200)
+    engine.set_faults(Faults(latency_ms=1500))
+    api.built.clock.advance_to(TRIAL_END_DAY)
+    runner = build(make_settings(database_url, sandbox_url=url, charge_processes=2, charge_concurrency=8))
+
+    async def quiet(charged: int | None = None) -> None:
+        """Until the gateway has nothing in flight (and, if given, holds that many charges)."""
+        for _ in range(600):
+            if engine.busy() == 0 and charged in (None, len(engine.charges())):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the gateway did not go quiet")
+
+    async def scenario() -> tuple[list[multiprocessing.Process], int]:
+        try:
+            return await cancel_then_settle()
+        finally:
+            await runner.aclose()  # on this loop: the gateway's clients belong to it
+
+    async def cancel_then_settle() -> tuple[list[multiprocessing.Process], int]:
+        run = asyncio.create_task(charge_due_subscriptions(runner.jobs.ctx, TRIAL_END_DAY))
+        while len(engine.charges()) < 8 or not multiprocessing.active_children():
+            await asyncio.sleep(0.1)
+        shard_processes = multiprocessing.active_children()
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        for process in shard_processes:
+            await asyncio.to_thread(process.join, 10)
+        await quiet()
+        charged_at_cancel = len(engine.charges())
+        await quiet(charged_at_cancel)
+        engine.set_faults(Faults())
+        # The next run settles what was in flight first; what never reached the gateway
+        # failed (NETWORK_ERROR) and is retried on dunning's day 3.
+        await runner.jobs.run_due(TRIAL_END_DAY + timedelta(minutes=2))
+        await runner.jobs.run_due(TRIAL_END_DAY + timedelta(days=3))
+        return shard_processes, charged_at_cancel
+
+    shard_processes, charged_at_cancel = asyncio.run(scenario())
+    assert shard_processes and not any(process.is_alive() for process in shard_processes)
+    # Cancelled after 8 charges with 8 in flight: a shard process left running would have
+    # charged its whole half (about 100) by now.
+    assert charged_at_cancel < 40, charged_at_cancel
+    wait_for(lambda: all(s and s[-1] == "SUCCEEDED" for s in ledger_payments(api, users).values()), what="every period paid")
+    periods = charges_per_period(engine)
+    assert len(periods) == 200 and set(periods.values()) == {1}
+    assert sum(int(charge["amount"]) for charge in engine.charges()) == 200 * BASIC_MONTHLY
