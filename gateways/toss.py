@@ -10,7 +10,6 @@ source, are described in `toss_objects.py`.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import uuid
 from datetime import datetime
@@ -39,6 +38,7 @@ from domain.ports import (
     RefundResult,
     RefundStatus,
 )
+from gateways.aiohttp_transport import AiohttpTransport
 from gateways.sandbox_app import SandboxTransport
 from gateways.sandbox_engine import BASE_URL as SANDBOX_BASE_URL, SandboxEngine
 from gateways.careful_post import NEVER_SENT  # the one list, for every provider: every other error leaves the outcome unknown
@@ -55,9 +55,8 @@ RETRIES = 3
 TRANSACTIONS_PAGE = 5000
 
 
-#: Connection pools per gateway client, and connections each may open (all kept alive).
-POOLS = 8
-CONNECTIONS_PER_POOL = 16
+#: Connections a gateway client may hold open at once (all kept alive).
+MAX_CONNECTIONS = 128
 
 
 class TossGateway:
@@ -79,21 +78,14 @@ class TossGateway:
         self._withheld = (secret_key,)
         self._sandbox = sandbox
         self._retry_base_seconds = retry_base_seconds
-        # Several small connection pools, taken in turn, rather than one large one: httpcore's
-        # pool walks every connection it holds (and polls each idle socket) on every request
-        # event, so at 64 requests in flight one pool cost about twice the CPU per request of
-        # eight pools of eight (docs/performance.md, Renewals).
-        self._clients = [
-            httpx.AsyncClient(
-                base_url=base_url,
-                auth=auth or httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
-                transport=transport,
-                timeout=timeout,
-                limits=httpx.Limits(max_connections=CONNECTIONS_PER_POOL, max_keepalive_connections=CONNECTIONS_PER_POOL),
-            )
-            for _ in range(POOLS)
-        ]
-        self._turn = itertools.cycle(self._clients)
+        # httpx's API over aiohttp's pool (gateways/aiohttp_transport.py): httpcore's own pool cost
+        # about three times the CPU per request at 64 in flight (docs/performance.md, Renewals).
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            auth=auth or httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
+            transport=transport or AiohttpTransport(max_connections=MAX_CONNECTIONS),
+            timeout=timeout,
+        )
         #: A span per call and per HTTP try (`gateway.call`, `gateway.http`): named by operation, never by path.
         self.tracer: Tracer = NO_TRACER
 
@@ -223,8 +215,7 @@ class TossGateway:
         return transient_answer(response)
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._client.aclose()
 
     async def _exchange(
         self,
@@ -264,7 +255,7 @@ class TossGateway:
             tries += 1
             with self.tracer.span("gateway.http", {"http.request.method": method, "subledger.gateway.try": tries}) as span:
                 try:
-                    response = await next(self._turn).request(method, path, json=json, headers=headers, params=params)
+                    response = await self._client.request(method, path, json=json, headers=headers, params=params)
                 except httpx.TransportError as exc:
                     ambiguous = ambiguous or not isinstance(exc, NEVER_SENT)
                     last_error = f"{type(exc).__name__}: {exc}"

@@ -15,7 +15,8 @@ is applied three times over, so no path around one of them leaks:
 - the handler's formatter, on the finished line (tracebacks included).
 
 httpx and httpcore log each request's URL (a charge's URL holds the billing
-key) at INFO and DEBUG; they are lowered to WARNING as well.
+key) at INFO and DEBUG; they, and aiohttp (the gateways' transport under httpx), are
+lowered to WARNING as well.
 
 A standard-library record (uvicorn, arq, eventsourcing...) comes out with its fields as
 fields, not only inside its message: `logger`, `level`, `timestamp`, the values it was
@@ -188,7 +189,7 @@ def install_record_redaction() -> None:
 
 
 #: Libraries that log request URLs (a charge's URL holds a billing key) below WARNING.
-QUIET_LOGGERS = ("httpx", "httpcore")
+QUIET_LOGGERS = ("httpx", "httpcore", "aiohttp")
 
 #: uvicorn.run's keywords that leave its records to this module's handler: no handlers of
 #: its own (`log_config=None`), no access log of its own (schema/request_ids.py writes one).

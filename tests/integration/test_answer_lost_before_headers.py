@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 from domain.ports import ChargeStatus, DeclineCode, RefundStatus
+from gateways.aiohttp_transport import AiohttpTransport
 from gateways.careful_post import careful_post
 from gateways.toss import RETRIES, TossGateway
+from tests.raw_http import read_request
 
 
 class HangUpServer:
@@ -41,21 +43,9 @@ class HangUpServer:
             except OSError:
                 return
             with connection:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                while len(body) < length:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        break
-                    body += chunk
-                self.requests.append(head.split(b"\r\n", 1)[0])
+                line, _ = read_request(connection)
+                if line is not None:
+                    self.requests.append(line)
                 if self.reset:  # RST instead of FIN
                     connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
@@ -92,7 +82,7 @@ async def test_a_toss_refund_whose_answer_never_started_is_unknown(provider: Han
 
 
 async def test_a_post_without_an_honored_key_is_sent_once_and_may_have_arrived(provider: HangUpServer) -> None:
-    async with httpx.AsyncClient(base_url=provider.url) as client:
+    async with httpx.AsyncClient(base_url=provider.url, transport=AiohttpTransport()) as client:  # as KakaoPay's
         sent = await careful_post(client, "KAKAO_PAY", "charge", "/v1/payment/subscription", retry_sent=False,
                                   retry_base_seconds=0.01, json={"amount": 1000})
     assert (sent.response, sent.sent) == (None, True)

@@ -117,6 +117,7 @@ def test_httpx_request_lines_are_below_the_configured_level() -> None:
     configure_logging("development", level=logging.INFO, stream=io.StringIO())
     assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
     assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("aiohttp.client").isEnabledFor(logging.INFO)  # the gateways' transport
 
 
 def test_billing_keys_are_sealed_and_shown_as_sealed() -> None:
