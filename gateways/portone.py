@@ -111,8 +111,9 @@ def _iso(when: datetime) -> str:
 
 
 class PortOneGateway(TossGateway):
-    """The PORTONE provider. Shares the Toss client's HTTP exchange (pools, in-call retries of
-    5xx/429/transport errors, logs without paths); speaks PortOne's paths, bodies and errors."""
+    """The PORTONE provider. Shares the Toss client's HTTP exchange (its connection pool,
+    in-call retries of 5xx/429/transport errors, logs without paths); speaks PortOne's paths,
+    bodies and errors."""
 
     def __init__(
         self,

@@ -79,7 +79,8 @@ class TossGateway:
         self._sandbox = sandbox
         self._retry_base_seconds = retry_base_seconds
         # httpx's API over aiohttp's pool (gateways/aiohttp_transport.py): httpcore's own pool cost
-        # about three times the CPU per request at 64 in flight (docs/performance.md, Renewals).
+        # about three times the CPU per request at 64 in flight
+        # (docs/performance.md, "The gateway clients' transport").
         self._client = httpx.AsyncClient(
             base_url=base_url,
             auth=auth or httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
