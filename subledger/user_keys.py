@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import structlog
 
 from domain.personal_data import new_key
-from projections.database import ViewDatabase
+from projections.database import ViewCursor, ViewDatabase
 from subledger.master_keys import KEY_ID_CHARS, WRAP_PREFIX, MasterKeyring, UnknownMasterKey, wrapped_by
 from subledger.settings import StartupRefused
 
@@ -58,13 +58,14 @@ class SqlUserKeys:
         if found is not None or not create:
             return found
         with self.view_db.transaction() as cursor:
-            # Two processes creating the first key of a user at once: one insert wins, both use it.
+            # Two processes creating the first key of a user at once: one insert wins, both
+            # use it (read back in the same transaction: one round of BEGIN/COMMIT, not two).
             cursor.execute(
                 "INSERT INTO user_keys (subject, key_material, created_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (subject) DO NOTHING",
                 (subject, self.keyring.wrap(subject, new_key()), datetime.now(timezone.utc).isoformat()),
             )
-        return self._read(subject)
+            return self._unwrapped(subject, cursor)
 
     def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
         """The keys of those subjects that have one: one statement per 500 subjects."""
@@ -85,7 +86,10 @@ class SqlUserKeys:
 
     def _read(self, subject: str) -> bytes | None:
         with self.view_db.transaction(readonly=True) as cursor:
-            row = cursor.execute("SELECT key_material FROM user_keys WHERE subject = ?", (subject,)).fetchone()
+            return self._unwrapped(subject, cursor)
+
+    def _unwrapped(self, subject: str, cursor: ViewCursor) -> bytes | None:
+        row = cursor.execute("SELECT key_material FROM user_keys WHERE subject = ?", (subject,)).fetchone()
         return self.keyring.unwrap(subject, row["key_material"]) if row else None
 
     # ------------------------------------------------------------ startup and rotation

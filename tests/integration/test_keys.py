@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,10 @@ from projections.database import ViewDatabase
 from schema.auth import mint_token
 from subledger.app import build
 from subledger.ledger_cipher import encrypt_ledger
-from subledger.master_keys import generate_key
+from subledger.master_keys import MasterKeyring, decode_key, generate_key
 from subledger.settings import StartupRefused
 from subledger.storage import Database
+from subledger.user_keys import SqlUserKeys
 from tests.api.conftest import JWT_SECRET, Api, api_factory, make_settings  # noqa: F401 (api_factory: a fixture)
 from tests.processes import run_group
 
@@ -219,6 +222,33 @@ def test_rotation_without_the_previous_key_refuses_and_changes_nothing(api_facto
     view_db.close()
     moved = cli(database_url, "keys", "rotate", SUBLEDGER_MASTER_KEY=new, SUBLEDGER_MASTER_KEY_PREVIOUS=old)
     refused_in_one_line(moved, str(customer_id("k-b")), "does not verify")
+
+
+def test_processes_creating_a_users_first_key_at_once_all_use_the_one_stored(database_url: str) -> None:
+    """Eight threads, each with a connection of its own, ask for the same new user's key at
+    once (a user's first events saved by several API processes): one row is stored, wrapped,
+    and every caller seals with it."""
+    keyring = MasterKeyring(decode_key(generate_key(), (32,)))
+    view_db = ViewDatabase.open(Database.from_url(database_url), pool_size=8)
+    try:
+        keys = SqlUserKeys(view_db, keyring)
+        for round_ in range(5):
+            subject = f"racer-{round_}"
+            start = threading.Barrier(8)
+
+            def first_key(_: int, subject: str = subject, start: threading.Barrier = start) -> bytes | None:
+                start.wait()
+                return keys.key(subject, create=True)
+
+            with ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(first_key, range(8)))
+            stored_rows = [r for s, r in user_keys(database_url).items() if s == subject]
+            assert len(stored_rows) == 1 and stored_rows[0].startswith("mk1:")
+            assert got[0] is not None and got == [keyring.unwrap(subject, stored_rows[0])] * 8
+            assert keys.key(subject, create=False) == got[0]
+        assert keys.key("never-made", create=False) is None and "never-made" not in user_keys(database_url)
+    finally:
+        view_db.close()
 
 
 def test_encrypt_ledger_then_the_api_and_audit_verify_read_it(api_factory, database_url: str) -> None:
