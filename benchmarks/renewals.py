@@ -104,8 +104,7 @@ async def _charge(database_url: str, sandbox_url: str, processes: int) -> dict[s
         row = cursor.execute(
             f"SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS won FROM {table} WHERE status = 'SUCCEEDED'"
         ).fetchone()
-    built.view_db.close()
-    built.ledger.close()
+    await built.aclose()  # the gateway's connection pool too (aiohttp warns of an unclosed one at exit)
     return {"wall_s": wall, "cpu_s": cpu, "rss_mb": max(peak_rss_mb(), round(children_rss, 1)), "ledger_done": int(row["n"]),
             "ledger_won": int(row["won"]), **counts}
 
