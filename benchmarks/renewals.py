@@ -33,6 +33,7 @@ from benchmarks.common import emit, peak_rss_mb
 from benchmarks.cpu import CpuMeter
 from benchmarks.deployment import Deployment, make_workdir
 from domain.customer import Customer
+from domain.ports import BillingKey, PaymentGateway
 from domain.subscription import Subscription
 from subledger.app import build
 from subledger.settings import Settings
@@ -52,10 +53,18 @@ def bench_settings(database_url: str, sandbox_url: str, processes: int = 1) -> S
     )
 
 
+async def _issue_card(gateway: PaymentGateway) -> BillingKey:
+    """The bench's one billing key; the gateway's pool is closed on the loop that opened it."""
+    try:
+        return await gateway.issue_billing_key("test_card_4300000000000001", "bench")
+    finally:
+        await gateway.aclose()
+
+
 def setup(database_url: str, sandbox_url: str, count: int) -> None:
     built = build(bench_settings(database_url, sandbox_url))
     try:
-        card = asyncio.run(built.gateways["SANDBOX"].issue_billing_key("test_card_4300000000000001", "bench"))
+        card = asyncio.run(_issue_card(built.gateways["SANDBOX"]))
         ledger = built.ledger
         with Progress(transient=True) as progress:
             task = progress.add_task(f"writing {count:,} trialing subscriptions", total=count)
