@@ -3,12 +3,14 @@
 Every save in the process wakes it (`notify`, a ledger listener); otherwise it polls
 the log's head every `poll_interval`. It reads the head once, then, for the read
 models that are behind, reads each batch of notifications once and decodes it
-once, and hands it to every read model standing at that position, each in a view
-transaction of its own that moves its own position (compare-and-set,
-`ProjectionRunner.apply_batch`). Read models stay independent: one that another
-process moved first, or that a rebuild switched to new tables, reads its position
-afresh and carries on from there; one whose batch fails is retried after a pause
-while the others go on; a batch PostgreSQL aborted to break a deadlock runs again.
+once, and hands it to every read model standing at that position in one view
+transaction, each read model moving its own position in it (compare-and-set,
+`ProjectionRunner.write_batch`). Read models stay independent: if any of them fails
+in that transaction, nothing of it is kept and the batch goes to each read model in
+a transaction of its own (`ProjectionRunner.apply_batch`): one that another process
+moved first, or that a rebuild switched to new tables, reads its position afresh and
+carries on from there; one whose batch fails is retried after a pause while the
+others go on; a batch PostgreSQL aborted to break a deadlock runs again.
 
 Jobs catch up through it too (`catch_up(strict=True)`), so the daily runs read the
 head once and each batch once for all read models.
@@ -125,6 +127,9 @@ class LogFollower:
             if not notifications:
                 return applied
             events = list(zip((n.id for n in notifications), self.ledger.mapper.to_domain_events(notifications)))
+            if self._apply_together(starts[start], events, start):
+                applied += len(events)
+                continue
             for runner, projection in starts[start]:
                 if not self._apply(runner, projection, events, start, strict):
                     aborted += 1
@@ -132,6 +137,25 @@ class LogFollower:
                         raise RuntimeError(f"projection {runner.name}: batch aborted {aborted} times to break deadlocks")
             applied += len(events)
         return applied
+
+    def _apply_together(self, group: list[tuple[ProjectionRunner, Any]], events: list[Any], start: int) -> bool:
+        """Apply one batch to every read model of `group` in one view transaction: one commit for
+        all instead of one each (most batches are small: a command's few events). False, with
+        nothing written, when any of them fails (another runner went first, a deadlock, a bad
+        event): the caller then applies the batch to each read model on its own, which keeps
+        them independent (the failing one is retried later, the others go on)."""
+        view_db = group[0][0].view_db
+        if len(group) < 2 or any(runner.view_db is not view_db for runner, _ in group):
+            return False
+        try:
+            with view_db.transaction() as cursor:
+                ends = [runner.write_batch(cursor, projection, events, start) for runner, projection in group]
+        except Exception:
+            return False
+        for (runner, projection), end in zip(group, ends):
+            runner.batch_committed(projection, end)
+            self._failing.pop(runner.name, None)
+        return True
 
     def _apply(self, runner: ProjectionRunner, projection: Any, events: list[Any], start: int, strict: bool) -> bool:
         """Apply one batch to one read model; False when the database aborted it to break a deadlock."""

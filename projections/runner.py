@@ -210,16 +210,28 @@ class ProjectionRunner:
     def apply_batch(self, projection: Any, events: Sequence[Tracked], start: int) -> None:
         """Apply decoded `events` (read after `start`) and move the position to the last one, in one
         view transaction; PositionMoved if another runner recorded a batch from `start` first."""
-        end = events[-1][0]
-        attributes = {"subledger.projection": self._name, "subledger.events": len(events), "subledger.position": end}
         try:
-            with self.tracer.span("projection.batch", attributes):
-                with self.view_db.transaction() as cursor:
-                    move_position(cursor, projection.tracking_name, start, end)
-                    projection.apply(cursor, events)
+            with self.view_db.transaction() as cursor:
+                end = self.write_batch(cursor, projection, events, start)
         except BaseException:
             self._known = None
             raise
+        self.batch_committed(projection, end)
+
+    def write_batch(self, cursor: ViewCursor, projection: Any, events: Sequence[Tracked], start: int) -> int:
+        """Inside the caller's view transaction: move the position from `start` to the last event's
+        (PositionMoved if another runner went first) and apply `events`; returns the new position.
+        The caller commits, then calls `batch_committed` (LogFollower applies one batch to several
+        read models in one transaction this way)."""
+        end = events[-1][0]
+        attributes = {"subledger.projection": self._name, "subledger.events": len(events), "subledger.position": end}
+        with self.tracer.span("projection.batch", attributes):
+            move_position(cursor, projection.tracking_name, start, end)
+            projection.apply(cursor, events)
+        return end
+
+    def batch_committed(self, projection: Any, end: int) -> None:
+        """The transaction holding this read model's batch up to `end` committed."""
         self._known = (projection.tracking_name, end)
         with self._advanced:
             self._advanced.notify_all()
