@@ -79,8 +79,12 @@ class Layout:
 
 
 def _seconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    """A duration as wrk prints it: 812.00us, 41.33ms, 1.20s, 1.01m, 1.00h."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if found is None:
+        raise ValueError(f"wrk printed a duration this bench cannot read: {text!r}")
+    value, unit = found.groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
 def start_layout(database_url: str, api_processes: int) -> Layout:
