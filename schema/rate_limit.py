@@ -33,7 +33,7 @@ status 429 and a `Retry-After` header with the same number.
 
 Storage: the `limits` library's moving window, in Redis when
 `SUBLEDGER_REDIS_URL` is set (so every API process shares one count), else in
-the process's memory. If Redis cannot be reached the call is let through and a
+the process's memory (`schema/rate_limit_memory.py`: limits' own, its clean-up paced). If Redis cannot be reached the call is let through and a
 warning is logged: an outage of the limiter must not stop people paying.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ from graphql import (
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
@@ -66,6 +66,7 @@ from strawberry.extensions import SchemaExtension
 
 from domain.errors import DomainError
 from schema.auth import Caller
+from schema.rate_limit_memory import PacedMemoryStorage
 
 log = structlog.get_logger("subledger.rate_limit")
 
@@ -135,7 +136,7 @@ class MoneyRateLimiter:
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
             if redis_url
-            else MemoryStorage()
+            else PacedMemoryStorage()
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
 
