@@ -107,9 +107,13 @@ async def test_no_free_connection_in_time_is_never_sent(silent: ScriptedServer) 
     it, gives up after the pool timeout, and the server never saw it."""
     transport = AiohttpTransport(max_connections=1)
     async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=0.2, connect=0.2)) as client:
-        first = asyncio.create_task(client.post(f"{silent.url}/first", json={}))
-        while not silent.requests:
-            await asyncio.sleep(0.01)
+        # The first gets time to connect on a busy machine; only the second's wait is under test.
+        first = asyncio.create_task(client.post(f"{silent.url}/first", json={}, timeout=httpx.Timeout(30)))
+        async with asyncio.timeout(30):
+            while not silent.requests:
+                if first.done():
+                    raise AssertionError(f"the first request ended before the server saw it: {first.exception()!r}")
+                await asyncio.sleep(0.01)
         with pytest.raises(httpx.ConnectTimeout) as raised:
             await client.post(f"{silent.url}/second", json={})
         first.cancel()
