@@ -33,8 +33,9 @@ status 429 and a `Retry-After` header with the same number.
 
 Storage: the `limits` library's moving window, in Redis when
 `SUBLEDGER_REDIS_URL` is set (so every API process shares one count), else in
-the process's memory (`schema/rate_limit_memory.py`: limits' own, its clean-up paced). If Redis cannot be reached the call is let through and a
-warning is logged: an outage of the limiter must not stop people paying.
+the process's memory (`schema/rate_limit_memory.py`: limits' own, its clean-up
+paced). If Redis cannot be reached the call is let through and a warning is
+logged: an outage of the limiter must not stop people paying.
 """
 from __future__ import annotations
 
