@@ -150,7 +150,8 @@ class LogFollower:
         try:
             with view_db.transaction() as cursor:
                 ends = [runner.write_batch(cursor, projection, events, start) for runner, projection in group]
-        except Exception:
+        except Exception as error:
+            log.debug("projections: a batch for %d read models fell back to one transaction each: %r", len(group), error)
             return False
         for (runner, projection), end in zip(group, ends):
             runner.batch_committed(projection, end)
