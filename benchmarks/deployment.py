@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from gateways.tls import client_ssl_context
+
 ROOT = Path(__file__).resolve().parents[1]
 JWT_SECRET = "deployment-secret-that-is-long-enough-for-hs256"
 CRON_SECRET = "deployment-cron-secret"
@@ -234,7 +236,7 @@ class Process:
             raise RuntimeError(f"{self.args[0]} exited with {self.popen.returncode}; see {self.log_path}")
         probe = "/healthz" if self.args[0] == "serve" else "/sandbox/charges"
         try:
-            return httpx.get(f"{self.url}{probe}", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}{probe}", timeout=2, verify=client_ssl_context()).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from benchmarks.deployment import JWT_SECRET
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 
 #: What an answer's code is when there is none: the transport failed, or the body was no GraphQL answer.
@@ -37,7 +38,7 @@ def token(user: str, scope: str = "user") -> str:
 class GraphQL:
     def __init__(self, url: str, timeout: float = 60) -> None:
         self.url = url.rstrip("/") + "/graphql"
-        self.client = httpx.Client(timeout=timeout)
+        self.client = httpx.Client(timeout=timeout, verify=client_ssl_context())
         self.tokens: dict[tuple[str, str], str] = {}
 
     def close(self) -> None:

@@ -37,6 +37,7 @@ import httpx
 
 from benchmarks.common import emit, run_threads
 from benchmarks.cpu import CpuMeter, postgres_pids
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 from subledger.app import build
 from subledger.settings import Settings
@@ -103,7 +104,7 @@ def start_layout(database_url: str, api_processes: int) -> Layout:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1, verify=client_ssl_context()).status_code == 200:
                 break
         except httpx.TransportError:
             pass

@@ -35,6 +35,7 @@ from benchmarks.deployment import Deployment, make_workdir
 from domain.customer import Customer
 from domain.ports import BillingKey, PaymentGateway
 from domain.subscription import Subscription
+from gateways.tls import client_ssl_context
 from subledger.app import build
 from subledger.settings import Settings
 
@@ -124,7 +125,7 @@ def run(database_url: str, count: int = 100_000, processes: int = 2) -> None:
     try:
         sandbox = deployment.sandbox()
         httpx.post(f"{sandbox.url}/sandbox/faults", json={"latencyMs": LATENCY_MS, "maxConcurrency": CAP},
-                   timeout=10).raise_for_status()
+                   timeout=10, verify=client_ssl_context()).raise_for_status()
         started = time.perf_counter()
         setup(database_url, sandbox.url, count)
         setup_s = time.perf_counter() - started
@@ -134,7 +135,7 @@ def run(database_url: str, count: int = 100_000, processes: int = 2) -> None:
             capture_output=True, text=True, check=True, env={**os.environ},
         )
         sandbox_cpu = gateway_cpu.read()["sandbox"]
-        charges = httpx.get(f"{sandbox.url}/sandbox/charges", timeout=60).json()["charges"]
+        charges = httpx.get(f"{sandbox.url}/sandbox/charges", timeout=60, verify=client_ssl_context()).json()["charges"]
     finally:
         deployment.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -36,6 +36,7 @@ from benchmarks import gql_client as q
 from benchmarks.common import emit
 from benchmarks.deployment import Deployment, Postgres, Redis, make_workdir, service_env
 from benchmarks.gql_client import GraphQL
+from gateways.tls import client_ssl_context
 
 #: Operation → weight in the mix.
 MIX = {"purchase": 4, "spend": 8, "subscribe": 2, "change_plan": 2, "cancel": 1, "refund": 2, "wallet": 3}
@@ -203,7 +204,7 @@ def check(deployment: Deployment, api_url: str, sandbox_url: str, users: list[Us
         wallet = answer.data["wallet"]
         if min(wallet["totalBalance"], wallet["usableBalance"], wallet["pendingBalance"]) < 0:
             negative.append(f"{user.id}: {wallet}")
-    charges = httpx.get(f"{sandbox_url}/sandbox/charges", timeout=60).json()["charges"]
+    charges = httpx.get(f"{sandbox_url}/sandbox/charges", timeout=60, verify=client_ssl_context()).json()["charges"]
     periods = period_counts(charges)
     twice = sorted(period for period, n in periods.items() if n > 1)
     verify = deployment.cli("audit", "verify")

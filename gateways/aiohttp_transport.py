@@ -23,6 +23,8 @@ import urllib.request
 import aiohttp
 import httpx
 
+from gateways.tls import client_ssl_context
+
 # Nothing was sent: the connection was never made, or no pooled connection came free in time.
 _NOT_CONNECTED = aiohttp.ClientConnectorError  # refused, DNS, TLS handshake and certificate
 _NO_CONNECTION_IN_TIME = aiohttp.ConnectionTimeoutError
@@ -68,7 +70,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int = 100, keepalive_seconds: float = 5.0) -> None:
         self._max_connections = max_connections
         self._keepalive_seconds = keepalive_seconds
-        self._ssl: ssl.SSLContext = httpx.create_ssl_context()
+        self._ssl: ssl.SSLContext = client_ssl_context()  # made once per process (gateways/tls.py)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._env_proxies = urllib.request.getproxies_environment()

@@ -33,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateways.tls import client_ssl_context
+
 PAYMENT_STATUS_CHANGED = "PAYMENT_STATUS_CHANGED"
 #: Seconds the receiver has to answer (Toss gives 10).
 TIMEOUT_SECONDS = 10.0
@@ -99,7 +101,8 @@ class WebhookSender:
             "tosspayments-webhook-transmission-retried-count": str(len(notice.deliveries)),
         }
         try:
-            status = httpx.post(self.url, json=notice.body, headers=headers, timeout=TIMEOUT_SECONDS).status_code
+            status = httpx.post(self.url, json=notice.body, headers=headers, timeout=TIMEOUT_SECONDS,
+                                verify=client_ssl_context()).status_code
         except httpx.HTTPError:
             status = 0
         with self._lock:

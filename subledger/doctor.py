@@ -181,12 +181,14 @@ def check_gateway(provider: str, url: str | None, variable: str) -> Finding:
     """A GET of the base URL without credentials: any HTTP answer shows the host is reachable."""
     import httpx
 
+    from gateways.tls import client_ssl_context
+
     name = f"gateway {provider}"
     if url is None:
         return Finding(name, Status.OK, "in process (no network)")
     shown = redact_url(url)
     try:
-        answer = httpx.get(url, timeout=TIMEOUT, follow_redirects=False)
+        answer = httpx.get(url, timeout=TIMEOUT, follow_redirects=False, verify=client_ssl_context())
     except httpx.HTTPError as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         return Finding(name, Status.FAIL, f"{variable}: cannot reach {shown} ({type(error).__name__}: {reason})")

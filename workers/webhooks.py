@@ -25,6 +25,7 @@ from domain.errors import NotFound
 from domain.webhooks import (
     EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, DeliveryStatus, RetryPolicy, signature_header,
 )
+from gateways.tls import client_ssl_context
 from projections.webhook_deliveries import Attempt, Delivery, body_of
 from workers.fanout import for_each
 
@@ -66,7 +67,7 @@ class WebhookDispatcher:
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             # No redirects: a 3xx is not a receipt (the endpoint must give its final URL).
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False,
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, verify=client_ssl_context(),
                                              headers={"User-Agent": USER_AGENT})
         return self._client
 
