@@ -31,6 +31,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from gateways.tls import client_ssl_context
+
 _lock = threading.Lock()
 _spans: list[dict[str, Any]] = []
 _raw: list[bytes] = []
@@ -113,10 +115,10 @@ class Received:
     url: str
 
     def spans(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.url}/spans").json()
+        return httpx.get(f"{self.url}/spans", verify=client_ssl_context()).json()
 
     def raw(self) -> bytes:
-        return httpx.get(f"{self.url}/raw").content
+        return httpx.get(f"{self.url}/raw", verify=client_ssl_context()).content
 
     def clear(self) -> None:
         httpx.delete(f"{self.url}/spans").raise_for_status()

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from gateways.tls import client_ssl_context
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
@@ -59,7 +61,7 @@ def run_readme_session(base_url: str, jwt_secret: str, provider: str) -> dict[st
     headers = {"Authorization": f"Bearer {token}"}
 
     def send(query: str) -> dict[str, Any]:
-        reply = httpx.post(f"{base_url}/graphql", json={"query": query}, headers=headers, timeout=60)
+        reply = httpx.post(f"{base_url}/graphql", json={"query": query}, headers=headers, timeout=60, verify=client_ssl_context())
         body = reply.json()
         assert reply.status_code == 200 and not body.get("errors"), body
         return body["data"]

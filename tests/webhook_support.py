@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from domain.clock import TEST_CLOCK_ID
+from gateways.tls import client_ssl_context
 from projections import webhook_deliveries as delivery_tables
 from subledger.storage import Database
 from tests.api.conftest import Api
@@ -57,7 +58,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.process.stdout.readline().strip()}"
 
     def mode(self, mode: str) -> None:
-        httpx.post(f"{self.url}/_mode", content=mode, timeout=5).raise_for_status()
+        httpx.post(f"{self.url}/_mode", content=mode, timeout=5, verify=client_ssl_context()).raise_for_status()
 
     def received(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from gateways.sandbox_engine import SandboxEngine
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 from subledger.app import Built, build
 from subledger.ledger_setup import migrate_database
@@ -131,7 +132,7 @@ def api_factory(database_url: str) -> Iterator[Any]:
         built = build(settings, sandbox=sandbox)
         context = serve_asgi(built.http)
         url = context.__enter__()
-        api = Api(url=url, built=built, client=httpx.Client(timeout=180), sandbox=sandbox, server=context)
+        api = Api(url=url, built=built, client=httpx.Client(timeout=180, verify=client_ssl_context()), sandbox=sandbox, server=context)
         started.append(api)
         return api
 

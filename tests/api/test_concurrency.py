@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from gateways.tls import client_ssl_context
 from tests.api.conftest import Api
 
 SPEND = "mutation($id: String!) { spendPoints(input: {amount: 100, serviceId: $id}) { remainingBalance } }"
@@ -14,7 +15,7 @@ HISTORY = "{ wallet { usableBalance totalBalance lifetimeSpent transactions(firs
 
 def spend_concurrently(urls: list[str], token: str, count: int, same_service: bool = False) -> list[dict]:
     def one(i: int) -> dict:
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=120, verify=client_ssl_context()) as client:
             response = client.post(
                 f"{urls[i % len(urls)]}/graphql",
                 json={"query": SPEND, "variables": {"id": "svc-once" if same_service else f"svc-{i}"}},

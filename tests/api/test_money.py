@@ -21,6 +21,7 @@ import pytest
 
 from gateways.sandbox_app import create_app
 from gateways.sandbox_engine import SandboxEngine
+from gateways.tls import client_ssl_context
 from tests.api.conftest import GOOD_CARD, JWT_SECRET, Api
 from tests.scenarios.helpers import ADMIN, CANCEL, CHANGE, OUTCOME, UPDATE_METHOD, advance, subscribe
 from tests.servers import serve_asgi
@@ -57,7 +58,7 @@ class Gateway:
 
     def __init__(self, api: Api) -> None:
         self.url = api.built.settings.sandbox_url
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        self.client = httpx.Client(base_url=self.url, timeout=30, verify=client_ssl_context())
 
     def charges(self) -> list[dict[str, Any]]:
         return self.client.get("/sandbox/charges").json()["charges"]

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from gateways.sandbox_engine import SandboxEngine
+from gateways.tls import client_ssl_context
 from schema import permissions
 from schema.auth import SCOPES, Scope
 from schema.build import schema as served_schema
@@ -216,7 +217,7 @@ def test_every_field_has_a_case() -> None:
 def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     sandbox = SandboxEngine()
     built = build(make_settings(module_database_url(request.param, tmp_path_factory)), sandbox=sandbox)
-    with serve_asgi(built.http) as base_url, httpx.Client(timeout=60) as client:
+    with serve_asgi(built.http) as base_url, httpx.Client(timeout=60, verify=client_ssl_context()) as client:
         yield Api(url=base_url, built=built, client=client, sandbox=sandbox, closed=True)
 
 

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from gateways.sandbox_app import create_app
 from gateways.sandbox_engine import SandboxEngine
+from gateways.tls import client_ssl_context
 from tests.api.conftest import GOOD_CARD, Api
 from tests.api.test_money import payments_of, reconcile
 from tests.servers import serve_asgi
@@ -42,7 +43,7 @@ class Toss:
     """The provider's side, over its own HTTP API: the Toss API, its dashboard, its notices."""
 
     def __init__(self, url: str, api: Api) -> None:
-        self.client = httpx.Client(base_url=url, timeout=30)
+        self.client = httpx.Client(base_url=url, timeout=30, verify=client_ssl_context())
         self.webhook_url = f"{api.url}/webhooks/toss"
         auth = base64.b64encode(f"{TOSS_KEY}:".encode()).decode()
         self.auth = {"Authorization": f"Basic {auth}"}
@@ -277,7 +278,7 @@ def test_forged_notices_change_nothing(setup: Any, user: str) -> None:
     assert [e["outcome"] for e in received] == [
         "MISMATCH", "UNKNOWN_PAYMENT", "MISMATCH", "MISMATCH", "MISMATCH", "IGNORED", "CHANGED"]
     assert order["paymentKey"] not in repr(logs)
-    metrics = httpx.get(f"{api.url}/metrics").text
+    metrics = httpx.get(f"{api.url}/metrics", verify=client_ssl_context()).text
     assert 'subledger_webhook_notifications_total{event_type="PAYMENT_STATUS_CHANGED",outcome="MISMATCH",provider="TOSS"}' in metrics
     assert order["paymentKey"] not in metrics
 
@@ -285,12 +286,12 @@ def test_forged_notices_change_nothing(setup: Any, user: str) -> None:
 def test_the_endpoint_has_the_apis_size_and_rate_limits(setup: Any) -> None:
     api, _ = setup(rate_limit_webhook="3/minute", max_body_bytes=10_000)
     url = f"{api.url}/webhooks/toss"
-    assert httpx.post(url, content=b"x" * 20_000).status_code == 413  # refused before it is read or counted
-    answers = [httpx.post(url, content=body) for body in (b"{not json", b'"a string"', b"{}")]
+    assert httpx.post(url, content=b"x" * 20_000, verify=client_ssl_context()).status_code == 413  # refused before it is read or counted
+    answers = [httpx.post(url, content=body, verify=client_ssl_context()) for body in (b"{not json", b'"a string"', b"{}")]
     assert [a.status_code for a in answers] == [400, 400, 400]
-    limited = httpx.post(url, json=notice({"paymentKey": "nope", "status": "DONE"}))
+    limited = httpx.post(url, json=notice({"paymentKey": "nope", "status": "DONE"}), verify=client_ssl_context())
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
 
 
 def test_the_endpoint_is_served_only_with_toss(api: Api) -> None:
-    assert httpx.post(f"{api.url}/webhooks/toss", json=notice({"paymentKey": "k", "status": "DONE"})).status_code == 404
+    assert httpx.post(f"{api.url}/webhooks/toss", json=notice({"paymentKey": "k", "status": "DONE"}), verify=client_ssl_context()).status_code == 404

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from gateways.sandbox_engine import SandboxEngine
+from gateways.tls import client_ssl_context
 from subledger.app import build
 from tests.api.conftest import Api, make_settings, module_database_url
 from tests.scenarios.helpers import ADMIN, OUTCOME, advance, seoul, subscribe
@@ -77,7 +78,7 @@ def console_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     built = build(make_settings(module_database_url(request.param, tmp_path_factory)), sandbox=sandbox)
     server = serve_asgi(built.http)
     url = server.__enter__()
-    api = Api(url=url, built=built, client=httpx.Client(timeout=180), sandbox=sandbox, server=server)
+    api = Api(url=url, built=built, client=httpx.Client(timeout=180, verify=client_ssl_context()), sandbox=sandbox, server=server)
     try:
         api.database = request.param  # type: ignore[attr-defined]
         api.history = seed(api)  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ from benchmarks.deployment import (
 )
 from benchmarks.gql_client import Answer, GraphQL
 from benchmarks.soak import period_counts
+from gateways.tls import client_ssl_context
 from subledger.app import Built, build
 from subledger.settings import Settings
 
@@ -110,11 +111,11 @@ def set_clock(database_url: str, when: datetime) -> None:
 
 
 def sandbox_faults(sandbox_url: str, **faults: Any) -> None:
-    httpx.post(f"{sandbox_url}/sandbox/faults", json=faults, timeout=30).raise_for_status()
+    httpx.post(f"{sandbox_url}/sandbox/faults", json=faults, timeout=30, verify=client_ssl_context()).raise_for_status()
 
 
 def gateway_charges(sandbox_url: str) -> list[dict[str, Any]]:
-    return httpx.get(f"{sandbox_url}/sandbox/charges", timeout=60).json()["charges"]
+    return httpx.get(f"{sandbox_url}/sandbox/charges", timeout=60, verify=client_ssl_context()).json()["charges"]
 
 
 def periods_charged(sandbox_url: str) -> Counter[str]:

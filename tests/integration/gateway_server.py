@@ -11,6 +11,7 @@ import httpx
 from collections.abc import Iterator
 
 from gateways.sandbox_app import sandbox_server
+from gateways.tls import client_ssl_context
 
 
 @contextlib.contextmanager
@@ -50,6 +51,6 @@ def closed_port_url() -> str:
 @contextlib.contextmanager
 def sandbox_control(url: str) -> Iterator[httpx.Client]:
     """An HTTP client on the sandbox's own controls, after resetting it (every look-alike)."""
-    with httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=url, verify=client_ssl_context()) as client:
         client.post("/sandbox/reset").raise_for_status()
         yield client

@@ -29,6 +29,7 @@ import redis
 
 from gateways.sandbox_app import create_app
 from gateways.sandbox_engine import SandboxEngine
+from gateways.tls import client_ssl_context
 from subledger.master_keys import generate_key
 from subledger.storage import Database
 from tests.compose_local import MissingVariable, completed_dependencies, interpolate, load, start_order
@@ -230,7 +231,7 @@ def test_the_readme_session_through_the_proxy(layout: Layout, engine: SandboxEng
     # Both sides of the money: the gateway's own record and the ledger's.
     [charge] = [c for c in engine.charges() if c["amount"] == 5000]
     reply = httpx.post(f"{entry_of(layout)}/graphql", headers={"Authorization": f"Bearer {seen['token']}"},
-                       json={"query": "{ paymentsPage(first: 5) { items { amount status provider } } }"}, timeout=30)
+                       json={"query": "{ paymentsPage(first: 5) { items { amount status provider } } }"}, timeout=30, verify=client_ssl_context())
     assert reply.json()["data"]["paymentsPage"]["items"] == [{"amount": 5000, "status": "SUCCEEDED",
                                                                "provider": "TOSS"}], (reply.text, charge)
 
@@ -238,12 +239,12 @@ def test_the_readme_session_through_the_proxy(layout: Layout, engine: SandboxEng
 def test_the_proxy_passes_request_ids_and_hides_metrics(layout: Layout) -> None:
     proxy = proxy_of(layout)
     given = "req-" + uuid.uuid4().hex
-    answer = httpx.get(f"{proxy}/healthz", headers={"X-Request-ID": given}, timeout=10)
+    answer = httpx.get(f"{proxy}/healthz", headers={"X-Request-ID": given}, timeout=10, verify=client_ssl_context())
     assert answer.status_code == 200 and answer.headers["X-Request-ID"] == given
-    made = httpx.get(f"{proxy}/healthz", timeout=10).headers["X-Request-ID"]
+    made = httpx.get(f"{proxy}/healthz", timeout=10, verify=client_ssl_context()).headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made), made  # nginx's own id, kept by the API
-    assert httpx.get(f"{proxy}/metrics", timeout=10).status_code == 404
-    assert httpx.get(f"{api_of(layout)}/metrics", timeout=10).status_code == 200  # scraped inside
+    assert httpx.get(f"{proxy}/metrics", timeout=10, verify=client_ssl_context()).status_code == 404
+    assert httpx.get(f"{api_of(layout)}/metrics", timeout=10, verify=client_ssl_context()).status_code == 200  # scraped inside
 
 
 def test_doctor_in_the_api_service_finds_everything_ok(layout: Layout) -> None:

@@ -26,6 +26,7 @@ import httpx
 import psycopg
 import pytest
 
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 from subledger.master_keys import generate_key
 from subledger.storage import Database
@@ -65,7 +66,7 @@ def base_env(database_url: str) -> dict[str, str]:
 
 
 def graphql(url: str, token: str, query: str) -> dict[str, Any]:
-    reply = httpx.post(f"{url}/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    reply = httpx.post(f"{url}/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}, timeout=60, verify=client_ssl_context())
     body = reply.json()
     assert reply.status_code == 200 and not body.get("errors"), body
     return body["data"]
@@ -197,9 +198,9 @@ def test_rotating_the_master_key_then_the_jwt_and_cron_secrets(tmp_path: Path, d
     try:
         assert state(url, env) == before  # balances, payments and the sealed card numbers
         stale = httpx.post(f"{url}/graphql", json={"query": "{ wallet { usableBalance } }"},
-                           headers={"Authorization": f"Bearer {token(old, USERS[0])}"}, timeout=30)
+                           headers={"Authorization": f"Bearer {token(old, USERS[0])}"}, timeout=30, verify=client_ssl_context())
         assert stale.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", stale.text
-        cron = lambda secret: httpx.post(f"{url}/cron/run", headers={"Authorization": f"Bearer {secret}"}, timeout=60)  # noqa: E731
+        cron = lambda secret: httpx.post(f"{url}/cron/run", headers={"Authorization": f"Bearer {secret}"}, timeout=60, verify=client_ssl_context())  # noqa: E731
         assert cron(old["SUBLEDGER_CRON_SECRET"]).status_code == 401
         assert cron(env["SUBLEDGER_CRON_SECRET"]).status_code == 200
     finally:

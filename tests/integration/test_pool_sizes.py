@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 from subledger.storage import Database
 from tests.integration.test_production_mode import production_env, serve, stop
@@ -46,7 +47,7 @@ def test_a_process_holds_no_more_connections_than_its_pool_sizes(tmp_path: Path,
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        with httpx.Client(timeout=60) as client, ThreadPoolExecutor(24) as callers:
+        with httpx.Client(timeout=60, verify=client_ssl_context()) as client, ThreadPoolExecutor(24) as callers:
             def call(_: int) -> int:
                 return client.post(f"{url}/graphql", json={"query": QUERY}, headers={"Authorization": f"Bearer {token}"}).status_code
 

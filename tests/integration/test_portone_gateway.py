@@ -20,6 +20,7 @@ from domain.ports import ChargeStatus, DeclineCode, GatewayError, RefundStatus
 from gateway_server import serve_sandbox
 from gateways.portone import PortOneGateway
 from gateways.portone_objects import decline_code_for
+from gateways.tls import client_ssl_context
 
 SECRET = "test_portone_gateway_tests"
 STORE = "store-00000000-0000-0000-0000-000000000001"
@@ -34,7 +35,7 @@ def sandbox_url() -> Iterator[str]:
 
 @pytest.fixture
 def control(sandbox_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_url) as client:
+    with httpx.Client(base_url=sandbox_url, verify=client_ssl_context()) as client:
         client.post("/sandbox/reset").raise_for_status()
         client.post("/sandbox/portone/reset").raise_for_status()
         yield client

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateways.tls import client_ssl_context
 from subledger.master_keys import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +128,7 @@ def serve(env: dict[str, str], stderr: Any = subprocess.PIPE) -> tuple[subproces
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=1, verify=client_ssl_context()).status_code == 200:
                 return process, url
         except httpx.TransportError:
             time.sleep(0.2)
@@ -149,13 +150,13 @@ def test_a_complete_production_configuration_starts(tmp_path: Path, cron_endpoin
         del env["SUBLEDGER_CRON_SECRET"]  # not needed when /cron/run is not served
     process, url = serve(env)
     try:
-        cron = httpx.post(f"{url}/cron/run", timeout=10)
+        cron = httpx.post(f"{url}/cron/run", timeout=10, verify=client_ssl_context())
         assert cron.status_code == (401 if cron_endpoint else 404)
         if cron_endpoint:
-            ran = httpx.post(f"{url}/cron/run", headers={"Authorization": f"Bearer {env['SUBLEDGER_CRON_SECRET']}"}, timeout=30)
+            ran = httpx.post(f"{url}/cron/run", headers={"Authorization": f"Bearer {env['SUBLEDGER_CRON_SECRET']}"}, timeout=30, verify=client_ssl_context())
             assert ran.status_code == 200 and "runs" in ran.json()
         # No development token, no GraphiQL in production.
-        assert httpx.get(f"{url}/graphql", headers={"Accept": "text/html"}, timeout=10).status_code != 200
+        assert httpx.get(f"{url}/graphql", headers={"Accept": "text/html"}, timeout=10, verify=client_ssl_context()).status_code != 200
     finally:
         output = stop(process)
     assert "development token" not in output and "Traceback" not in output

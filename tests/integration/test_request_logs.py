@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 from tests.integration.test_production_mode import assert_refused, production_env, run, serve, stop
 
@@ -44,7 +45,7 @@ def stopped_lines(process: subprocess.Popen, log_path: Path) -> tuple[str, list[
 
 def graphql(url: str, token: str, **headers: str) -> httpx.Response:
     return httpx.post(
-        f"{url}/graphql", json={"query": PROJECTIONS}, headers={"Authorization": f"Bearer {token}", **headers}, timeout=30
+        f"{url}/graphql", json={"query": PROJECTIONS}, headers={"Authorization": f"Bearer {token}", **headers}, timeout=30, verify=client_ssl_context()
     )
 
 
@@ -62,9 +63,9 @@ def test_each_request_has_an_id_in_its_header_and_in_every_line_it_logs(tmp_path
             answered = graphql(url, token, **{"X-Request-ID": bad}).headers["X-Request-ID"]
             assert re.fullmatch(r"[0-9a-f]{32}", answered), answered
         # A request refused inside the app logs its own line (cron_refused) with its id.
-        refused = httpx.post(f"{url}/cron/run", headers={"X-Request-ID": "cron-refused-7", "Authorization": "Bearer wrong-secret-123"})
+        refused = httpx.post(f"{url}/cron/run", headers={"X-Request-ID": "cron-refused-7", "Authorization": "Bearer wrong-secret-123"}, verify=client_ssl_context())
         assert refused.status_code == 401 and refused.headers["X-Request-ID"] == "cron-refused-7"
-        missing = httpx.get(f"{url}/no/such/page?token=abc", headers={"X-Request-ID": "lost-1"})
+        missing = httpx.get(f"{url}/no/such/page?token=abc", headers={"X-Request-ID": "lost-1"}, verify=client_ssl_context())
         assert missing.status_code == 404 and missing.headers["X-Request-ID"] == "lost-1"
     finally:
         text, lines = stopped_lines(process, log_path)
@@ -99,8 +100,8 @@ def test_each_request_has_an_id_in_its_header_and_in_every_line_it_logs(tmp_path
 def test_the_log_level_is_honoured(tmp_path: Path, level: str) -> None:
     process, url, _, log_path = start(tmp_path, SUBLEDGER_LOG_LEVEL=level)
     try:
-        assert httpx.get(f"{url}/healthz", headers={"X-Request-ID": "probe-1"}).status_code == 200
-        assert httpx.post(f"{url}/cron/run", headers={"X-Request-ID": "cron-2"}).status_code == 401
+        assert httpx.get(f"{url}/healthz", headers={"X-Request-ID": "probe-1"}, verify=client_ssl_context()).status_code == 200
+        assert httpx.post(f"{url}/cron/run", headers={"X-Request-ID": "cron-2"}, verify=client_ssl_context()).status_code == 401
     finally:
         _, lines = stopped_lines(process, log_path)
     levels = {line["level"] for line in lines}

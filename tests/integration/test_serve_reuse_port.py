@@ -15,6 +15,7 @@ import pytest
 from benchmarks import gql_client as q
 from benchmarks.deployment import Deployment, Process, free_port, make_workdir, service_env, wait_until
 from benchmarks.gql_client import GraphQL
+from gateways.tls import client_ssl_context
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def test_two_serve_processes_share_one_port_and_one_ledger(postgres_url: str, wo
         wallet = GraphQL(restarted.url).call(q.WALLET, {}, user=user)
         assert wallet.ok, wallet.body
         assert wallet.data["wallet"]["usableBalance"] == 2 * 1000  # two starter packages, each bought once
-        assert httpx.get(f"{restarted.url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{restarted.url}/healthz", timeout=5, verify=client_ssl_context()).status_code == 200
     finally:
         deployment.stop()
 

@@ -13,6 +13,7 @@ import pytest
 from domain.errors import SandboxOnly
 from domain.ports import ChargeStatus, DeclineCode, GatewayError, RefundStatus
 from gateways.sandbox_engine import Faults, SandboxEngine
+from gateways.tls import client_ssl_context
 from gateways.toss import TossGateway, decline_code_for, in_process_sandbox
 from gateways.toss_objects import listing_range, receipt_url
 from gateway_server import closed_port_url, serve_sandbox
@@ -29,7 +30,7 @@ def sandbox_url() -> Iterator[str]:
 @pytest.fixture
 def control(sandbox_url: str) -> Iterator[httpx.Client]:
     """The sandbox's own controls (faults, outcomes, the charge list), over HTTP."""
-    with httpx.Client(base_url=sandbox_url) as client:
+    with httpx.Client(base_url=sandbox_url, verify=client_ssl_context()) as client:
         client.post("/sandbox/reset").raise_for_status()
         yield client
 
@@ -122,7 +123,7 @@ async def test_a_charge_carries_the_receipt_url_the_gateway_serves(
     result = await gateway.charge(key, "cust-1", 9900, order_id, "Premium monthly")
     assert result.receipt_url == f"{sandbox_url}/receipt/redirection?transactionId={result.payment_key}"
     assert key not in result.receipt_url and "test_sk_" not in result.receipt_url
-    page = httpx.get(result.receipt_url)  # over real HTTP, without the secret key
+    page = httpx.get(result.receipt_url, verify=client_ssl_context())  # over real HTTP, without the secret key
     assert page.status_code == 200 and order_id in page.text and "9,900원" in page.text
     looked_up = await gateway.lookup_order(order_id)
     assert looked_up is not None and looked_up.receipt_url == result.receipt_url

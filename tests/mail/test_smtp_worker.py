@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateways.tls import client_ssl_context
 from projections.notification_deliveries import SENDS
 from subledger.app import build
 from tests.api.conftest import Api, make_settings
@@ -37,7 +38,7 @@ def worker_smtp_env(server: SmtpServer, **overrides: Any) -> dict[str, str]:
 def quiet_api(database_url: str, smtp_server: SmtpServer) -> Iterator[Api]:
     built = build(make_settings(database_url, **smtp_settings(smtp_server)))
     with serve_asgi(built.http, lifespan="off") as url:
-        api = Api(url=url, built=built, client=httpx.Client(timeout=60), sandbox=built.sandbox)
+        api = Api(url=url, built=built, client=httpx.Client(timeout=60, verify=client_ssl_context()), sandbox=built.sandbox)
         try:
             yield api
         finally:

@@ -12,6 +12,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateways.tls import client_ssl_context
 from tests.api.conftest import JWT_SECRET
 
 
@@ -26,7 +27,7 @@ def scrape(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> 
     while True:
         assert process.poll() is None, "the projector exited"
         try:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, verify=client_ssl_context()).text
             break
         except httpx.HTTPError:
             assert time.monotonic() < deadline, "no metrics port"

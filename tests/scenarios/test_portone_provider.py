@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateways.tls import client_ssl_context
 from subledger.logging import QUIET_LOGGERS
 from tests.api.conftest import JWT_SECRET, Api
 from tests.integration.gateway_server import serve_sandbox
@@ -47,7 +48,7 @@ def store() -> str:
 
 @pytest.fixture
 def portone(portone_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=portone_url) as client:
+    with httpx.Client(base_url=portone_url, verify=client_ssl_context()) as client:
         client.post("/sandbox/faults", json={}).raise_for_status()
         yield client
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from gateways.tls import client_ssl_context
 from tests.scenarios.helpers import ADMIN, ADVANCE, CURRENT, SUBSCRIBE, advance, seoul, subscribe, subscription
 
 
@@ -14,7 +15,7 @@ def post_all(calls: list[tuple[str, str, dict, str]]) -> list[dict]:
     """(url, query, variables, token) posted at once, one thread each."""
     def one(call: tuple[str, str, dict, str]) -> dict:
         url, query, variables, token = call
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=120, verify=client_ssl_context()) as client:
             response = client.post(f"{url}/graphql", json={"query": query, "variables": variables},
                                    headers={"Authorization": f"Bearer {token}"})
             return response.json()

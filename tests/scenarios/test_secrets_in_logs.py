@@ -31,6 +31,7 @@ import pytest
 
 from gateways.sandbox_app import create_app
 from gateways.sandbox_engine import SandboxEngine
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 from subledger.logging import QUIET_LOGGERS, configure_logging
 from tests.api.conftest import GOOD_CARD, JWT_SECRET, Api
@@ -99,7 +100,7 @@ def test_a_full_scenario_logs_no_secret(
         bought = api.gql(PURCHASE, {"m": method}, token=user_token)["purchasePoints"]["payment"]
         assert api.gql(REFUND, {"p": bought["id"]}, token=admin_token)["refundPayment"]["status"] == "REFUNDED"
         # The API's own cron endpoint, with its secret.
-        cron = httpx.post(f"{api.url}/cron/run", headers={"Authorization": f"Bearer {cron_secret}"}, timeout=60)
+        cron = httpx.post(f"{api.url}/cron/run", headers={"Authorization": f"Bearer {cron_secret}"}, timeout=60, verify=client_ssl_context())
         assert cron.status_code == 200, cron.text
 
         # The renewal is charged by the worker process.

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from gateways.tls import client_ssl_context
 from schema.auth import mint_token
 
 JWT_SECRET = "upgrade-fixture-secret-that-is-long-enough"
@@ -61,13 +62,13 @@ class Served:
             self.stop()
             raise AssertionError(f"serve did not start: {''.join(self.output)}")
         self.url = f"http://127.0.0.1:{found[0]}"
-        assert httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
+        assert httpx.get(f"{self.url}/healthz", timeout=10, verify=client_ssl_context()).status_code == 200
 
     def gql(self, query: str, variables: dict[str, Any] | None = None, *, user: str = "admin",
             scope: str = "user") -> dict[str, Any]:
         token = mint_token(JWT_SECRET, user, scope)
         body = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
-                          headers={"Authorization": f"Bearer {token}"}, timeout=120).json()
+                          headers={"Authorization": f"Bearer {token}"}, timeout=120, verify=client_ssl_context()).json()
         if body.get("errors"):
             raise AssertionError(body["errors"])
         return body["data"]

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
+from gateways.tls import client_ssl_context
 from tests.integration.test_production_mode import assert_refused, production_env, run, serve, stop
 
 
@@ -47,7 +48,7 @@ def test_production_serves_once_migrated(database_url: str, tmp_path: Path) -> N
     assert {"schema_versions", "user_keys", "scheduled_runs", "payments"} <= set(tables(database_url))
     process, url = serve({**env, "SUBLEDGER_MIGRATE_ON_START": "false"})
     try:
-        assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+        assert httpx.get(f"{url}/readyz", timeout=10, verify=client_ssl_context()).status_code == 200
     finally:
         output = stop(process)
     assert "Traceback" not in output

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateways.tls import client_ssl_context
 from tests.api.conftest import Api
 from tests.conftest import POSTGRES_URL, _require
 from tests.scenarios.helpers import seoul
@@ -63,7 +64,7 @@ class DailyWorker:
 
     def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5, verify=client_ssl_context()).text
         except httpx.HTTPError:
             return None
         return {
