@@ -44,8 +44,8 @@ from domain.ports import (
     BillingKey, ChargeResult, ChargeStatus, DeclineCode, GatewayError, GatewayTransaction, Redirect, RefundResult,
     RefundStatus,
 )
-from gateways.aiohttp_transport import AiohttpTransport
 from gateways.careful_post import Sent, careful_post
+from gateways.default_transport import network_transport
 from gateways.kakaopay_objects import (
     DUPLICATE_REQUEST, NO_SUCH_TID, approval_result, decline_code_for, error_of, order_result, provider_code,
 )
@@ -95,7 +95,7 @@ class KakaoPayGateway:
         self.registration_amount = registration_amount
         self._retry_base_seconds = retry_base_seconds
         self._client = httpx.AsyncClient(
-            base_url=base_url, transport=transport or AiohttpTransport(), timeout=timeout,
+            base_url=base_url, transport=transport or network_transport(), timeout=timeout,
             headers={"Authorization": f"SECRET_KEY {secret_key}"},
         )
         #: A span per call (`gateway.call`), named by operation, never by path or body.

@@ -73,8 +73,8 @@ from domain.ports import (
     RefundStatus,
 )
 from domain.tracing import NO_TRACER, Tracer
-from gateways.aiohttp_transport import AiohttpTransport
 from gateways.careful_post import Sent, careful_post
+from gateways.default_transport import network_transport
 from gateways.naverpay_objects import (
     APPROVAL_TYPE, APPROVED_STATE, CANCEL_NOT_COMPLETE, IN_FLIGHT, SUCCESS, approval_result, decline_code_for, envelope,
     history_result, is_cancel, parse_ymdt, ymdt,
@@ -130,7 +130,7 @@ class NaverPayGateway:
         self.page_url = page_url.rstrip("/")
         self._retry_base_seconds = retry_base_seconds
         self._client = httpx.AsyncClient(
-            base_url=f"{base_url.rstrip('/')}/{partner_id}/naverpay/payments/", transport=transport or AiohttpTransport(), timeout=timeout,
+            base_url=f"{base_url.rstrip('/')}/{partner_id}/naverpay/payments/", transport=transport or network_transport(), timeout=timeout,
             headers={"X-Naver-Client-Id": client_id, "X-Naver-Client-Secret": client_secret,
                      "X-NaverPay-Chain-Id": chain_id},
         )

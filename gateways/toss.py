@@ -38,7 +38,7 @@ from domain.ports import (
     RefundResult,
     RefundStatus,
 )
-from gateways.aiohttp_transport import AiohttpTransport
+from gateways.default_transport import network_transport
 from gateways.sandbox_app import SandboxTransport
 from gateways.sandbox_engine import BASE_URL as SANDBOX_BASE_URL, SandboxEngine
 from gateways.careful_post import NEVER_SENT  # the one list, for every provider: every other error leaves the outcome unknown
@@ -84,7 +84,7 @@ class TossGateway:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             auth=auth or httpx.BasicAuth(secret_key, ""),  # Toss: base64("<secret>:")
-            transport=transport or AiohttpTransport(max_connections=MAX_CONNECTIONS),
+            transport=transport or network_transport(max_connections=MAX_CONNECTIONS),
             timeout=timeout,
         )
         #: A span per call and per HTTP try (`gateway.call`, `gateway.http`): named by operation, never by path.

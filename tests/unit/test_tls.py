@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import certifi
@@ -46,3 +48,19 @@ def test_roots_named_by_ssl_cert_file_get_a_context_of_their_own(
 
 def test_the_gateways_transport_verifies_with_the_shared_context(no_cert_env: None) -> None:
     assert AiohttpTransport()._ssl is client_ssl_context()
+
+
+def test_a_process_with_only_the_in_process_sandbox_never_imports_aiohttp() -> None:
+    """`serve` on the embedded default builds its gateways without aiohttp (gateways/default_transport.py)."""
+    code = (
+        "import sys\n"
+        "from gateways.toss import in_process_sandbox\n"
+        "import subledger.app\n"
+        "gateway = in_process_sandbox(None)\n"
+        "assert 'aiohttp' not in sys.modules, 'aiohttp imported'\n"
+        "from gateways.toss import TossGateway\n"
+        "TossGateway('https://api.tosspayments.com', 'test_sk_x')\n"
+        "assert 'aiohttp' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
