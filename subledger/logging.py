@@ -27,6 +27,7 @@ schema/request_ids.py). uvicorn is run without a logging configuration of its ow
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -83,9 +84,20 @@ _FRAGMENTS = (
 )
 
 
+#: The fragments as one search: a single pass in C over the folded text instead of a substring
+#: test per fragment in Python (20 calls per access line; a third of its cost went here).
+_ANY_FRAGMENT = re.compile("|".join(re.escape(fragment) for fragment in _FRAGMENTS))
+
+
 def _may_hold_secret(text: str) -> bool:
-    folded = text.casefold()
-    return any(fragment in folded for fragment in _FRAGMENTS)
+    return _ANY_FRAGMENT.search(text.casefold()) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(key: str) -> bool:
+    """Whether a field named `key` holds a secret whatever its value (the same few names come
+    back on every line: the answer is kept rather than matched again)."""
+    return _SECRET_KEY.match(key) is not None
 
 
 def redact(text: str) -> str:
@@ -110,7 +122,7 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.match(k) and v else _redact_value(v) for k, v in value.items()}
+        return {k: REDACTED if isinstance(k, str) and _secret_name(k) and v else _redact_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_redact_value(v) for v in value)
     return value
@@ -121,7 +133,7 @@ def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutab
     for key, value in list(event_dict.items()):
         if key.startswith("_"):
             continue  # structlog's own bookkeeping (the record, the logger)
-        if _SECRET_KEY.match(key) and value:
+        if _secret_name(key) and value:
             event_dict[key] = REDACTED
         elif isinstance(value, (str, dict, list, tuple)):
             event_dict[key] = _redact_value(value)
