@@ -135,14 +135,20 @@ def wrk_load(port: int, users: list[str], seconds: float, connections: int) -> d
     os.unlink(script.name)
     if wrk.returncode != 0:
         raise SystemExit(f"wrk failed: {err.strip()}")
+    return wrk_figures(out)
+
+
+def wrk_figures(out: str) -> dict[str, float]:
+    """Requests, rate, p50/p99 and errors from the text `wrk --latency` prints."""
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     return {
         "requests": requests,
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": _seconds(re.search(r"50%\s+(\S+)", out).group(1)) * 1000,
-        "p99_ms": _seconds(re.search(r"99%\s+(\S+)", out).group(1)) * 1000,
+        # The percentile lines of --latency only: a "+/- Stdev" column ending in "50%" is no percentile.
+        "p50_ms": _seconds(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)) * 1000,
+        "p99_ms": _seconds(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)) * 1000,
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
     }
