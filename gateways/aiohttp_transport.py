@@ -56,11 +56,10 @@ def translated(exc: BaseException, request: httpx.Request) -> httpx.TransportErr
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """At most `max_connections` connections in all, kept alive `keepalive_seconds`. TLS is
-    verified with httpx's own context (certifi's roots, or SSL_CERT_FILE; one per process,
-    gateways/tls.py), and a proxy comes from
-    the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) as it does for httpx; read once
-    when the transport is made, where aiohttp's own `trust_env` reads the environment and the
-    netrc file again on two threads for every request.
+    verified with httpx's own context (certifi's roots, or SSL_CERT_FILE), one per process
+    (gateways/tls.py). A proxy comes from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+    NO_PROXY) as it does for httpx, read once when the transport is made, where aiohttp's own
+    `trust_env` reads the environment and the netrc file again on two threads for every request.
 
     aiohttp binds a session to the event loop that made it, and one app may serve more than
     one loop in turn (a command's `asyncio.run` after another's): a request on a new loop
