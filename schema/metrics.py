@@ -1,4 +1,5 @@
-"""Prometheus metrics of the API process, served at GET /metrics (SPEC §1).
+"""Prometheus metrics of the API process, served at GET /metrics (SPEC §1); the metrics
+themselves are defined in `subledger/metrics.py`, which every process imports:
 
 - requests by route, method and status; GraphQL errors by contract code;
 - command (mutation) latency by operation;
@@ -9,7 +10,8 @@
   settle delay, read from the database when scraped (subledger/metrics_port.py).
 
 The worker and projector serve the same registry on SUBLEDGER_METRICS_PORT, so every
-name means the same thing wherever it is scraped.
+name means the same thing wherever it is scraped. This module holds what only the API
+runs: the request middleware, the mutation timer and the endpoint.
 
 Metrics live in prometheus_client's process-wide registry; labels are bounded
 (known routes, contract codes, schema field names) so series never explode.
@@ -21,35 +23,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import OperationType
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
-from domain.payments.payment import Payment
-
-REQUESTS = Counter("subledger_http_requests_total", "HTTP requests answered.", ["route", "method", "status"])
-GRAPHQL_ERRORS = Counter("subledger_graphql_errors_total", "GraphQL errors answered, by contract code.", ["code"])
-COMMAND_SECONDS = Histogram(
-    "subledger_command_seconds", "Latency of GraphQL mutations (commands), by operation.", ["operation"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-PROJECTION_LAG = Gauge("subledger_projection_lag_events", "Ledger positions a read model is behind.", ["projection"])
-PROJECTION_POSITION = Gauge("subledger_projection_position", "Last ledger position a read model applied.", ["projection"])
-DAILY_RUN_LAST_SUCCESS = Gauge(
-    "subledger_daily_run_last_success_timestamp_seconds",
-    "When the latest completed 00:00 (run=midnight) or 09:00 (run=morning) run finished, Unix time on the"
-    " job clock; 0 while none has completed.",
-    ["run"],
-)
-PENDING_PAYMENTS_STALE = Gauge(
-    "subledger_payments_pending_stale",
-    "PENDING payments requested longer ago than the settle delay (the outcome is still unknown).",
-)
-CHARGES = Counter(
-    "subledger_charges_total", "Charges settled by this process, by outcome and decline code.", ["outcome", "decline_code"]
-)
+from subledger.metrics import COMMAND_SECONDS, GRAPHQL_ERRORS, PROJECTION_LAG, PROJECTION_POSITION, REQUESTS
 
 KNOWN_ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics", "/cron/run", "/webhooks/toss"})
 
@@ -102,16 +82,6 @@ def _operation(context: Any) -> Any:
 def count_errors(codes: list[str]) -> None:
     for code in codes:
         GRAPHQL_ERRORS.labels(code).inc()
-
-
-def count_charges(recordings: list[Any]) -> None:
-    """A ledger listener: every settled charge this process records."""
-    for recording in recordings:
-        event = recording.domain_event
-        if isinstance(event, Payment.Succeeded):
-            CHARGES.labels("SUCCEEDED", "").inc()
-        elif isinstance(event, Payment.Failed):
-            CHARGES.labels("FAILED", event.failure_code or "OTHER").inc()
 
 
 def metrics_endpoint(

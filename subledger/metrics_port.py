@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.metrics_core import Metric
 
-from schema.metrics import DAILY_RUN_LAST_SUCCESS, PENDING_PAYMENTS_STALE, PROJECTION_LAG, PROJECTION_POSITION
+from subledger.metrics import DAILY_RUN_LAST_SUCCESS, PENDING_PAYMENTS_STALE, PROJECTION_LAG, PROJECTION_POSITION
 from workers.run_records import DailyRun, RunRecords
 from workers.settle import STALE_AFTER
 

@@ -67,11 +67,11 @@ async def webhook_run(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    from subledger.app import build
+    from subledger.core import build_core  # no HTTP app: a worker serves no GraphQL
     from subledger.settings import Settings
 
     settings = Settings()
-    built = ctx["built"] = build(settings)
+    built = ctx["built"] = build_core(settings)
     log.info("worker_started", pid=os.getpid())
     if settings.metrics_port:
         from subledger.metrics_port import serve_metrics

@@ -98,13 +98,13 @@ class ChargeProcesses:
 
 
 def charge_shard_in_process(settings: Any, now: datetime, shard: Shard, concurrency: int) -> dict[str, int]:
-    """A shard process's whole life: build the app, charge the shard, close."""
-    from subledger.app import build
+    """A shard process's whole life: build the service (no HTTP app), charge the shard, close."""
+    from subledger.core import build_core
     from subledger.logging import configure_logging
     from workers.subscription_jobs import charge_shard
 
     configure_logging(settings.env, settings.log_level)
-    built = build(settings)
+    built = build_core(settings)
 
     async def run() -> dict[str, int]:
         try:

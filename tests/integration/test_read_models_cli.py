@@ -158,40 +158,79 @@ def test_audit_replay_prints_events_and_state_as_of(built, database_url):
     assert before_any.returncode == 1
 
 
-def test_projector_follows_the_ledger_and_stops_on_sigterm(built, database_url):
-    projector = subprocess.Popen(
-        [sys.executable, "-m", "subledger.cli", "projector"],
-        env=env_for(database_url), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def imported_modules(importtime_log: str) -> set[str]:
+    """The modules named in Python's import log (`-X importtime`, on stderr)."""
+    return {line.rsplit("|", 1)[-1].strip() for line in importtime_log.splitlines() if line.startswith("import time:")}
+
+
+#: What only the HTTP app needs: a process that serves no GraphQL never imports these.
+HTTP_SIDE = {"strawberry", "graphql", "schema.build", "schema.context", "subledger.app"}
+
+
+def test_projector_follows_the_ledger_and_stops_on_sigterm(built, database_url, tmp_path):
+    # Its import log goes to a file: a pipe would fill (and block the start) before it is read.
+    with open(tmp_path / "stderr", "w+") as stderr_file:
+        projector = subprocess.Popen(
+            [sys.executable, "-X", "importtime", "-m", "subledger.cli", "projector"],
+            env=env_for(database_url), cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr_file, text=True,
+        )
+        stdout, stderr = _follow_then_stop(projector, built, stderr_file)
+    assert projector.returncode == 0, stderr[-3000:]
+    assert "projector_stopped" in stdout + stderr
+    imported = imported_modules(stderr)
+    assert "projections.follower" in imported and not HTTP_SIDE & imported  # subledger/core.py, not app.py
+
+
+def _follow_then_stop(projector: subprocess.Popen, built, stderr_file) -> tuple[str, str]:
     try:
         populate(built.ledger, 800)
         head = built.ledger.recorder.max_notification_id()
         deadline = time.monotonic() + 120
         while any(row["position"] < head for row in built.read_models.status()):
-            assert projector.poll() is None, projector.stderr.read()
+            assert projector.poll() is None, open(stderr_file.name).read()[-3000:]
             assert time.monotonic() < deadline, built.read_models.status()
             time.sleep(0.05)
         projector.send_signal(signal.SIGTERM)
-        stdout, stderr = projector.communicate(timeout=60)
+        stdout, _ = projector.communicate(timeout=60)
     finally:
         if projector.poll() is None:
             projector.kill()
-    assert projector.returncode == 0, stderr
-    assert "projector_stopped" in stdout + stderr
+    stderr_file.seek(0)
+    return stdout, stderr_file.read()
 
 
-def test_the_read_model_commands_start_without_the_http_side(built, database_url):
+def test_the_commands_that_serve_no_graphql_start_without_the_http_side(built, database_url):
     """`projections rebuild`, `audit verify` and `audit replay` open the ledger and the read
-    models only (subledger/read_side.py): Strawberry and the GraphQL schema, 0.4 s of every
-    start, are never imported. Python's own import log of each real command says so."""
+    models only (subledger/read_side.py); `audit reconcile` and the arq worker's start-up
+    build the service without its HTTP app (subledger/core.py), as the projector does (its
+    test above). Strawberry and the GraphQL schema, about 0.3 s of every start, are never
+    imported: Python's own import log of each real command says so."""
     wallet = str(wallet_id("import-check"))
     built.ledger.wallets.adjust_points("import-check", 10, "gift", now=T0, actor="ops")
-    for args in (("audit", "verify"), ("audit", "replay", "--aggregate", wallet), ("projections", "rebuild", "wallet_history")):
+    worker_start = (
+        "import asyncio\n"
+        "from workers.arq_worker import shutdown, startup\n"
+        "async def main():\n"
+        "    ctx = {}\n"
+        "    await startup(ctx)\n"
+        "    print('built:', type(ctx['built']).__module__, ctx['built'].http)\n"
+        "    await shutdown(ctx)\n"
+        "asyncio.run(main())\n"
+    )
+    commands = [
+        ("-m", "subledger.cli", "audit", "verify"),
+        ("-m", "subledger.cli", "audit", "replay", "--aggregate", wallet),
+        ("-m", "subledger.cli", "projections", "rebuild", "wallet_history"),
+        ("-m", "subledger.cli", "audit", "reconcile"),
+        ("-c", worker_start),
+    ]
+    for args in commands:
         done = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "subledger.cli", *args], env=env_for(database_url), cwd=ROOT,
-            capture_output=True, text=True, timeout=600,
+            [sys.executable, "-X", "importtime", *args], env={**env_for(database_url), "SUBLEDGER_WORKER_TICK_SECONDS": "1"},
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+        imported = imported_modules(done.stderr)
         assert "domain.ledger" in imported and "projections.read_models" in imported  # the log is there
-        assert not {"strawberry", "schema.build", "schema.context", "subledger.app"} & imported, args
+        assert not HTTP_SIDE & imported, args
+    assert "built: subledger.core None" in done.stdout.splitlines()  # the worker started, with no HTTP app
