@@ -38,7 +38,7 @@ def _opened(open_: Callable[[Any], Any]) -> Any:
 
 def _built() -> Any:
     """The service without its HTTP app (subledger/core.py): Strawberry and the GraphQL
-    schema, about 0.3 s of every start, are never imported."""
+    schema are never imported (docs/performance.md)."""
     from subledger.core import build_core
 
     return _opened(build_core)

@@ -4,7 +4,8 @@ the services a resolver or a job is handed, wired from settings.
 `build_core(settings)` is what the worker, the projector, `audit reconcile` and the charge
 processes start; `subledger/app.py` (the composition root of `serve`) adds the HTTP app on
 top. Nothing here imports Strawberry, graphql-core or the schema: a process that serves no
-GraphQL does not pay their import (about 0.3 s of CPU on every start).
+GraphQL does not pay for them: 0.5–1.0 s less CPU per start of the worker or `audit
+reconcile` here (docs/performance.md, Processes that serve no GraphQL).
 """
 from __future__ import annotations
 

@@ -4,8 +4,7 @@ the same thing wherever it is scraped: the API serves them at GET /metrics
 requests), the worker and projector on SUBLEDGER_METRICS_PORT (`subledger/metrics_port.py`).
 
 They are defined here, apart from the HTTP side, so a worker or projector registers them
-without importing Strawberry and graphql-core, which only the API needs (about 0.3 s of
-CPU per process start). Job runs are counted in `workers/jobs.py`, where the jobs run.
+without importing Strawberry and graphql-core, which only the API needs. Job runs are counted in `workers/jobs.py`, where the jobs run.
 """
 from __future__ import annotations
 

@@ -203,7 +203,7 @@ def test_the_commands_that_serve_no_graphql_start_without_the_http_side(built, d
     """`projections rebuild`, `audit verify` and `audit replay` open the ledger and the read
     models only (subledger/read_side.py); `audit reconcile` and the arq worker's start-up
     build the service without its HTTP app (subledger/core.py), as the projector does (its
-    test above). Strawberry and the GraphQL schema, about 0.3 s of every start, are never
+    test above). Strawberry and the GraphQL schema (0.5–1.0 s of CPU per start) are never
     imported: Python's own import log of each real command says so."""
     wallet = str(wallet_id("import-check"))
     built.ledger.wallets.adjust_points("import-check", 10, "gift", now=T0, actor="ops")
