@@ -40,11 +40,10 @@ import structlog
 from jwt import PyJWK, PyJWKClient
 
 from schema.auth import VERIFIED_TOKENS, Caller, Unauthenticated, bearer_token, caller_from, decode_token
+from schema.jwt_algorithms import ASYMMETRIC
 
 log = structlog.get_logger("subledger.auth")
 
-#: The algorithms a JWKS key may verify (RSA, RSA-PSS and ECDSA); HS256 is the shared secret's.
-ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 #: How long one fetch of the key set may take before it counts as failed.
 FETCH_TIMEOUT_SECONDS = 5.0
 #: Shortest wait before a failed fetch is tried again, whatever the cooldown.

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subledger.refusal import StartupRefused  # noqa: F401  (re-exported: the settings decide most refusals)
-from schema.jwks import ASYMMETRIC
+from schema.jwt_algorithms import ASYMMETRIC
 from subledger.storage import Database
 from subledger.master_keys import CIPHER_KEY_SIZES, MASTER_KEY_BYTES, MasterKeyring, decode_key
 

@@ -163,8 +163,9 @@ def imported_modules(importtime_log: str) -> set[str]:
     return {line.rsplit("|", 1)[-1].strip() for line in importtime_log.splitlines() if line.startswith("import time:")}
 
 
-#: What only the HTTP app needs: a process that serves no GraphQL never imports these.
-HTTP_SIDE = {"strawberry", "graphql", "schema.build", "schema.context", "subledger.app"}
+#: What only the API needs (the GraphQL stack, the token checks): a process that serves no
+#: GraphQL never imports these.
+API_ONLY = {"strawberry", "graphql", "schema.build", "schema.context", "subledger.app", "schema.auth", "schema.jwks"}
 
 
 def test_projector_follows_the_ledger_and_stops_on_sigterm(built, database_url, tmp_path):
@@ -178,7 +179,7 @@ def test_projector_follows_the_ledger_and_stops_on_sigterm(built, database_url, 
     assert projector.returncode == 0, stderr[-3000:]
     assert "projector_stopped" in stdout + stderr
     imported = imported_modules(stderr)
-    assert "projections.follower" in imported and not HTTP_SIDE & imported  # subledger/core.py, not app.py
+    assert "projections.follower" in imported and not API_ONLY & imported  # subledger/core.py, not app.py
 
 
 def _follow_then_stop(projector: subprocess.Popen, built, stderr_file) -> tuple[str, str]:
@@ -232,5 +233,5 @@ def test_the_commands_that_serve_no_graphql_start_without_the_http_side(built, d
         assert done.returncode == 0, done.stderr[-2000:]
         imported = imported_modules(done.stderr)
         assert "domain.ledger" in imported and "projections.read_models" in imported  # the log is there
-        assert not HTTP_SIDE & imported, args
+        assert not API_ONLY & imported, args
     assert "built: subledger.core None" in done.stdout.splitlines()  # the worker started, with no HTTP app
