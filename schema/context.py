@@ -1,7 +1,7 @@
 """What a resolver can reach: the caller and the application's services.
 
-`Services` (`schema/services.py`) is the schema's declaration of what it needs; the
-composition root (`subledger/app.py`) builds one from settings.
+`Services` (`schema/services.py`) is the schema's declaration of what it needs;
+`subledger/core.py` and the composition root (`subledger/app.py`) build one from settings.
 """
 from __future__ import annotations
 

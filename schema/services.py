@@ -1,5 +1,6 @@
-"""What the schema's resolvers are handed: the application's services, built by the
-composition root (`subledger/app.py`).
+"""What the schema's resolvers are handed: the application's services, built by
+`subledger/core.py` for every process; `subledger/app.py` adds what only requests use
+(`rate_limiter`, `tokens`, `contacts`: None in a process that serves no GraphQL).
 
 Apart from `schema/context.py` (the per-request context, which needs Strawberry), so a
 worker or projector can build the same services without importing the GraphQL stack.
