@@ -45,6 +45,7 @@ def serve(
 
     from schema.auth import mint_token
     from subledger.app import build
+    from subledger.http_server import UVICORN_TRANSPORT
     from subledger.logging import UVICORN_LOGGING, configure_logging, redact_url
 
     settings = load_settings()
@@ -70,14 +71,14 @@ def serve(
         console.print("development token (user dev-user, every scope, 7 days):")
         print(token, flush=True)  # plain print: rich would wrap it at the terminal's width
     if not reuse_port:
-        uvicorn.run(built.http, host=host, port=port, log_level=settings.log_level.lower(), **UVICORN_LOGGING)
+        uvicorn.run(built.http, host=host, port=port, log_level=settings.log_level.lower(), **UVICORN_LOGGING, **UVICORN_TRANSPORT)
         return
     # The kernel spreads new connections over every process bound to the port with SO_REUSEPORT.
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
-    config = uvicorn.Config(built.http, log_level=settings.log_level.lower(), **UVICORN_LOGGING)
+    config = uvicorn.Config(built.http, log_level=settings.log_level.lower(), **UVICORN_LOGGING, **UVICORN_TRANSPORT)
     uvicorn.Server(config).run(sockets=[listener])
 
 

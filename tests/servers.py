@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from subledger.http_server import UVICORN_TRANSPORT
+
 
 @contextlib.contextmanager
 def serve_asgi(app: Any, *, lifespan: str = "on") -> Iterator[str]:
@@ -21,7 +23,7 @@ def serve_asgi(app: Any, *, lifespan: str = "on") -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5, **UVICORN_TRANSPORT)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
