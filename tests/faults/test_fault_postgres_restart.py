@@ -26,6 +26,7 @@ from tests.faults.conftest import (
 )
 
 TRIAL_END = datetime.fromisoformat("2026-03-08T00:00:00+09:00")  # trials started on the 1st end here
+GRACE_SECONDS = 5
 
 
 def advance(gql: GraphQL, to: datetime) -> Answer:
@@ -35,7 +36,12 @@ def advance(gql: GraphQL, to: datetime) -> Answer:
 def test_postgres_restarted_twice_during_spends_purchases_and_renewals(own_postgres, deploy) -> None:
     deployment = deploy(own_postgres.url)
     sandbox = with_sandbox(deployment)
-    api = deployment.serve()
+    # The deployment's settle grace is 0 (fault tests settle what they left at once), but here
+    # purchases take 1.5 s at the gateway while the renewal day's settle job runs: with no grace
+    # it may look up a purchase whose charge is still on its way, find no order and fail a
+    # payment the gateway then charges (the race of test_fault_stale_lookup_race.py). The
+    # production grace is 90 s; a few seconds cover a 1.5 s charge.
+    api = deployment.serve(SUBLEDGER_SETTLE_GRACE_SECONDS=str(GRACE_SECONDS))
     gql = GraphQL(api.url)
     users = new_users(gql, 10, "pg")
     for user, method in users:
@@ -96,7 +102,9 @@ def test_postgres_restarted_twice_during_spends_purchases_and_renewals(own_postg
     spent = gql.call(q.PURCHASE, {"p": "starter", "m": method, "k": uuid.uuid4().hex}, user=user)
     assert spent.ok, spent.body
 
-    # The next days' runs settle what the restarts left PENDING, and retry what never reached the gateway.
+    # The next days' runs settle what the restarts left PENDING, and retry what never reached the gateway:
+    # once the grace has passed for every charge the load started (wall clock, as the settle job counts it).
+    time.sleep(GRACE_SECONDS)
     sandbox_faults(sandbox)
     now = datetime.fromisoformat(gql.call(q.NOW).data["clock"]["now"])
     for days in (1, 4):
