@@ -36,7 +36,12 @@ SPEND = 700
 def test_two_apis_and_two_workers_on_one_database(shared_postgres, own_redis, deploy) -> None:
     deployment = deploy(shared_postgres, own_redis.url)
     sandbox = with_sandbox(deployment)
-    apis = [deployment.serve(), deployment.serve()]
+    # Purchases are at the gateway (0.1 s) while the renewal day's settle jobs run: with the
+    # deployment's grace of 0 a settler could look one up before its charge lands and fail a
+    # payment the gateway then charges (test_fault_stale_lookup_race.py). A few seconds of grace
+    # leave such a charge to its own request, as the production grace (90 s) does.
+    grace = {"SUBLEDGER_SETTLE_GRACE_SECONDS": "3"}
+    apis = [deployment.serve(**grace), deployment.serve(**grace)]
     gql = GraphQL(apis[0].url, timeout=300)
     users = new_users(gql, 12, "two")
     for user, method in users:
@@ -46,7 +51,7 @@ def test_two_apis_and_two_workers_on_one_database(shared_postgres, own_redis, de
     subscribe_all(gql, subscribers)
     sandbox_faults(sandbox, latencyMs=100)
     for _ in range(2):
-        deployment.worker(SUBLEDGER_WORKER_TICK_SECONDS="1", SUBLEDGER_CHARGE_CONCURRENCY="4")
+        deployment.worker(SUBLEDGER_WORKER_TICK_SECONDS="1", SUBLEDGER_CHARGE_CONCURRENCY="4", **grace)
 
     answers: list[tuple[str, str, Answer]] = []
     stop = threading.Event()
