@@ -37,7 +37,7 @@ from domain.customer_commands import CustomerCommands
 from domain.payments.book import PaymentBook
 from domain.payments.payment import Payment
 from domain.purchase_commands import PointsPurchases
-from domain.personal_data import MemoryKeys, PersonalDataMapper
+from domain.personal_data import MemoryKeys, PersonalDataMapper, SealingEventStore
 from domain.ports import PersonalDataKeys
 from domain.tracing import NO_SPAN, NO_TRACER, Span, Tracer, command_name
 from domain.transactions import lineage_of, transaction_from_event
@@ -97,6 +97,9 @@ class Ledger(Application):
     def construct_mapper(self) -> PersonalDataMapper:
         plain = super().construct_mapper()
         return PersonalDataMapper(plain.transcoder, plain.compressor, plain.cipher, self.personal_keys)
+
+    def construct_event_store(self) -> SealingEventStore:
+        return SealingEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)

@@ -23,6 +23,9 @@ Reading in batches (`to_domain_events`, what projections, rebuilds, the audit
 and the event log use) fetches the keys of every sealed event of the batch in
 one lookup, at the moment the batch is decoded: no key is cached between
 batches, so an erasure is seen by the very next batch of every process.
+Writing works the same way: a save (`SealingEventStore.put`, every save of the
+ledger) reads the keys of all the subjects its events seal, and creates the
+missing ones, in one lookup and one transaction, instead of one or two per event.
 
 Credentials (a billing key: with the merchant's secret key it charges the card)
 are declared with `secret(...)`: sealed and erased exactly like personal data,
@@ -37,15 +40,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import EventStore, Mapper, Recording, StoredEvent
 
 from domain.ports import PersonalDataKeys
 
@@ -140,13 +145,31 @@ class PersonalDataMapper(Mapper):
     def __init__(self, transcoder: Any, compressor: Any, cipher: Any, keys: PersonalDataKeys) -> None:
         super().__init__(transcoder=transcoder, compressor=compressor, cipher=cipher)
         self.keys = keys
+        self._saving = threading.local()  # the keys of the save under way in this thread
+
+    @contextlib.contextmanager
+    def sealing(self, domain_events: Sequence[Any]) -> Iterator[None]:
+        """While encoding `domain_events`: the keys of every subject they seal are at hand,
+        read (and the missing ones created) together, not one subject at a time."""
+        subjects = {str(event.originator_id) for event in domain_events if _seals(event)}
+        if not subjects:
+            yield
+            return
+        self._saving.keys = self.keys.sealing_keys(subjects)
+        try:
+            yield
+        finally:
+            self._saving.keys = None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         fields = personal_fields(type(domain_event))
         state = vars(domain_event)
         if fields and any(state.get(f) is not None for f in fields):
             subject = str(domain_event.originator_id)
-            key = self.keys.key(subject, create=True)
+            prepared = getattr(self._saving, "keys", None)
+            key = prepared.get(subject) if prepared else None
+            if key is None:
+                key = self.keys.key(subject, create=True)
             assert key is not None
             sealed = dict(state)
             for field in fields:
@@ -178,6 +201,23 @@ class PersonalDataMapper(Mapper):
         return events
 
 
+def _seals(event: Any) -> bool:
+    fields = personal_fields(type(event))
+    return bool(fields) and any(vars(event).get(f) is not None for f in fields)
+
+
+class SealingEventStore(EventStore):
+    """eventsourcing's event store (the ledger's, `Ledger.construct_event_store`), each save's
+    events encoded with their keys fetched together (`PersonalDataMapper.sealing`)."""
+
+    def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Recording]:
+        mapper = self.mapper
+        if not isinstance(mapper, PersonalDataMapper):
+            return super().put(domain_events, **kwargs)
+        with mapper.sealing(domain_events):
+            return super().put(domain_events, **kwargs)
+
+
 class MemoryKeys:
     """Keys held in memory: for tests and throw-away ledgers; the service uses the SQL table."""
 
@@ -191,6 +231,9 @@ class MemoryKeys:
 
     def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
         return {s: self._keys[s] for s in subjects if s in self._keys}
+
+    def sealing_keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        return {s: self._keys.setdefault(s, new_key()) for s in subjects}
 
     def destroy(self, subject: str) -> bool:
         return self._keys.pop(subject, None) is not None

@@ -196,5 +196,8 @@ class PersonalDataKeys(Protocol):
     def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
         """The keys of those subjects that have one, in one lookup (decoding a batch of events)."""
 
+    def sealing_keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        """The key of every subject, made for those without one: what a save seals with, fetched together."""
+
     def destroy(self, subject: str) -> bool:
         """Delete the subject's key; True when there was one."""

@@ -3,7 +3,9 @@
 Kept apart from the events, so deleting a row is the erasure (crypto-shredding)
 while the ledger itself stays append-only. A key is created in its own
 transaction before the first event sealed with it is written; a key whose
-event then failed to save is an unused row, never an unreadable event.
+event then failed to save is an unused row, never an unreadable event. A save
+gets the keys of all its subjects at once (`sealing_keys`): one read, and one
+transaction creating those that are missing.
 
 Each row is stored wrapped by the master key (`subledger/master_keys.py`,
 docs/keys.md): the database alone does not hold what unseals personal data.
@@ -79,6 +81,28 @@ class SqlUserKeys:
                 ).fetchall()
                 found.update((row["subject"], row["key_material"]) for row in rows)
         return {subject: self.keyring.unwrap(subject, material) for subject, material in found.items()}
+
+    def sealing_keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        """The key of every subject, those missing created in one transaction (a save's events)."""
+        found = self.keys(subjects)
+        missing = sorted(set(subjects) - found.keys())
+        if not missing:
+            return found
+        now = datetime.now(timezone.utc).isoformat()
+        with self.view_db.transaction() as cursor:
+            # As in `key`: another process may create one of them meanwhile; its key wins, and is read back.
+            cursor.executemany(
+                "INSERT INTO user_keys (subject, key_material, created_at) VALUES (?, ?, ?) ON CONFLICT (subject) DO NOTHING",
+                [(subject, self.keyring.wrap(subject, new_key()), now) for subject in missing],
+            )
+            for start in range(0, len(missing), KEYS_PER_SELECT):
+                chunk = missing[start:start + KEYS_PER_SELECT]
+                rows = cursor.execute(
+                    f"SELECT subject, key_material FROM user_keys WHERE subject IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                found.update((row["subject"], self.keyring.unwrap(row["subject"], row["key_material"])) for row in rows)
+        return found
 
     def destroy(self, subject: str) -> bool:
         with self.view_db.transaction() as cursor:

@@ -251,6 +251,35 @@ def test_processes_creating_a_users_first_key_at_once_all_use_the_one_stored(dat
         view_db.close()
 
 
+def test_saves_creating_keys_together_and_one_by_one_at_once_all_use_the_one_stored(database_url: str) -> None:
+    """A save fetches the keys of all its subjects at once (`sealing_keys`), creating the
+    missing ones in one transaction. Eight threads (four such saves with overlapping subjects,
+    four single first keys) at once: one row per subject, and every caller has that row's key."""
+    keyring = MasterKeyring(decode_key(generate_key(), (32,)))
+    view_db = ViewDatabase.open(Database.from_url(database_url), pool_size=8)
+    try:
+        keys = SqlUserKeys(view_db, keyring)
+        keys.key("batch-0", create=True)  # one of them exists before
+        subjects = [f"batch-{n}" for n in range(12)]
+        start = threading.Barrier(8)
+
+        def take(worker: int) -> dict[str, bytes]:
+            start.wait()
+            if worker % 2:
+                return {subjects[worker]: keys.key(subjects[worker], create=True)}
+            return keys.sealing_keys(subjects[worker:worker + 6])
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(take, range(8)))
+        stored = {s: keyring.unwrap(s, r) for s, r in user_keys(database_url).items() if s.startswith("batch-")}
+        assert sorted(stored) == sorted(subjects)
+        for answer in answers:
+            assert answer and all(stored[s] == k for s, k in answer.items())
+        assert keys.sealing_keys(subjects) == stored
+    finally:
+        view_db.close()
+
+
 def test_encrypt_ledger_then_the_api_and_audit_verify_read_it(api_factory, database_url: str) -> None:
     user = "cipher-user"
     master, key = generate_key(), generate_key(urlsafe=False)

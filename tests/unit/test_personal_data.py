@@ -147,11 +147,16 @@ class CountingKeys(MemoryKeys):
 
     def __init__(self) -> None:
         super().__init__()
-        self.single = self.batches = 0
+        self.single = self.batches = self.created_one_by_one = self.sealing = 0
 
     def key(self, subject, *, create):
         self.single += not create
+        self.created_one_by_one += create
         return super().key(subject, create=create)
+
+    def sealing_keys(self, subjects):
+        self.sealing += 1
+        return super().sealing_keys(subjects)
 
     def keys(self, subjects):
         self.batches += 1
@@ -175,5 +180,22 @@ def test_a_batch_is_decoded_with_one_key_lookup_and_sees_an_erasure_at_once():
         assert emails == {str(customer_id("b1")): EMAIL, str(customer_id("b2")): None, str(customer_id("b3")): EMAIL}
         billing = [e for e in events if type(e).__name__ == "PaymentMethodAdded"]
         assert sorted(str(e.billing_key) for e in billing) == ["None", "bk-1", "bk-1"]
+    finally:
+        ledger.close()
+
+
+def test_a_save_fetches_the_keys_of_all_its_subjects_at_once():
+    keys = CountingKeys()
+    ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, catalog=default_catalog(), tz=ZoneInfo("Asia/Seoul"), keys=keys)
+    try:
+        customers = [Customer(user_id=f"s{n}", at=T0) for n in range(3)]
+        for n, customer in enumerate(customers):
+            customer.add_payment_method(f"pm_{n}", "SANDBOX", f"bk-{n}", f"cust-{n}", CARD, T0)
+        ledger.save(*customers)
+        assert (keys.sealing, keys.created_one_by_one) == (1, 0)
+        for n in range(3):  # sealed with those keys: read back plain
+            stored = fresh_load(ledger, f"s{n}")
+            assert [m["billing_key"] for m in stored.payment_methods.values()] == [f"bk-{n}"]
+        assert b"bk-1" not in stored_bytes(ledger, "s1")
     finally:
         ledger.close()
