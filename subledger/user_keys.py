@@ -71,21 +71,15 @@ class SqlUserKeys:
 
     def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
         """The keys of those subjects that have one: one statement per 500 subjects."""
-        wanted, found = sorted(set(subjects)), {}
         with self.view_db.transaction(readonly=True) as cursor:
-            for start in range(0, len(wanted), KEYS_PER_SELECT):
-                chunk = wanted[start:start + KEYS_PER_SELECT]
-                rows = cursor.execute(
-                    f"SELECT subject, key_material FROM user_keys WHERE subject IN ({', '.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-                found.update((row["subject"], row["key_material"]) for row in rows)
+            found = _stored(cursor, sorted(set(subjects)))
         return {subject: self.keyring.unwrap(subject, material) for subject, material in found.items()}
 
     def sealing_keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
         """The key of every subject, those missing created in one transaction (a save's events)."""
-        found = self.keys(subjects)
-        missing = sorted(set(subjects) - found.keys())
+        wanted = set(subjects)
+        found = self.keys(wanted)
+        missing = sorted(wanted - found.keys())
         if not missing:
             return found
         now = datetime.now(timezone.utc).isoformat()
@@ -95,13 +89,8 @@ class SqlUserKeys:
                 "INSERT INTO user_keys (subject, key_material, created_at) VALUES (?, ?, ?) ON CONFLICT (subject) DO NOTHING",
                 [(subject, self.keyring.wrap(subject, new_key()), now) for subject in missing],
             )
-            for start in range(0, len(missing), KEYS_PER_SELECT):
-                chunk = missing[start:start + KEYS_PER_SELECT]
-                rows = cursor.execute(
-                    f"SELECT subject, key_material FROM user_keys WHERE subject IN ({', '.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-                found.update((row["subject"], self.keyring.unwrap(row["subject"], row["key_material"])) for row in rows)
+            made = _stored(cursor, missing)
+        found.update((subject, self.keyring.unwrap(subject, material)) for subject, material in made.items())
         return found
 
     def destroy(self, subject: str) -> bool:
@@ -210,3 +199,14 @@ class SqlUserKeys:
             ).fetchone()
         return row is not None
 
+
+def _stored(cursor: ViewCursor, subjects: list[str]) -> dict[str, str]:
+    """subject -> stored (wrapped) key material of those `subjects` with a row, one statement per 500."""
+    found: dict[str, str] = {}
+    for start in range(0, len(subjects), KEYS_PER_SELECT):
+        chunk = subjects[start:start + KEYS_PER_SELECT]
+        rows = cursor.execute(
+            f"SELECT subject, key_material FROM user_keys WHERE subject IN ({', '.join('?' * len(chunk))})", chunk
+        ).fetchall()
+        found.update((row["subject"], row["key_material"]) for row in rows)
+    return found
