@@ -70,6 +70,9 @@ class Ledger(Application):
     # never snapshotted: a snapshot would hold their personal data in clear,
     # beyond the reach of the per-user key that erasure deletes.
     snapshotting_intervals = {Wallet: 100, Subscription: 100}
+    # A snapshot reloads its aggregate from the stored events; with eventsourcing's own
+    # projector that load checks every event against a runtime Protocol (see `project`).
+    snapshotting_projectors = {Wallet: project, Subscription: project}
 
     def __init__(
         self, env: dict[str, str], catalog: Catalog, tz: ZoneInfo, keys: PersonalDataKeys | None = None
