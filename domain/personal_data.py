@@ -39,8 +39,8 @@ unsealed value passes through `unseal`) and are redacted the same way.
 from __future__ import annotations
 
 import base64
-import hashlib
 import contextlib
+import hashlib
 import json
 import logging
 import os
