@@ -148,7 +148,9 @@ class Settings(BaseSettings):
     #: backoff): a lookup would find no order, fail the payment, then see the gateway charge it.
     settle_grace_seconds: float = Field(90.0, description=(
         "The settle job looks a PENDING charge up only once it was recorded this long ago (wall clock). "
-        "Tests that crash on purpose set 0."
+        "Lower it only where no charge can still be on its way: with 0, a lookup can find no order and fail "
+        "a payment the gateway then charges (docs/faults.md). Tests that crash on purpose set 0 unless "
+        "purchases are at the gateway while a settle job runs."
     ))
     projections_in_process: bool = Field(True, description=(
         "`serve` follows the ledger into the read models itself; `false` when `subledger projector` does "
