@@ -57,6 +57,18 @@ class ViewCursor:
             marks = ", ".join("?" * len(columns))
             self._raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", [tuple(row) for row in rows])
 
+    def rows_by_key(
+        self, table: str, key: str, keys: Sequence[str], columns: str = "*", chunk: int = 500
+    ) -> dict[Any, dict[str, Any]]:
+        """The rows of `table` whose `key` is one of `keys` (distinct), by key: one statement
+        per `chunk` keys (a batch's lookups, instead of one per key)."""
+        rows: dict[Any, dict[str, Any]] = {}
+        for i in range(0, len(keys), chunk):
+            part = keys[i : i + chunk]
+            found = self.execute(f"SELECT {columns} FROM {table} WHERE {key} IN ({', '.join('?' * len(part))})", part).fetchall()
+            rows.update((row[key], row) for row in found)
+        return rows
+
     def add_column(self, table: str, column: str, definition: str) -> bool:
         """Give an existing table a column it lacks (a read model that gained a field after
         its tables were created); True when added. Only for columns whose value the events

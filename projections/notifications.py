@@ -217,16 +217,6 @@ def _payment_ref(event: Any) -> str | None:
     return None
 
 
-def _rows_by_key(cursor: ViewCursor, table: str, key: str, keys: Sequence[str], chunk: int = 500) -> dict[str, dict[str, Any]]:
-    """The rows of `table` whose `key` is one of `keys` (distinct), by key."""
-    rows: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(keys), chunk):
-        part = keys[i : i + chunk]
-        found = cursor.execute(f"SELECT * FROM {table} WHERE {key} IN ({', '.join('?' * len(part))})", part).fetchall()
-        rows.update((row[key], row) for row in found)
-    return rows
-
-
 class _Batch:
     """The outbox's writes for one batch, kept in memory until `flush`; lookups see
     the rows this batch added as well as those already in the tables."""
@@ -241,9 +231,9 @@ class _Batch:
         owner_ids = list(dict.fromkeys(str(e.originator_id) for _, e in events if _needs_owner(e)))
         pay_ids = list(dict.fromkeys(ref for _, e in events if (ref := _payment_ref(e)) is not None))
         self.owners: dict[str, list[Any]] = {
-            key: [row["user_id"], row["plan_id"]] for key, row in _rows_by_key(cursor, projection.owners, "aggregate_id", owner_ids).items()
+            key: [row["user_id"], row["plan_id"]] for key, row in cursor.rows_by_key(projection.owners, "aggregate_id", owner_ids).items()
         }
-        self.payments = _rows_by_key(cursor, projection.payments, "payment_id", pay_ids)
+        self.payments = cursor.rows_by_key(projection.payments, "payment_id", pay_ids)
 
     def own(self, event: Any, user_id: str, plan_id: str | None) -> None:
         key = str(event.originator_id)

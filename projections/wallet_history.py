@@ -181,16 +181,10 @@ class WalletHistory:
                 f"DELETE FROM {self.lots} WHERE user_id = ? AND lot_id = ? AND remaining = 0", sorted(owed)
             )
 
-    def _owners(self, cursor: ViewCursor, wallets: Sequence[str], chunk: int = 500) -> dict[str, str]:
+    def _owners(self, cursor: ViewCursor, wallets: Sequence[str]) -> dict[str, str]:
         """wallet id -> user id of the `wallets` already in the table."""
-        found: dict[str, str] = {}
-        for i in range(0, len(wallets), chunk):
-            part = wallets[i : i + chunk]
-            rows = cursor.execute(
-                f"SELECT wallet_id, user_id FROM {self.owners} WHERE wallet_id IN ({', '.join('?' * len(part))})", part
-            ).fetchall()
-            found.update((row["wallet_id"], row["user_id"]) for row in rows)
-        return found
+        rows = cursor.rows_by_key(self.owners, "wallet_id", wallets, columns="wallet_id, user_id")
+        return {wallet: row["user_id"] for wallet, row in rows.items()}
 
     def _owner(self, cursor: ViewCursor, wallet: str) -> str:
         row = cursor.execute(f"SELECT user_id FROM {self.owners} WHERE wallet_id = ?", (wallet,)).fetchone()

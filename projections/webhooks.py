@@ -23,7 +23,7 @@ from domain.wallet import Wallet
 from domain.webhooks import WebhookEventType as T
 from projections.database import ViewCursor, ViewDatabase
 from projections.event_filter import EventFilter
-from projections.notifications import _iso, _rows_by_key
+from projections.notifications import _iso
 from projections.runner import Tracked
 from projections.wallet_history import to_utc_text
 
@@ -177,9 +177,9 @@ class _Batch:
         pay_ids = list(dict.fromkeys(str(e.originator_id) for _, e in events if isinstance(e, Payment.Event)))
         # Only the subjects `apply` looks up: most wallet events (spends, rewards) publish nothing.
         subject_ids = list(dict.fromkeys(str(e.originator_id) for _, e in events if _needs_subject(e)))
-        self.payments = _rows_by_key(cursor, projection.payments, "payment_id", pay_ids)
+        self.payments = cursor.rows_by_key(projection.payments, "payment_id", pay_ids)
         self.subjects: dict[str, dict[str, Any]] = {
-            key: dict(row) for key, row in _rows_by_key(cursor, projection.subjects, "aggregate_id", subject_ids).items()
+            key: dict(row) for key, row in cursor.rows_by_key(projection.subjects, "aggregate_id", subject_ids).items()
         }
 
     def subject(self, event: Any) -> dict[str, Any]:

@@ -201,12 +201,6 @@ class SqlUserKeys:
 
 
 def _stored(cursor: ViewCursor, subjects: list[str]) -> dict[str, str]:
-    """subject -> stored (wrapped) key material of those `subjects` with a row, one statement per 500."""
-    found: dict[str, str] = {}
-    for start in range(0, len(subjects), KEYS_PER_SELECT):
-        chunk = subjects[start:start + KEYS_PER_SELECT]
-        rows = cursor.execute(
-            f"SELECT subject, key_material FROM user_keys WHERE subject IN ({', '.join('?' * len(chunk))})", chunk
-        ).fetchall()
-        found.update((row["subject"], row["key_material"]) for row in rows)
-    return found
+    """subject -> stored (wrapped) key material of those `subjects` with a row."""
+    rows = cursor.rows_by_key("user_keys", "subject", subjects, columns="subject, key_material", chunk=KEYS_PER_SELECT)
+    return {subject: row["key_material"] for subject, row in rows.items()}
