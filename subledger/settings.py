@@ -248,7 +248,8 @@ class Settings(BaseSettings):
         "Seconds between a worker's looks for a missed 00:00 or 09:00 run (it also looks as it starts)."
     ))
     db_pool_size: int = Field(10, ge=1, description=(
-        "Connections of the ledger's pool in each process (held open). With SUBLEDGER_READ_POOL_SIZE: "
+        "Connections of the ledger's pool in each process, at most: two are kept open, the rest opened "
+        "as commands wait for one and closed after ten idle minutes. With SUBLEDGER_READ_POOL_SIZE: "
         "processes × (both) must fit PostgreSQL's max_connections (docs/deployment.md gives the formula)."
     ))
     read_pool_size: int = Field(5, ge=1, description="Connections of the read models' pool in each process, at most.")
