@@ -65,7 +65,7 @@ def test_a_process_holds_no_more_connections_than_its_pool_sizes(tmp_path: Path,
     assert max(seen) >= 4, seen[-20:]
 
 
-def test_an_idle_process_keeps_two_of_the_ledgers_connections_open(postgres_url: str) -> None:
+def test_an_idle_process_holds_fewer_ledger_connections_than_its_pool_size(postgres_url: str) -> None:
     built = build(make_settings(postgres_url, db_pool_size=10))
     try:
         pool = built.ledger.recorder.datastore.pool
