@@ -162,9 +162,8 @@ class PersonalDataMapper(Mapper):
             self._saving.keys = None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        fields = personal_fields(type(domain_event))
-        state = vars(domain_event)
-        if fields and any(state.get(f) is not None for f in fields):
+        if _seals(domain_event):
+            fields, state = personal_fields(type(domain_event)), vars(domain_event)
             subject = str(domain_event.originator_id)
             prepared = getattr(self._saving, "keys", None)
             key = prepared.get(subject) if prepared else None
@@ -202,6 +201,7 @@ class PersonalDataMapper(Mapper):
 
 
 def _seals(event: Any) -> bool:
+    """Whether the event holds a personal or secret value to seal (one not None)."""
     fields = personal_fields(type(event))
     return bool(fields) and any(vars(event).get(f) is not None for f in fields)
 
@@ -210,11 +210,10 @@ class SealingEventStore(EventStore):
     """eventsourcing's event store (the ledger's, `Ledger.construct_event_store`), each save's
     events encoded with their keys fetched together (`PersonalDataMapper.sealing`)."""
 
+    mapper: PersonalDataMapper
+
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Recording]:
-        mapper = self.mapper
-        if not isinstance(mapper, PersonalDataMapper):
-            return super().put(domain_events, **kwargs)
-        with mapper.sealing(domain_events):
+        with self.mapper.sealing(domain_events):
             return super().put(domain_events, **kwargs)
 
 
