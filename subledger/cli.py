@@ -39,8 +39,6 @@ def serve(
     # The settings first: a refused configuration answers before the app's modules are imported
     # (about 0.25 s of CPU instead of 1.1 s).
     settings = load_settings()
-    import socket
-
     import structlog
     import uvicorn
 
@@ -48,7 +46,7 @@ def serve(
 
     from schema.auth import mint_token
     from subledger.app import build
-    from subledger.http_server import UVICORN_TRANSPORT
+    from subledger.http_server import UVICORN_TRANSPORT, shared_port_listener
     from subledger.logging import UVICORN_LOGGING, configure_logging, redact_url
 
     configure_logging(settings.env, settings.log_level)
@@ -75,11 +73,7 @@ def serve(
     if not reuse_port:
         uvicorn.run(built.http, host=host, port=port, log_level=settings.log_level.lower(), **UVICORN_LOGGING, **UVICORN_TRANSPORT)
         return
-    # The kernel spreads new connections over every process bound to the port with SO_REUSEPORT.
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    listener.bind((host, port))
+    listener = shared_port_listener(host, port)
     config = uvicorn.Config(built.http, log_level=settings.log_level.lower(), **UVICORN_LOGGING, **UVICORN_TRANSPORT)
     uvicorn.Server(config).run(sockets=[listener])
 
