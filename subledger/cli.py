@@ -46,11 +46,13 @@ def serve(
 
     from schema.auth import mint_token
     from subledger.app import build
+    from subledger.heap import freeze_startup_heap
     from subledger.http_server import UVICORN_TRANSPORT, shared_port_listener
     from subledger.logging import UVICORN_LOGGING, configure_logging, redact_url
 
     configure_logging(settings.env, settings.log_level)
     built = build(settings)
+    freeze_startup_heap()  # full collections no longer stall every request in flight (subledger/heap.py)
     secret = built.services.jwt_secret
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     # Settings are printed without their secrets: the database URL without its password (SPEC §7).
