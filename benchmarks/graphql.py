@@ -198,12 +198,12 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_c
         head = built.ledger.recorder.max_notification_id
         # Each API process on its own too: the kernel spreads connections over a shared port
         # by their addresses, not by how busy each process is.
-        each_api = CpuMeter({str(pid): (lambda pid=pid: [pid]) for pid in apis})
+        each_api, metered_from = CpuMeter({str(pid): (lambda pid=pid: [pid]) for pid in apis}), time.perf_counter()
         meter, children, start = CpuMeter(groups), _children_cpu(), head()
         http = wrk_load(layout.port, users, seconds, connections)
         http_lag = catch_up_seconds(built)
         http_cpu, http_events = {**meter.read(), "wrk": _children_cpu() - children}, head() - start
-        http_each_api = each_api.read()
+        http_each_api, metered = each_api.read(), time.perf_counter() - metered_from
 
         meter, start = CpuMeter({**groups, "bench": lambda: [os.getpid()]}), head()
         done, elapsed = in_process(built, users, seconds, connections)
@@ -233,8 +233,9 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_c
         socket_errors=http["socket_errors"],
         http_projector_catch_up_s=round(http_lag, 2),
         http_cpu_ms_per_spend=per_spend(http_cpu, http["requests"]),
-        # CPU seconds per second of the HTTP half, per API process (1.0 = one core busy).
-        http_api_cores_each=[round(spent / seconds, 2) for spent in http_each_api.values()],
+        # CPU seconds per wall second over the HTTP half and the catch-up after it, per API
+        # process (1.0 = one core busy).
+        http_api_cores_each=[round(spent / metered, 2) for spent in http_each_api.values()],
         http_events=http_events,
         http_projector_cpu_ms_per_event=round(http_cpu["projector"] * 1000 / max(http_events, 1), 3),
         in_process_commands_per_s=round(direct, 1),
