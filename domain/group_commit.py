@@ -59,6 +59,10 @@ class GroupCommitter:
         self._queue: list[_Entry] = []
         self._lock = threading.Lock()
         self._leading = False
+        #: Transactions tried and commands written so far (only the leader counts); their
+        #: ratio is the mean batch, which `subledger bench ledger` reports.
+        self.transactions = 0
+        self.commands = 0
 
     def save(self, *aggregates: Any) -> int:
         """Save `aggregates` atomically, possibly in one transaction with other commands';
@@ -86,12 +90,15 @@ class GroupCommitter:
             self._write(batch)
 
     def _write(self, batch: list[_Entry]) -> None:
+        self.transactions += 1
         if len(batch) == 1:
             entry = batch[0]
             try:
                 self._save(*entry.aggregates)
             except BaseException as error:  # handed to the command that owns these aggregates
                 entry.error = error
+            else:
+                self.commands += 1
             entry.done.set()
             return
         aggregates = [aggregate for entry in batch for aggregate in entry.aggregates]
@@ -115,6 +122,7 @@ class GroupCommitter:
             self._write(batch[:middle])
             self._write(batch[middle:])
         else:
+            self.commands += len(batch)
             for entry in batch:
                 entry.batch = len(batch)
                 entry.done.set()

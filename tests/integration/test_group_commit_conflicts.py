@@ -60,9 +60,11 @@ def test_a_batch_with_one_stale_command_writes_the_others_and_fails_only_that_on
         ours.save(*aggregates)
 
     batch = [_Entry([wallet]) for wallet in wallets]
-    GroupCommitter(save)._write(batch)
+    committer = GroupCommitter(save)
+    committer._write(batch)
 
     assert all(entry.done.is_set() for entry in batch)
+    assert (committer.transactions, committer.commands) == (len(transactions), 15)
     assert [i for i, entry in enumerate(batch) if entry.error is not None] == [5]
     assert isinstance(batch[5].error, IntegrityError)  # a conflict the command retries on fresh state
     if database_url.startswith("postgresql"):
