@@ -34,8 +34,10 @@ from workers import run_records
 
 log = logging.getLogger(__name__)
 
-#: The version of the product's own tables (below); bump with a change `CREATE ... IF NOT EXISTS` cannot make.
-TABLES_VERSION = 1
+#: The version of the product's own tables (below) and the ledger's; bump with a change
+#: `CREATE ... IF NOT EXISTS` cannot make, or one an older release's database lacks.
+#: 2: the ledger's insert function on PostgreSQL (subledger/pg_recorder.py).
+TABLES_VERSION = 2
 PRODUCT_DDL: tuple[str, ...] = (
     versions.VERSIONS_DDL, TRACKING_DDL, GENERATIONS_DDL, REBUILDS_DDL,
     user_keys.DDL, webhook_endpoints.DDL, *WEBHOOK_DELIVERIES_DDL, run_records.DDL,
