@@ -1,0 +1,83 @@
+"""The ledger's PostgreSQL recorder (subledger/pg_recorder.py): a save is one call of
+`subledger_insert_events`, which still takes eventsourcing's EXCLUSIVE lock of the events
+table, so notification ids commit in the order they were issued.
+
+The lock is seen, not assumed: another session holds the table in ROW SHARE mode, which an
+insert's own ROW EXCLUSIVE lock does not conflict with but EXCLUSIVE does. A save then waits
+on that lock (PostgreSQL's `pg_locks` shows it, not granted) until the other session ends,
+and lands whole afterwards.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+from eventsourcing.persistence import ProgrammingError
+
+from subledger.core import Built, build_core
+from subledger.pg_recorder import INSERT_FUNCTION, LedgerRecorder
+from subledger.settings import Settings
+from subledger.storage import Database
+
+NOW = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def built(postgres_url: str) -> Iterator[Built]:
+    built = build_core(Settings(database_url=postgres_url, projections_in_process=False))
+    yield built
+    built.ledger.close()
+    built.view_db.close()
+
+
+def events_table(built: Built) -> str:
+    recorder = built.ledger.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    return f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+
+
+def test_a_save_waits_for_the_events_tables_exclusive_lock(built: Built, postgres_url: str) -> None:
+    table = events_table(built)
+    built.ledger.wallets.adjust_points("locked", 100, "test", now=NOW, actor="test")  # the wallet exists
+    conninfo = Database.from_url(postgres_url).psycopg_conninfo()
+    with psycopg.connect(conninfo) as holder, psycopg.connect(conninfo, autocommit=True) as watcher:
+        holder.execute(f"LOCK TABLE {table} IN ROW SHARE MODE")
+        errors: list[BaseException] = []
+
+        def save() -> None:
+            try:
+                built.ledger.wallets.adjust_points("locked", 5, "test", now=NOW, actor="test")
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        saving = threading.Thread(target=save)
+        saving.start()
+        deadline = time.monotonic() + 30
+        waiting = 0
+        while waiting == 0 and time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND mode = 'ExclusiveLock' AND NOT granted",
+                (table,),
+            ).fetchone()[0]
+            time.sleep(0.05)
+        assert waiting == 1, "the save never asked for the table's EXCLUSIVE lock"
+        assert saving.is_alive()
+        holder.rollback()  # the other session ends; the save goes on
+        saving.join(timeout=30)
+    assert not saving.is_alive() and errors == []
+    wallet = built.ledger.wallet("locked")
+    assert wallet is not None and wallet.usable_balance(NOW) == 105
+
+
+def test_saves_go_through_the_function(built: Built, postgres_url: str) -> None:
+    built.ledger.wallets.adjust_points("first", 10, "test", now=NOW, actor="test")
+    schema = built.ledger.recorder.datastore.schema
+    conninfo = Database.from_url(postgres_url).psycopg_conninfo()
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(f'DROP FUNCTION "{schema}"."{INSERT_FUNCTION}"')
+    with pytest.raises(ProgrammingError, match=INSERT_FUNCTION):
+        built.ledger.wallets.adjust_points("second", 10, "test", now=NOW, actor="test")
