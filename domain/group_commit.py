@@ -40,6 +40,11 @@ class VersionConflict(IntegrityError):
         self.originator_id = originator_id
         self.originator_version = originator_version
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as cls(*args), and args holds only the message: a charge process
+        # hands its errors to the worker pickled.
+        return (type(self), (str(self), self.originator_id, self.originator_version))
+
 
 class _Entry:
     __slots__ = ("aggregates", "done", "error", "batch")

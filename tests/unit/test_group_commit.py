@@ -2,15 +2,17 @@
 is alone; every other command of the batch is written (domain/group_commit.py)."""
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from domain.catalog import default_catalog
-from domain.group_commit import GroupCommitter, _Entry
+from domain.group_commit import GroupCommitter, VersionConflict, _Entry
 from domain.ledger import Ledger
 from domain.wallet import Wallet
 
@@ -68,3 +70,11 @@ def test_one_conflict_in_a_batch_of_16_costs_a_few_transactions_and_only_its_com
 def test_a_batch_without_conflict_is_one_transaction(ledger: Ledger) -> None:
     batch, transactions = write(ledger, [Wallet(user_id=f"ok-{i}", at=T0) for i in range(5)])
     assert transactions == [5] and all(e.error is None and e.done.is_set() for e in batch)
+
+
+def test_a_version_conflict_survives_pickling() -> None:
+    # A charge process hands its errors to the worker pickled (workers/charge_processes.py).
+    aggregate = uuid4()
+    copy = pickle.loads(pickle.dumps(VersionConflict("conflict", aggregate, 7)))
+    assert isinstance(copy, VersionConflict) and isinstance(copy, IntegrityError)
+    assert (str(copy), copy.originator_id, copy.originator_version) == ("conflict", aggregate, 7)
