@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
+from eventsourcing.utils import strtobool
 
 from domain.catalog import Catalog
 from domain.clock import TEST_CLOCK_ID, TestClockState
@@ -38,6 +39,7 @@ from domain.payments.book import PaymentBook
 from domain.payments.payment import Payment
 from domain.purchase_commands import PointsPurchases
 from domain.personal_data import MemoryKeys, PersonalDataMapper, SealingEventStore
+from domain.repository import LedgerRepository
 from domain.ports import PersonalDataKeys
 from domain.tracing import NO_SPAN, NO_TRACER, Span, Tracer, command_name
 from domain.transactions import lineage_of, transaction_from_event
@@ -104,6 +106,19 @@ class Ledger(Application):
     def construct_event_store(self) -> SealingEventStore:
         return SealingEventStore(mapper=self.mapper, recorder=self.recorder)
 
+    def construct_repository(self) -> LedgerRepository:
+        """eventsourcing's repository, configured as its own `construct_repository` does, that a
+        load may tell to skip the snapshot table (domain/repository.py)."""
+        cache_maxsize = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return LedgerRepository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=int(cache_maxsize) if cache_maxsize else None,
+            fastforward=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD, "y")),
+            fastforward_skipping=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD_SKIPPING, "n")),
+            deepcopy_from_cache=strtobool(self.env.get(self.DEEPCOPY_FROM_AGGREGATE_CACHE, "y")),
+        )
+
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)
         for listener in self.listeners:
@@ -112,7 +127,10 @@ class Ledger(Application):
     # ------------------------------------------------------------ loading
     def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
-            aggregate = self.repository.get(aggregate_id, projector_func=project)
+            # Only the snapshotted types can have a snapshot to look for.
+            aggregate = self.repository.get(
+                aggregate_id, projector_func=project, snapshots=cls in self.snapshotting_intervals
+            )
         except AggregateNotFoundError:
             return None
         if not isinstance(aggregate, cls):
