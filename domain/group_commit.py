@@ -32,7 +32,7 @@ from eventsourcing.persistence import IntegrityError
 class VersionConflict(IntegrityError):
     """A write refused because one of its events' (aggregate, version) was already recorded:
     another writer changed that aggregate first. Raised by recorders that can tell which
-    (the PostgreSQL one, `subledger/pg_persistence.py`), so a batch fails only the command
+    (the PostgreSQL one, `subledger/pg_recorder.py`), so a batch fails only the command
     that holds the aggregate; a plain `IntegrityError` still means "somewhere in this write"."""
 
     def __init__(self, message: str, originator_id: UUID, originator_version: int) -> None:
