@@ -17,21 +17,16 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.group_commit import GroupCommitter, VersionConflict, _Entry
 from domain.wallet import Wallet
-from subledger.core import Built, build_core
-from subledger.settings import Settings
+from subledger.core import Built
+from tests.integration.cores import opened_cores
 
 T0 = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def two_processes(database_url: str) -> Iterator[tuple[Built, Built]]:
-    settings = Settings(database_url=database_url, projections_in_process=False)
-    first = build_core(settings)
-    second = build_core(settings)
-    yield first, second
-    for built in (first, second):
-        built.ledger.close()
-        built.view_db.close()
+    with opened_cores(database_url, 2) as (first, second):
+        yield first, second
 
 
 def reward(wallet: Wallet, amount: int) -> None:

@@ -18,20 +18,18 @@ import psycopg
 import pytest
 from eventsourcing.persistence import ProgrammingError
 
-from subledger.core import Built, build_core
+from subledger.core import Built
 from subledger.pg_recorder import INSERT_FUNCTION, LedgerRecorder
-from subledger.settings import Settings
 from subledger.storage import Database
+from tests.integration.cores import opened_cores
 
 NOW = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def built(postgres_url: str) -> Iterator[Built]:
-    built = build_core(Settings(database_url=postgres_url, projections_in_process=False))
-    yield built
-    built.ledger.close()
-    built.view_db.close()
+    with opened_cores(postgres_url) as (built,):
+        yield built
 
 
 def events_table(built: Built) -> str:

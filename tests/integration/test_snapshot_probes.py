@@ -16,18 +16,16 @@ import pytest
 from domain.customer import Customer
 from domain.ids import customer_id, wallet_id
 from domain.wallet import Wallet
-from subledger.core import Built, build_core
-from subledger.settings import Settings
+from subledger.core import Built
+from tests.integration.cores import opened_cores
 
 NOW = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def built(database_url: str) -> Iterator[Built]:
-    built = build_core(Settings(database_url=database_url, projections_in_process=False))
-    yield built
-    built.ledger.close()
-    built.view_db.close()
+    with opened_cores(database_url) as (built,):
+        yield built
 
 
 def test_only_snapshotted_types_look_for_a_snapshot(built: Built) -> None:
