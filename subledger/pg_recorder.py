@@ -25,6 +25,13 @@ raises `domain.group_commit.VersionConflict` with it, still an eventsourcing
 writes the rest of its batch together again, where it otherwise splits the batch in halves.
 A detail it cannot read (a server whose messages are translated, `lc_messages`) leaves
 eventsourcing's error as it was, and the batch is split as before.
+
+Its statements are rendered to bytes once. eventsourcing composes them as psycopg `SQL`
+objects, and psycopg renders a composed statement again on every execution (and, for
+reads, eventsourcing composes it again on every call: one more `+` per condition); bytes
+go through psycopg's own cache of parsed queries instead. The text sent is the same, so
+the statements prepared on the server are too (docs/performance.md, "Statements rendered
+once").
 """
 from __future__ import annotations
 
@@ -37,7 +44,7 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.errors import UniqueViolation
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from domain.group_commit import VersionConflict
 
@@ -72,7 +79,41 @@ class LedgerRecorder(PostgresApplicationRecorder):
             "RETURNING notification_id; "
             "END; $body$"
         ).format(lock_timeout=self.datastore.lock_timeout, **names))
-        self._insert_call = SQL("SELECT * FROM {schema}.{function}(%s)").format(**names)
+        self._insert_call: Composed | bytes = SQL("SELECT * FROM {schema}.{function}(%s)").format(**names)
+        #: The reads' statements as bytes, by which of select_events' conditions they have.
+        self._selects: dict[tuple[bool, bool, bool, bool], bytes] = {}
+
+    def _select_statement(self, shape: tuple[bool, bool, bool, bool], connection: Any) -> bytes:
+        """eventsourcing's read statement for these conditions, composed as it composes it."""
+        gt, lte, desc, limit = shape
+        statement = self.select_events_statement
+        if gt:
+            statement += SQL(" AND originator_version > %s")
+        if lte:
+            statement += SQL(" AND originator_version <= %s")
+        statement += SQL(" ORDER BY originator_version") + SQL(" DESC" if desc else " ASC")
+        if limit:
+            statement += SQL(" LIMIT %s")
+        rendered = self._selects[shape] = statement.as_bytes(connection)
+        return rendered
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(
+        self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None, desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """eventsourcing's `select_events`, with its statement rendered once per shape."""
+        params: list[Any] = [originator_id]
+        params += [value for value in (gt, lte, limit) if value is not None]
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            statement = self._selects.get(shape) or self._select_statement(shape, connection)
+            cursor.execute(statement, params, prepare=True)
+            return [
+                StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
+                            topic=row["topic"], state=bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -84,6 +125,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         ]
         try:
             with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+                if not isinstance(self._insert_call, bytes):
+                    self._insert_call = self._insert_call.as_bytes(connection)
                 cursor.execute(self._insert_call, (rows,), prepare=True)
                 return [row[INSERT_FUNCTION] for row in cursor.fetchall()]
         except IntegrityError as error:

@@ -6,9 +6,13 @@ The lock is seen, not assumed: another session holds the table in ROW SHARE mode
 insert's own ROW EXCLUSIVE lock does not conflict with but EXCLUSIVE does. A save then waits
 on that lock (PostgreSQL's `pg_locks` shows it, not granted) until the other session ends,
 and lands whole afterwards.
+
+Its reads render eventsourcing's statements once; they must answer exactly as
+eventsourcing's own `select_events` does, for every combination of its conditions.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +21,7 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 from eventsourcing.persistence import ProgrammingError
+from eventsourcing.postgres import PostgresAggregateRecorder
 
 from subledger.core import Built
 from subledger.pg_recorder import INSERT_FUNCTION, LedgerRecorder
@@ -79,3 +84,25 @@ def test_saves_go_through_the_function(built: Built, postgres_url: str) -> None:
         connection.execute(f'DROP FUNCTION "{schema}"."{INSERT_FUNCTION}"')
     with pytest.raises(ProgrammingError, match=INSERT_FUNCTION):
         built.ledger.wallets.adjust_points("second", 10, "test", now=NOW, actor="test")
+
+
+def test_reads_answer_as_eventsourcings_own(built: Built) -> None:
+    for amount in range(1, 7):  # a wallet of seven events: opened, then six adjustments
+        built.ledger.wallets.adjust_points("reader", amount, "test", now=NOW, actor="test")
+    recorder = built.ledger.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    wallet = built.ledger.wallet("reader")
+    assert wallet is not None and wallet.version >= 7
+    compared = 0
+    for gt, lte, desc, limit in itertools.product((None, 2), (None, 5), (False, True), (None, 2)):
+        for _ in range(2):  # the second call uses the statement rendered by the first
+            ours = recorder.select_events(wallet.id, gt=gt, lte=lte, desc=desc, limit=limit)
+            theirs = PostgresAggregateRecorder.select_events(recorder, wallet.id, gt=gt, lte=lte, desc=desc, limit=limit)
+            assert [(e.originator_version, e.topic, e.state) for e in ours] == [
+                (e.originator_version, e.topic, e.state) for e in theirs
+            ], (gt, lte, desc, limit)
+            assert ours, (gt, lte, desc, limit)
+            compared += 1
+    assert compared == 32
+    versions = [e.originator_version for e in recorder.select_events(wallet.id, gt=2, lte=5, desc=True, limit=2)]
+    assert versions == [5, 4]
