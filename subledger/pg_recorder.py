@@ -30,8 +30,10 @@ Its statements are rendered to bytes once. eventsourcing composes them as psycop
 objects, and psycopg renders a composed statement again on every execution (and, for
 reads, eventsourcing composes it again on every call: one more `+` per condition); bytes
 go through psycopg's own cache of parsed queries instead. The text sent is the same, so
-the statements prepared on the server are too (docs/performance.md, "Statements rendered
-once").
+the statements prepared on the server are too. A save's events go to the function in
+PostgreSQL's binary format (`%b`): psycopg's text format for an array of composites escapes
+every field of every event in Python, about 52 µs for a save of two events here, against
+15 µs in binary (docs/performance.md, "Statements rendered once, events sent in binary").
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             "RETURNING notification_id; "
             "END; $body$"
         ).format(lock_timeout=self.datastore.lock_timeout, **names))
-        self._insert_call: Composed | bytes = SQL("SELECT * FROM {schema}.{function}(%s)").format(**names)
+        self._insert_call: Composed | bytes = SQL("SELECT * FROM {schema}.{function}(%b)").format(**names)
         #: The reads' statements as bytes, by which of select_events' conditions they have.
         self._selects: dict[tuple[bool, bool, bool, bool], bytes] = {}
 
