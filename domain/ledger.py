@@ -28,6 +28,7 @@ from eventsourcing.utils import strtobool
 
 from domain.catalog import Catalog
 from domain.clock import TEST_CLOCK_ID, TestClockState
+from domain.collecting import AggregatesFirst
 from domain.customer import Customer
 from domain.errors import Conflict, InvalidInput
 from domain.idempotency import Idempotency, IdempotencyRecord, fingerprint
@@ -118,6 +119,17 @@ class Ledger(Application):
             fastforward_skipping=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD_SKIPPING, "n")),
             deepcopy_from_cache=strtobool(self.env.get(self.DEEPCOPY_FROM_AGGREGATE_CACHE, "y")),
         )
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
+        """eventsourcing's `Application.save`, step for step, with its events collected by
+        `AggregatesFirst` (domain/collecting.py) instead of its runtime-Protocol checks."""
+        processing_event = AggregatesFirst()
+        processing_event.collect_events(*objs, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # eventsourcing's deprecated hook, as its save calls it
+        return recordings
 
     def _notify(self, recordings: list[Any]) -> None:
         super()._notify(recordings)
