@@ -70,8 +70,9 @@ class SqlUserKeys:
             return self._unwrapped(subject, cursor)
 
     def keys(self, subjects: Iterable[str]) -> dict[str, bytes]:
-        """The keys of those subjects that have one: one statement per 500 subjects."""
-        with self.view_db.transaction(readonly=True) as cursor:
+        """The keys of those subjects that have one: one statement per 500 subjects, outside a
+        transaction (each row stands alone: a key erased between two statements is erased)."""
+        with self.view_db.autocommit() as cursor:
             found = _stored(cursor, sorted(set(subjects)))
         return {subject: self.keyring.unwrap(subject, material) for subject, material in found.items()}
 

@@ -1,7 +1,8 @@
 """A read transaction of the read-model database sees one snapshot in all its statements, on
 both databases: what another connection commits meanwhile shows in the next read transaction,
 never halfway through one (a webhook delivery read PENDING beside the attempt that made it
-SUCCEEDED, a page beside a count from another moment)."""
+SUCCEEDED, a page beside a count from another moment). Reads that need no snapshot may go
+without a transaction (`autocommit()`), which leaves the next transaction unchanged."""
 from __future__ import annotations
 
 from projections.database import ViewDatabase
@@ -35,3 +36,26 @@ def test_a_read_transaction_sees_one_snapshot(database_url: str) -> None:
     finally:
         reader.close()
         writer.close()
+
+
+def test_autocommit_reads_and_leaves_transactions_as_they_were(database_url: str) -> None:
+    """`autocommit()` reads each statement on its own (a user's key), and the connection it
+    borrowed goes back to the pool in transaction mode: a later transaction that fails still
+    leaves nothing behind. One connection in the pool, so the same one is borrowed again."""
+    db = ViewDatabase.open(Database.from_url(database_url), pool_size=1)
+    try:
+        with db.transaction() as cursor:
+            cursor.execute("CREATE TABLE autocommit_probe (id INTEGER PRIMARY KEY)")
+            cursor.execute("INSERT INTO autocommit_probe (id) VALUES (1)")
+        with db.autocommit() as cursor:
+            assert cursor.execute("SELECT id FROM autocommit_probe").fetchall() == [{"id": 1}]
+        try:
+            with db.transaction() as cursor:
+                cursor.execute("INSERT INTO autocommit_probe (id) VALUES (2)")
+                raise RuntimeError("the transaction fails after its insert")
+        except RuntimeError:
+            pass
+        with db.autocommit() as cursor:
+            assert cursor.execute("SELECT id FROM autocommit_probe ORDER BY id").fetchall() == [{"id": 1}]
+    finally:
+        db.close()
