@@ -47,9 +47,11 @@ TRIAL_DAYS = 7
 
 
 def bench_settings(database_url: str, sandbox_url: str, processes: int = 1) -> Settings:
+    """The ledger's threads are the service's default (SUBLEDGER_THREADS, 16): with 64, one per
+    charge in flight as the bench had, each process waited more for its interpreter lock (docs/performance.md, "Ledger threads in a charge run")."""
     return Settings(
         database_url=database_url, jwt_secret="bench" * 8, clock="test", clock_start=START,
-        charge_concurrency=CAP, threads=CAP, gateway_retry_base_seconds=0.05, sandbox_url=sandbox_url,
+        charge_concurrency=CAP, gateway_retry_base_seconds=0.05, sandbox_url=sandbox_url,
         charge_processes=processes,
     )
 
