@@ -122,13 +122,14 @@ class Ledger(Application):
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
         """eventsourcing's `Application.save`, step for step, with its events collected by
-        `AggregatesFirst` (domain/collecting.py) instead of its runtime-Protocol checks."""
+        `AggregatesFirst` (domain/collecting.py) instead of its runtime-Protocol checks. Its
+        deprecated `notify(events)` hook is left out: it does nothing, and the ledger does
+        not override it (`_notify` is where saves are followed)."""
         processing_event = AggregatesFirst()
         processing_event.collect_events(*objs, **kwargs)
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
         self._notify(recordings)
-        self.notify(processing_event.events)  # eventsourcing's deprecated hook, as its save calls it
         return recordings
 
     def _notify(self, recordings: list[Any]) -> None:
