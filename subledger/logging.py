@@ -14,6 +14,11 @@ is applied three times over, so no path around one of them leaks:
   (whatever handler then receives it: ours, pytest's, a library's);
 - the handler's formatter, on the finished line (tracebacks included).
 
+A structlog event is redacted by the processor once: it leaves as a `RedactedEvent`, which
+the record factory and the handler's filter pass on as it is. They used to redact its every
+value again, three times per line (the formatter's copy of the record goes through the
+factory too): about half of what an access line cost (docs/performance.md).
+
 httpx and httpcore log each request's URL (a charge's URL holds the billing
 key) at INFO and DEBUG; they, and aiohttp (the gateways' transport under httpx), are
 lowered to WARNING as well.
@@ -128,16 +133,23 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
+class RedactedEvent(dict):  # type: ignore[type-arg]
+    """An event dict `redact_event` has redacted: every value, and the value of every
+    secret-named key, as `_redact_value` would. `redact_record` passes it on unchanged."""
+
+
 def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: redact every value of the event (and values of secret-named keys)."""
+    """structlog processor: redact every value of the event (and values of secret-named keys).
+
+    structlog's own bookkeeping keys (`_record`, `_logger`...) hold objects and method names,
+    which no rule changes; they are looked at like any other key, so the result is what
+    `_redact_value` makes of the whole dict and can be marked as a `RedactedEvent`."""
     for key, value in list(event_dict.items()):
-        if key.startswith("_"):
-            continue  # structlog's own bookkeeping (the record, the logger)
         if _secret_name(key) and value:
             event_dict[key] = REDACTED
         elif isinstance(value, (str, dict, list, tuple)):
             event_dict[key] = _redact_value(value)
-    return event_dict
+    return event_dict if isinstance(event_dict, RedactedEvent) else RedactedEvent(event_dict)
 
 
 def _redact_arg(value: Any) -> Any:
@@ -151,7 +163,9 @@ def _redact_arg(value: Any) -> Any:
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     """Redact a standard-library record in place: its message and each argument, keeping the
     record's shape (formatters such as uvicorn's access log unpack the arguments)."""
-    if isinstance(record.msg, dict):  # structlog's event dict, on its way to ProcessorFormatter
+    if isinstance(record.msg, RedactedEvent):  # structlog's event, redacted by `redact_event`
+        return record
+    if isinstance(record.msg, dict):  # any other dict given as a message
         record.msg = _redact_value(record.msg)
         return record
     if isinstance(record.msg, str):

@@ -113,6 +113,27 @@ def test_every_log_path_redacts(caplog: pytest.LogCaptureFixture) -> None:
     assert "/v1/billing/[redacted]" in written and "/v1/billing/[redacted]" in caplog.text
 
 
+def test_a_structlog_event_is_redacted_once_and_as_a_whole(caplog: pytest.LogCaptureFixture) -> None:
+    """The record factory and the filter pass structlog's events on unredacted again: the
+    processor alone must cover what they covered, underscore keys and nested values too; a
+    dict given as a message by anyone else is still redacted when its record is made."""
+    stream = io.StringIO()
+    configure_logging("production", level=logging.DEBUG, stream=stream)
+    caplog.set_level(logging.DEBUG)
+    structlog.get_logger("t").info(
+        "charge_sent", _api_key="plain-value-1", nested={"password": "plain-value-2", "url": f"/v1/billing/{TOSS_KEY}"}
+    )
+    logging.getLogger("t").info({"password": "plain-value-3", "note": JWT})
+    written = stream.getvalue()
+    captured = caplog.text + "".join(str(r.msg) for r in caplog.records)
+    first = json.loads(written.splitlines()[0])
+    assert first["_api_key"] == REDACTED and first["nested"]["password"] == REDACTED
+    assert first["nested"]["url"] == f"/v1/billing/{REDACTED}"
+    for secret in ("plain-value-1", "plain-value-2", "plain-value-3", TOSS_KEY, JWT):
+        assert secret not in written
+        assert secret not in captured
+
+
 def test_httpx_request_lines_are_below_the_configured_level() -> None:
     configure_logging("development", level=logging.INFO, stream=io.StringIO())
     assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
