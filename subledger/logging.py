@@ -272,6 +272,12 @@ def configure_logging(env: str, level: int | str = logging.INFO, stream: IO[str]
         ],
     )
     install_record_redaction()
+    # No line shows where it was logged from, nor the thread or process: records skip finding
+    # the caller's frame and reading those (the logging HOWTO's "Optimization" settings). An
+    # access line: 34.5 -> 30.7 us in a loop (production), 137-141 -> 125-127 us of the event
+    # loop's CPU while spends are served in process (development), measured once each.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter())
