@@ -213,6 +213,17 @@ def bench_graphql(
         api_processes=api_processes)
 
 
+@bench_app.command("layers")
+def bench_layers(
+    requests: int = typer.Option(8000, help="Requests per layer and round (16 at a time)."),
+    rounds: int = typer.Option(2, min=1, help="Times each layer is measured, in turn with the others; the lowest is kept."),
+) -> None:
+    """CPU per spendPoints in the API process, layer by layer: the command, the executor, strawberry, the middleware."""
+    from benchmarks.layers import run
+
+    run(load_settings().database_url, requests=requests, rounds=rounds)
+
+
 @bench_app.command("rebuild")
 def bench_rebuild(
     events: int = typer.Option(1_000_000, "--events", min=1, help="Events in the ledger (written first if fewer)."),
