@@ -114,9 +114,9 @@ def test_every_log_path_redacts(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_a_structlog_event_is_redacted_once_and_as_a_whole(caplog: pytest.LogCaptureFixture) -> None:
-    """The record factory and the filter pass structlog's events on unredacted again: the
-    processor alone must cover what they covered, underscore keys and nested values too; a
-    dict given as a message by anyone else is still redacted when its record is made."""
+    """The record factory and the filter no longer redact structlog's events a second time:
+    the processor alone must cover what they covered, underscore keys and nested values too;
+    a dict given as a message by anyone else is still redacted when its record is made."""
     stream = io.StringIO()
     configure_logging("production", level=logging.DEBUG, stream=stream)
     caplog.set_level(logging.DEBUG)
