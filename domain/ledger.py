@@ -244,8 +244,19 @@ class Ledger(Application):
                         assert replay is not None
                         span.set_attribute("subledger.idempotent_replay", True)
                         return replay(existing.replay(print_))
-                result, aggregates = body()
+                # The first attempt decides on cached aggregates as they stand (domain/cache_trust.py).
+                with self.repository.trusting_cache(attempt == 0) as unchecked:
+                    try:
+                        result, aggregates = body()
+                    except Exception:
+                        if unchecked and self._stale(unchecked):
+                            continue
+                        raise
                 pending = [a for a in aggregates if a.pending_events]
+                if unchecked:
+                    saved = {a.id for a in pending}
+                    if self._stale({key: v for key, v in unchecked.items() if key not in saved}):
+                        continue
                 if record_id is not None:
                     assert idempotency is not None and idempotency.key is not None and encode is not None
                     pending.append(
@@ -263,13 +274,22 @@ class Ledger(Application):
                 try:
                     self._save(pending)
                 except RecordConflictError:
-                    # Another process wrote first: back off a little and decide again on fresh state.
+                    # Another process wrote first: decide again on fresh state, after a little
+                    # back-off unless the conflict was this process's cache being behind.
                     span.set_attribute("subledger.conflicts", attempt + 1)
-                    time.sleep(min(0.2, 0.002 * (2 ** min(attempt, 7))) * random.random())
+                    if not (unchecked and self._stale(unchecked)):
+                        time.sleep(min(0.2, 0.002 * (2 ** min(attempt, 7))) * random.random())
                     continue
                 self._remember(pending)
                 return result
         raise Conflict("too many concurrent changes to the same object; try again")
+
+    def _stale(self, versions: dict[UUID, int]) -> bool:
+        """Whether another process wrote any of these aggregates after the version read; those it
+        did are loaded fresh for a while (`LedgerRepository.contested`)."""
+        moved = self.repository.moved_on(versions) if versions else []
+        self.repository.contested.mark(moved)
+        return bool(moved)
 
     def _remember(self, saved: list[Aggregate]) -> None:
         """Put what a command just saved into the aggregate cache, unless it holds that version

@@ -21,7 +21,8 @@ def ledger_env(settings: Settings, db: Database, create_tables: bool = True) -> 
     # eventsourcing creates its tables when the ledger opens unless told not to (subledger/migrate.py).
     env["CREATE_TABLE"] = "true" if create_tables else "false"
     # Cached aggregates are fast-forwarded from the database on every load, so several
-    # processes stay correct; the cache only saves re-reading history.
+    # processes stay correct; the cache saves re-reading history. A command's first attempt
+    # decides on its cached copies as they stand and has them checked after (domain/cache_trust.py).
     env["AGGREGATE_CACHE_MAXSIZE"] = "20000"
     if settings.cipher_key:
         env["CIPHER_TOPIC"] = "eventsourcing.cipher:AESCipher"
