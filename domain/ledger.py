@@ -30,7 +30,7 @@ from domain.catalog import Catalog
 from domain.clock import TEST_CLOCK_ID, TestClockState
 from domain.collecting import AggregatesFirst
 from domain.customer import Customer
-from domain.errors import Conflict, InvalidInput
+from domain.errors import Conflict, DomainError, InvalidInput
 from domain.idempotency import Idempotency, IdempotencyRecord, fingerprint
 from domain.ids import customer_id, idempotency_record_id, wallet_id
 from domain.group_commit import GroupCommitter
@@ -248,7 +248,8 @@ class Ledger(Application):
                 with self.repository.trusting_cache(attempt == 0) as unchecked:
                     try:
                         result, aggregates = body()
-                    except Exception:
+                    except DomainError:
+                        # A refusal (too few points, a removed card) may rest on an old copy.
                         if unchecked and self._stale(unchecked):
                             continue
                         raise
