@@ -52,13 +52,11 @@ class LedgerRepository(Repository):  # type: ignore[type-arg]
     @contextlib.contextmanager
     def trusting_cache(self, trust: bool = True) -> Iterator[dict[UUID, int]]:
         """Loads in this thread (when `trust`) take cached aggregates as they stand; yields the
-        id and version of each copy so handed out."""
+        id and version of each copy so handed out. Without `trust` they fast-forward, also
+        inside a command run from a trusting one."""
         unchecked: dict[UUID, int] = {}
-        if not trust or self.cache is None:
-            yield unchecked
-            return
         outer = getattr(self._trusting, "unchecked", None)
-        self._trusting.unchecked = unchecked
+        self._trusting.unchecked = unchecked if trust and self.cache is not None else None
         try:
             yield unchecked
         finally:

@@ -118,6 +118,23 @@ def test_an_aggregate_only_read_is_checked_after_the_decision(two: tuple[Ledger,
     assert balance(theirs, "written") == 150
 
 
+def test_a_command_that_does_not_trust_the_cache_loads_fresh_inside_one_that_does(
+    two: tuple[Ledger, Ledger],
+) -> None:
+    """A command's retry (or a command run from inside another's first attempt) fast-forwards."""
+    ours, theirs = two
+    credit(ours, "nested", 100)
+    credit(theirs, "nested", 50)  # we still hold the wallet at 100
+    with ours.repository.trusting_cache() as outer:
+        with ours.repository.trusting_cache(False) as inner:
+            fresh = ours.wallet("nested")
+        assert fresh is not None and fresh.total_balance == 150
+        assert inner == {} and outer == {}
+        trusted = ours.wallet("nested")  # the fast-forward above brought the cached copy along
+        assert trusted is not None and trusted.total_balance == 150
+        assert outer == {wallet_id("nested"): trusted.version}
+
+
 def test_two_ledgers_spending_from_the_same_wallets_in_threads_lose_and_double_nothing(
     two: tuple[Ledger, Ledger],
 ) -> None:
