@@ -8,9 +8,10 @@ pairs on a 2-core machine: 0.660 and 0.607 → 0.381 and 0.397 ms of CPU per spe
 only when the database vouches for every copy it read that way
 (`domain.ledger.Ledger._run`):
 
-- an aggregate the command saves is checked by the save itself: its next version is already
-  recorded if another process wrote it (eventsourcing's optimistic concurrency), the save
-  conflicts, and the command decides again on fresh state;
+- an aggregate the command saves from the copy it read is checked by the save itself: its next
+  version is already recorded if another process wrote it (eventsourcing's optimistic
+  concurrency), the save conflicts, and the command decides again on fresh state. (A save of
+  another, fresher copy of it vouches for that copy only: the old one is checked as below.)
 - an aggregate it only read, and every aggregate of an attempt that ended in a refusal (a
   `DomainError`: too few points could have been decided on an old balance), is checked with
   the same query the fast-forward would have made, after the decision instead of before.

@@ -255,8 +255,9 @@ class Ledger(Application):
                         raise
                 pending = [a for a in aggregates if a.pending_events]
                 if unchecked:
-                    saved = {a.id for a in pending}
-                    if self._stale({key: v for key, v in unchecked.items() if key not in saved}):
+                    # A save vouches for the copy it was decided on: the one whose next version it writes.
+                    saved = {a.id: a.pending_events[0].originator_version - 1 for a in pending}
+                    if self._stale({key: v for key, v in unchecked.items() if saved.get(key) != v}):
                         continue
                 if record_id is not None:
                     assert idempotency is not None and idempotency.key is not None and encode is not None

@@ -118,6 +118,25 @@ def test_an_aggregate_only_read_is_checked_after_the_decision(two: tuple[Ledger,
     assert balance(theirs, "written") == 150
 
 
+def test_a_copy_read_as_it_stood_is_checked_when_a_fresher_copy_of_it_is_saved(two: tuple[Ledger, Ledger]) -> None:
+    ours, theirs = two
+    credit(ours, "copies", 100)
+    credit(theirs, "copies", 50)  # we still hold the wallet at 100
+
+    def double_what_was_read() -> tuple[int, list[Any]]:
+        read = ours.wallet("copies")
+        with ours.repository.trusting_cache(False):
+            fresh = ours.wallet("copies")
+        assert read is not None and fresh is not None
+        fresh.credit(type="ADJUSTMENT", amount=read.total_balance, at=NOW, description="double",
+                     reference_type="adjustment", reference_id="test", expires_at=None)
+        return read.total_balance, [fresh]
+
+    # The save writes the version after the fresh copy's, which vouches for that copy, not the old one.
+    assert ours.run(double_what_was_read, lock=[wallet_id("copies")]) == 150
+    assert balance(theirs, "copies") == 300
+
+
 def test_a_command_that_does_not_trust_the_cache_loads_fresh_inside_one_that_does(
     two: tuple[Ledger, Ledger],
 ) -> None:
