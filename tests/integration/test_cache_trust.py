@@ -37,6 +37,20 @@ def spend(ledger: Ledger, user: str, amount: int, service_id: str) -> dict[str, 
     return ledger.wallets.spend_points(user, service=None, amount=amount, service_id=service_id, now=NOW)
 
 
+def left_behind(two: tuple[Ledger, Ledger], user: str) -> tuple[Ledger, Ledger]:
+    """Ours caches the user's wallet at 100 points; theirs then credits 50 (150 in the database)."""
+    ours, theirs = two
+    credit(ours, user, 100)
+    credit(theirs, user, 50)
+    return ours, theirs
+
+
+def add(wallet: Any, amount: int) -> None:
+    """Credit `amount` to a wallet a test's own command body holds."""
+    wallet.credit(type="ADJUSTMENT", amount=amount, at=NOW, description="test", reference_type="adjustment",
+                  reference_id="test", expires_at=None)
+
+
 def balance(ledger: Ledger, user: str) -> int:
     """The wallet as the database holds it (a load with eventsourcing's fast-forward)."""
     wallet = ledger.wallet(user)
@@ -102,16 +116,13 @@ def test_a_save_on_an_old_version_conflicts_and_is_decided_again(
 
 
 def test_an_aggregate_only_read_is_checked_after_the_decision(two: tuple[Ledger, Ledger]) -> None:
-    ours, theirs = two
-    credit(ours, "read", 100)
-    credit(theirs, "read", 50)  # we still hold the wallet at 100
+    ours, theirs = left_behind(two, "read")
 
     def copy_balance() -> tuple[int, list[Any]]:
         read = ours.wallet("read")
         assert read is not None
         target = ours.wallet_or_new("written", NOW)
-        target.credit(type="ADJUSTMENT", amount=read.total_balance, at=NOW, description="copy",
-                      reference_type="adjustment", reference_id="test", expires_at=None)
+        add(target, read.total_balance)
         return read.total_balance, [target]
 
     assert ours.run(copy_balance, lock=[wallet_id("written")]) == 150
@@ -119,17 +130,14 @@ def test_an_aggregate_only_read_is_checked_after_the_decision(two: tuple[Ledger,
 
 
 def test_a_copy_read_as_it_stood_is_checked_when_a_fresher_copy_of_it_is_saved(two: tuple[Ledger, Ledger]) -> None:
-    ours, theirs = two
-    credit(ours, "copies", 100)
-    credit(theirs, "copies", 50)  # we still hold the wallet at 100
+    ours, theirs = left_behind(two, "copies")
 
     def double_what_was_read() -> tuple[int, list[Any]]:
         read = ours.wallet("copies")
         with ours.repository.trusting_cache(False):
             fresh = ours.wallet("copies")
         assert read is not None and fresh is not None
-        fresh.credit(type="ADJUSTMENT", amount=read.total_balance, at=NOW, description="double",
-                     reference_type="adjustment", reference_id="test", expires_at=None)
+        add(fresh, read.total_balance)
         return read.total_balance, [fresh]
 
     # The save writes the version after the fresh copy's, which vouches for that copy, not the old one.
@@ -141,9 +149,7 @@ def test_a_command_that_does_not_trust_the_cache_loads_fresh_inside_one_that_doe
     two: tuple[Ledger, Ledger],
 ) -> None:
     """A command's retry (or a command run from inside another's first attempt) fast-forwards."""
-    ours, theirs = two
-    credit(ours, "nested", 100)
-    credit(theirs, "nested", 50)  # we still hold the wallet at 100
+    ours, theirs = left_behind(two, "nested")
     with ours.repository.trusting_cache() as outer:
         with ours.repository.trusting_cache(False) as inner:
             fresh = ours.wallet("nested")
