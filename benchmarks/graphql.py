@@ -14,9 +14,12 @@ process(es), the projector, the bench's own threads (the in-process half), wrk
 (as an ended child), and PostgreSQL's server processes when they run here.
 
 wrk (Debian package `wrk`) is the load generator: a Python client would measure
-itself. With `--api-processes N` (N > 1), N `subledger serve` processes share
-one port through SO_REUSEPORT (`serve --reuse-port`), and the kernel spreads
-wrk's connections over them.
+itself. With `--api-processes N` (N > 1), N `subledger serve` processes run behind
+the compose layout's proxy: nginx with the repository's template
+(`benchmarks/proxy.py`), which sends every request of one caller to the same
+process; its CPU is reported as `proxy`. `--front reuse-port` instead has them
+share one port through SO_REUSEPORT (`serve --reuse-port`), where the kernel
+spreads wrk's connections over them by their addresses, whoever the caller.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import proxy
 from benchmarks.common import emit, run_threads
 from benchmarks.cpu import CpuMeter, postgres_pids
 from gateways.tls import client_ssl_context
@@ -43,6 +47,8 @@ from subledger.app import build
 from subledger.settings import Settings
 
 SECRET = "bench-secret-bench-secret-bench-secret"
+#: What stands in front of several API processes (`--front`).
+FRONTS = ("nginx", "reuse-port")
 # Each wrk thread starts at its own random user and numbers its own requests, so every
 # spend has a new serviceId and the threads do not meet on the same wallets.
 LUA = r"""
@@ -68,11 +74,14 @@ class Layout:
     apis: list[subprocess.Popen[bytes]]
     projector: subprocess.Popen[bytes]
     port: int
+    #: nginx in front of the API processes (None: wrk reaches them directly).
+    proxy: subprocess.Popen[bytes] | None = None
 
     def stop(self) -> None:
-        for process in [*self.apis, self.projector]:
+        processes = [*([self.proxy] if self.proxy else []), *self.apis, self.projector]
+        for process in processes:
             process.terminate()
-        for process in [*self.apis, self.projector]:
+        for process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -88,32 +97,49 @@ def _seconds(text: str) -> float:
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
-def start_layout(database_url: str, api_processes: int) -> Layout:
+def start_layout(database_url: str, api_processes: int, front: str = "nginx") -> Layout:
     port = 18000 + os.getpid() % 1000
     env = {
         **os.environ, "SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_JWT_SECRET": SECRET,
         "SUBLEDGER_PROJECTIONS_IN_PROCESS": "false",
     }
     quiet: dict[str, Any] = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    serve = [sys.executable, "-m", "subledger.cli", "serve", "--port", str(port)]
-    if api_processes > 1:
-        serve.append("--reuse-port")
+    serve = [sys.executable, "-m", "subledger.cli", "serve", "--port"]
+    proxied = api_processes > 1 and front == "nginx"
+    # Behind nginx each process has a port of its own (the next ones after the proxy's).
+    ports = [port + 1 + i for i in range(api_processes)] if proxied else [port] * api_processes
+    if api_processes > 1 and not proxied:
+        serve = [*serve[:-1], "--reuse-port", "--port"]
     projector = subprocess.Popen([sys.executable, "-m", "subledger.cli", "projector"], **quiet)
-    apis = [subprocess.Popen(serve, **quiet) for _ in range(api_processes)]
+    apis = [subprocess.Popen([*serve, str(api_port)], **quiet) for api_port in ports]
     layout = Layout(apis, projector, port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1, verify=client_ssl_context()).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or any(p.poll() is not None for p in [*apis, projector]):
+    if not _healthy([*dict.fromkeys(ports)], [*apis, projector]):
+        layout.stop()
+        raise SystemExit("the API or the projector did not start")
+    if proxied:
+        layout.proxy = proxy.start(ports, port)
+        if not _healthy([port], [layout.proxy]):
             layout.stop()
-            raise SystemExit("the API or the projector did not start")
-        time.sleep(0.2)
-    time.sleep(1.0 * api_processes)  # every process of the port has bound it
+            raise SystemExit("nginx did not start in front of the API processes")
+    else:
+        time.sleep(1.0 * api_processes)  # every process of the shared port has bound it
     return layout
+
+
+def _healthy(ports: list[int], processes: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> bool:
+    """Whether /healthz answers 200 on every port before `timeout`, while `processes` run."""
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1, verify=client_ssl_context()).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                return False
+            time.sleep(0.2)
+    return True
 
 
 def _children_cpu() -> float:
@@ -178,7 +204,7 @@ def catch_up_seconds(built: Any, timeout: float = 300.0) -> float:
 
 
 def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_count: int = 200,
-        api_processes: int = 1) -> None:
+        api_processes: int = 1, front: str = "nginx") -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench graphql needs wrk (apt-get install wrk)")
     settings = Settings(database_url=database_url, jwt_secret=SECRET, projections_in_process=False)
@@ -188,10 +214,12 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_c
     try:
         for user in users:
             built.ledger.wallets.adjust_points(user, 100_000_000, "bench", now=datetime.now(timezone.utc), actor="bench")
-        layout = start_layout(database_url, api_processes)
+        layout = start_layout(database_url, api_processes, front)
         catch_up_seconds(built)
         apis, projector = [p.pid for p in layout.apis], [layout.projector.pid]
         groups = {"api": lambda: apis, "projector": lambda: projector}
+        if layout.proxy is not None:
+            groups["proxy"] = lambda: proxy.process_tree(layout.proxy.pid)
         if built.view_db.kind == "postgres":
             groups["postgres"] = postgres_pids
 
@@ -223,6 +251,7 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_c
         "graphql",
         database=built.view_db.kind,
         layout=f"{api_processes} API process(es) + 1 projector process",
+        front=("nginx" if front == "nginx" else "SO_REUSEPORT") if api_processes > 1 else "none",
         users=users_count,
         connections=connections,
         seconds=seconds,

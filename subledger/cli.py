@@ -204,13 +204,17 @@ def bench_graphql(
     seconds: float = typer.Option(10.0, help="Duration of each half."),
     connections: int = typer.Option(16, help="wrk connections, and in-process callers."),
     users: int = typer.Option(200, help="Users (wallets) the spends are spread over."),
-    api_processes: int = typer.Option(1, help="serve processes sharing the port (SO_REUSEPORT)."),
+    api_processes: int = typer.Option(1, help="serve processes, behind the front below when more than one."),
+    front: str = typer.Option("nginx", help="In front of several: `nginx` (the compose layout's proxy and "
+                              "template) or `reuse-port` (one shared port, SO_REUSEPORT)."),
 ) -> None:
     """spendPoints mutations/s over HTTP (wrk) against the same command in process, with a projector process."""
-    from benchmarks.graphql import run
+    from benchmarks.graphql import FRONTS, run
 
+    if front not in FRONTS:
+        raise typer.BadParameter(f"--front must be one of {', '.join(FRONTS)}")
     run(load_settings().database_url, seconds=seconds, connections=connections, users_count=users,
-        api_processes=api_processes)
+        api_processes=api_processes, front=front)
 
 
 @bench_app.command("layers")
