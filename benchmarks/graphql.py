@@ -47,8 +47,6 @@ from subledger.app import build
 from subledger.settings import Settings
 
 SECRET = "bench-secret-bench-secret-bench-secret"
-#: What stands in front of several API processes (`--front`).
-FRONTS = ("nginx", "reuse-port")
 # Each wrk thread starts at its own random user and numbers its own requests, so every
 # spend has a new serviceId and the threads do not meet on the same wallets.
 LUA = r"""
@@ -97,21 +95,20 @@ def _seconds(text: str) -> float:
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
-def start_layout(database_url: str, api_processes: int, front: str = "nginx") -> Layout:
+def start_layout(database_url: str, api_processes: int, front: proxy.Front = proxy.Front.NGINX) -> Layout:
     port = 18000 + os.getpid() % 1000
     env = {
         **os.environ, "SUBLEDGER_DATABASE_URL": database_url, "SUBLEDGER_JWT_SECRET": SECRET,
         "SUBLEDGER_PROJECTIONS_IN_PROCESS": "false",
     }
     quiet: dict[str, Any] = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    serve = [sys.executable, "-m", "subledger.cli", "serve", "--port"]
-    proxied = api_processes > 1 and front == "nginx"
+    proxied = api_processes > 1 and front is proxy.Front.NGINX
+    shared = api_processes > 1 and not proxied
     # Behind nginx each process has a port of its own (the next ones after the proxy's).
     ports = [port + 1 + i for i in range(api_processes)] if proxied else [port] * api_processes
-    if api_processes > 1 and not proxied:
-        serve = [*serve[:-1], "--reuse-port", "--port"]
+    serve = [sys.executable, "-m", "subledger.cli", "serve", *(["--reuse-port"] if shared else [])]
     projector = subprocess.Popen([sys.executable, "-m", "subledger.cli", "projector"], **quiet)
-    apis = [subprocess.Popen([*serve, str(api_port)], **quiet) for api_port in ports]
+    apis = [subprocess.Popen([*serve, "--port", str(api_port)], **quiet) for api_port in ports]
     layout = Layout(apis, projector, port)
     if not _healthy([*dict.fromkeys(ports)], [*apis, projector]):
         layout.stop()
@@ -204,7 +201,7 @@ def catch_up_seconds(built: Any, timeout: float = 300.0) -> float:
 
 
 def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_count: int = 200,
-        api_processes: int = 1, front: str = "nginx") -> None:
+        api_processes: int = 1, front: proxy.Front = proxy.Front.NGINX) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench graphql needs wrk (apt-get install wrk)")
     settings = Settings(database_url=database_url, jwt_secret=SECRET, projections_in_process=False)
@@ -251,7 +248,7 @@ def run(database_url: str, seconds: float = 10.0, connections: int = 16, users_c
         "graphql",
         database=built.view_db.kind,
         layout=f"{api_processes} API process(es) + 1 projector process",
-        front=("nginx" if front == "nginx" else "SO_REUSEPORT") if api_processes > 1 else "none",
+        front=("nginx" if front is proxy.Front.NGINX else "SO_REUSEPORT") if api_processes > 1 else "none",
         users=users_count,
         connections=connections,
         seconds=seconds,

@@ -10,12 +10,22 @@ replica by the caller's token, keepalive to the replicas, the headers) is the te
 """
 from __future__ import annotations
 
+import enum
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+
+class Front(str, enum.Enum):
+    """What stands in front of several API processes in `bench graphql`."""
+
+    #: nginx with the compose layout's template: one caller, one process.
+    NGINX = "nginx"
+    #: One port shared through SO_REUSEPORT: the kernel spreads connections by their addresses.
+    REUSE_PORT = "reuse-port"
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy" / "nginx" / "default.conf.template"

@@ -7,6 +7,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from benchmarks.proxy import Front
 from subledger.cli_keys import keys_app
 from subledger.cli_migrate import migrate
 from subledger.cli_read_models import audit_app, projections_app, projector
@@ -205,14 +206,12 @@ def bench_graphql(
     connections: int = typer.Option(16, help="wrk connections, and in-process callers."),
     users: int = typer.Option(200, help="Users (wallets) the spends are spread over."),
     api_processes: int = typer.Option(1, help="serve processes, behind the front below when more than one."),
-    front: str = typer.Option("nginx", help="In front of several: `nginx` (the compose layout's proxy and "
-                              "template) or `reuse-port` (one shared port, SO_REUSEPORT)."),
+    front: Front = typer.Option(Front.NGINX, help="In front of several: `nginx` (the compose layout's proxy and "
+                                "template) or `reuse-port` (one shared port, SO_REUSEPORT)."),
 ) -> None:
     """spendPoints mutations/s over HTTP (wrk) against the same command in process, with a projector process."""
-    from benchmarks.graphql import FRONTS, run
+    from benchmarks.graphql import run
 
-    if front not in FRONTS:
-        raise typer.BadParameter(f"--front must be one of {', '.join(FRONTS)}")
     run(load_settings().database_url, seconds=seconds, connections=connections, users_count=users,
         api_processes=api_processes, front=front)
 

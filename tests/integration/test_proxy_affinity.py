@@ -10,6 +10,7 @@ is the proxy's routing, which the replicas cannot influence.
 from __future__ import annotations
 
 import json
+import uuid
 import threading
 import time
 from collections.abc import Iterator
@@ -121,3 +122,38 @@ def test_a_caller_whose_replica_is_down_is_served_by_another(layout) -> None:  #
         # (a POST that reached a replica is never sent twice).
         assert {served_by(client, url, stranded) for _ in range(4)} == {"b"}
         assert served_by(client, url, tokens["b"]) == "b"
+
+
+def test_the_bench_layout_serves_every_caller_through_the_proxy(postgres_url: str) -> None:
+    """`bench graphql --api-processes 2`'s layout: two real `serve` processes and a projector,
+    nginx in front; a caller's spends go through the proxy and are answered from the ledger."""
+    from datetime import datetime, timezone
+
+    from benchmarks import graphql
+    from schema.auth import mint_token
+    from subledger.app import build
+    from subledger.settings import Settings
+
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema=proxy_bench_{uuid.uuid4().hex[:8]}"
+    built = build(Settings(database_url=url, jwt_secret=graphql.SECRET, projections_in_process=False))
+    user = f"proxied-{uuid.uuid4().hex[:8]}"
+    built.ledger.wallets.adjust_points(user, 100, "test", now=datetime.now(timezone.utc), actor="test")
+    layout = graphql.start_layout(url, 2, proxy.Front.NGINX)
+    try:
+        assert layout.proxy is not None and layout.proxy.poll() is None
+        assert len(proxy.process_tree(layout.proxy.pid)) >= 2  # nginx's master and its worker
+        token = mint_token(graphql.SECRET, user, "user")
+        spend = "mutation($s: String!) { spendPoints(input: {amount: 1, serviceId: $s}) { remainingBalance } }"
+        with httpx.Client(timeout=30) as client:
+            balances = [
+                client.post(f"http://127.0.0.1:{layout.port}/graphql", headers={"Authorization": f"Bearer {token}"},
+                            json={"query": spend, "variables": {"s": f"s-{n}"}}).json()["data"]["spendPoints"]["remainingBalance"]
+                for n in range(5)
+            ]
+        assert balances == [99, 98, 97, 96, 95]
+        assert built.ledger.wallet(user).total_balance == 95  # the ledger, read afresh
+    finally:
+        layout.stop()
+        built.ledger.close()
+        built.view_db.close()
+    assert all(process.poll() is not None for process in [layout.proxy, *layout.apis, layout.projector])
