@@ -48,17 +48,13 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
 
 
-def start(upstream_ports: list[int], listen: int) -> subprocess.Popen[bytes]:
-    """nginx (one worker, as on a 2-core machine) in the foreground, its files in a temp dir."""
-    binary = nginx_binary()
-    if binary is None:
-        raise SystemExit("bench graphql --api-processes N needs nginx (apt-get install nginx), as the compose layout does")
-    directory = Path(tempfile.mkdtemp(prefix="subledger-bench-nginx-"))
-    (directory / "default.conf").write_text(render(upstream_ports, listen))
-    (directory / "nginx.conf").write_text(f"""
+def main_conf(directory: Path, include: str | Path, *, error_log: str = "stderr warn") -> str:
+    """nginx's main configuration for an unprivileged nginx with its files in `directory`:
+    one worker, no access log, the server blocks of `include` (a file or a glob)."""
+    return f"""
 worker_processes 1;
 pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
+error_log {error_log};
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
@@ -67,9 +63,19 @@ http {{
     fastcgi_temp_path {directory}/fastcgi;
     uwsgi_temp_path {directory}/uwsgi;
     scgi_temp_path {directory}/scgi;
-    include {directory}/default.conf;
+    include {include};
 }}
-""")
+"""
+
+
+def start(upstream_ports: list[int], listen: int) -> subprocess.Popen[bytes]:
+    """nginx (one worker, as on a 2-core machine) in the foreground, its files in a temp dir."""
+    binary = nginx_binary()
+    if binary is None:
+        raise SystemExit("bench graphql --api-processes N needs nginx (apt-get install nginx), as the compose layout does")
+    directory = Path(tempfile.mkdtemp(prefix="subledger-bench-nginx-"))
+    (directory / "default.conf").write_text(render(upstream_ports, listen))
+    (directory / "nginx.conf").write_text(main_conf(directory, directory / "default.conf", error_log=f"{directory}/error.log warn"))
     return subprocess.Popen([binary, "-c", str(directory / "nginx.conf"), "-g", "daemon off;"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

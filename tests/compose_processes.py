@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from benchmarks.proxy import main_conf, nginx_binary
 from tests.compose_local import Service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,26 +81,8 @@ def render_nginx(layout: Layout, service: Service, directory: Path) -> list[str]
     for template in templates.glob("*.template"):
         text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m[1], m[0]), template.read_text())
         (conf_d / template.name.removesuffix(".template")).write_text(text)
-    (directory / "nginx.conf").write_text(f"""
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {directory}/body;
-    proxy_temp_path {directory}/proxy;
-    fastcgi_temp_path {directory}/fastcgi;
-    uwsgi_temp_path {directory}/uwsgi;
-    scgi_temp_path {directory}/scgi;
-    include {conf_d}/*.conf;
-}}
-""")
+    (directory / "nginx.conf").write_text(main_conf(directory, f"{conf_d}/*.conf"))
     return [nginx_binary() or "nginx", "-c", str(directory / "nginx.conf"), "-g", "daemon off;"]
-
-
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 
 
 def healthcheck_deadline(service: Service) -> float:
