@@ -10,6 +10,7 @@ replica by the caller's token, keepalive to the replicas, the headers) is the te
 """
 from __future__ import annotations
 
+import atexit
 import enum
 import os
 import re
@@ -26,6 +27,7 @@ class Front(str, enum.Enum):
     NGINX = "nginx"
     #: One port shared through SO_REUSEPORT: the kernel spreads connections by their addresses.
     REUSE_PORT = "reuse-port"
+
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "deploy" / "nginx" / "default.conf.template"
@@ -74,6 +76,7 @@ def start(upstream_ports: list[int], listen: int) -> subprocess.Popen[bytes]:
     if binary is None:
         raise SystemExit("bench graphql --api-processes N needs nginx (apt-get install nginx), as the compose layout does")
     directory = Path(tempfile.mkdtemp(prefix="subledger-bench-nginx-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)  # nginx has stopped by then
     (directory / "default.conf").write_text(render(upstream_ports, listen))
     (directory / "nginx.conf").write_text(main_conf(directory, directory / "default.conf", error_log=f"{directory}/error.log warn"))
     return subprocess.Popen([binary, "-c", str(directory / "nginx.conf"), "-g", "daemon off;"],
